@@ -1,0 +1,85 @@
+# shellcheck shell=sh
+# Shared helpers of the init stages: logging, the boot environment, device
+# waits and the emergency shell (spec "Failure Handling").
+
+# shellcheck disable=SC2034 # used by the stages that source this file
+KUBESOLO_RUN=/run/kubesolo-os
+KUBESOLO_BOOT_ENV=$KUBESOLO_RUN/boot.env
+KUBESOLO_DATA_MNT=/mnt/data
+
+log()       { echo "[kubesolo-init] [INFO] $*" >&2; }
+log_ok()    { echo "[kubesolo-init] [OK] $*" >&2; }
+log_warn()  { echo "[kubesolo-init] [WARN] $*" >&2; }
+log_error() { echo "[kubesolo-init] [ERROR] $*" >&2; }
+
+# die MESSAGE: report a stage failure; init then opens the emergency shell.
+die() { log_error "$*"; exit 1; }
+
+# The variables of stage 10 live in a file so that every stage (each runs in
+# its own subshell) and the emergency shell see the same values.
+load_boot_env() {
+    # shellcheck disable=SC1090
+    [ -f "$KUBESOLO_BOOT_ENV" ] && . "$KUBESOLO_BOOT_ENV"
+    return 0
+}
+
+# save_var NAME VALUE FILE: append a sh-quoted assignment.
+save_var() {
+    printf "%s='%s'\n" "$1" "$(printf '%s' "$2" | sed "s/'/'\\\\''/g")" >> "$3"
+}
+
+shell_requested() { load_boot_env; [ "${KUBESOLO_SHELL:-0}" = 1 ]; }
+
+is_ram_only() { load_boot_env; [ "${KUBESOLO_NOPERSIST:-0}" = 1 ]; }
+
+# resolve_device SPEC: print the block device for /dev/..., LABEL= or UUID=.
+# busybox has no blkid applet in Debian's busybox-static; findfs is its
+# equivalent (same volume_id probe).
+resolve_device() {
+    case $1 in
+        LABEL=*|UUID=*) findfs "$1" 2>/dev/null ;;
+        *) [ -b "$1" ] && echo "$1" ;;
+    esac
+}
+
+# wait_for_device SPEC SECONDS: print the device once it appears.
+wait_for_device() {
+    spec=$1 waited=0
+    while [ "$waited" -lt "$2" ]; do
+        dev=$(resolve_device "$spec") && [ -n "$dev" ] && { echo "$dev"; return 0; }
+        [ "$waited" = 0 ] && log "Waiting up to $2s for data device $spec"
+        sleep 1
+        waited=$((waited + 1))
+    done
+    return 1
+}
+
+# get_ip IFACE: the first IPv4 address of an interface, without prefix.
+get_ip() {
+    ip -4 -o addr show dev "$1" 2>/dev/null | awk '{ sub(/\/.*/, "", $4); print $4; exit }'
+}
+
+# read_config_words FILE: print a config file's words, ignoring # comments.
+read_config_words() {
+    [ -f "$1" ] || return 0
+    sed 's/#.*//' "$1" | tr -s ' \t\n' '   '
+}
+
+# A root shell on the console: used on failure and for kubesolo.shell.
+console_shell() {
+    mkdir -p "$KUBESOLO_RUN"
+    echo "$1" > "$KUBESOLO_RUN/shell"
+    PS1="($1) # " setsid cttyhack sh -i
+    rm -f "$KUBESOLO_RUN/shell"
+}
+
+emergency_shell() {
+    log_error "Boot failed: emergency shell on the console; type 'exit' to retry the boot sequence"
+    log "Useful: dmesg | tail -50; cat /proc/cmdline; cat /proc/mounts; findfs LABEL=KSOLODATA; ip addr"
+    console_shell kubesolo-emergency
+}
+
+drop_to_shell() {
+    log "kubesolo.shell: shell after stage 10; type 'exit' to continue the boot"
+    console_shell kubesolo-shell
+}

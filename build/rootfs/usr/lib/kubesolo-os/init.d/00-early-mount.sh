@@ -1,0 +1,50 @@
+# shellcheck shell=sh
+# Stage 00 (spec "Stage 00 — Early Mount"): virtual filesystems, then the
+# drivers of the devices present (coldplug), so that stage 20 finds its disk.
+# Every mount is skipped when already there: the emergency shell's `exit`
+# runs this stage again.
+
+mount_once() { # TYPE SOURCE TARGET [OPTIONS]
+    grep -q "^[^ ]* $3 " /proc/mounts 2>/dev/null && return 0
+    mkdir -p "$3"
+    mount -t "$1" ${4:+-o "$4"} "$2" "$3" || die "cannot mount $1 on $3"
+}
+
+mount_once proc proc /proc nosuid,nodev,noexec
+mount_once sysfs sysfs /sys nosuid,nodev,noexec
+mount_once devtmpfs devtmpfs /dev mode=0755,nosuid
+mount_once tmpfs tmpfs /tmp mode=1777,nosuid,nodev
+mount_once tmpfs tmpfs /run mode=0755,nosuid,nodev
+mount_once devpts devpts /dev/pts gid=5,mode=620,ptmxmode=666
+mount_once tmpfs tmpfs /dev/shm mode=1777,nosuid,nodev
+
+if grep -qw cgroup2 /proc/filesystems; then
+    mount_once cgroup2 cgroup2 /sys/fs/cgroup nsdelegate
+    # KubeSolo needs these controllers (kubesolo-facts.md "Host requirements").
+    for c in cpuset cpu io memory pids hugetlb; do
+        grep -qw "$c" /sys/fs/cgroup/cgroup.controllers &&
+            echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
+    done
+else
+    log_warn "cgroup v2 unavailable: falling back to cgroup v1"
+    mount_once tmpfs cgroup /sys/fs/cgroup mode=0755
+    for c in cpuset cpu cpuacct memory pids devices blkio; do
+        mount_once cgroup cgroup "/sys/fs/cgroup/$c" "$c" || true
+    done
+fi
+
+mkdir -p "$KUBESOLO_RUN"
+ln -sf /proc/self/fd /dev/fd 2>/dev/null
+
+# Coldplug: the Debian kernel has virtio, ext4 and the NIC drivers as
+# modules; load the driver of every device present, by its modalias.
+coldplug() {
+    find /sys/devices -name modalias -type f 2>/dev/null | while read -r f; do
+        read -r alias < "$f" 2>/dev/null && [ -n "$alias" ] && echo "$alias"
+    done | sort -u | xargs -r modprobe -qa 2>/dev/null
+    # shellcheck disable=SC2046 # one module name per word
+    modprobe -qa $(cat /usr/lib/kubesolo-os/boot-modules.list) 2>/dev/null
+    return 0
+}
+coldplug
+log "Coldplug done: $(wc -l < /proc/modules) modules loaded"

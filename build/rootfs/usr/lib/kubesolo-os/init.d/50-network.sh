@@ -1,0 +1,50 @@
+# shellcheck shell=sh
+# Stage 50 (spec "Stage 50 — Network"): saved config > cloud-init > DHCP on
+# the first physical interface. A node without a network still boots (with
+# a warning): KubeSolo reports the problem itself.
+# shellcheck source=../network.sh
+. /usr/lib/kubesolo-os/network.sh
+
+CLOUDINIT_DEFAULT=/etc/kubesolo/cloud-init.yaml
+
+ip link set lo up
+
+configure_from_saved() {
+    [ -f "$NETWORK_SAVED" ] || return 1
+    NET_IFACE="" NET_MODE="" NET_ADDRESS="" NET_GATEWAY="" NET_DNS=""
+    # shellcheck disable=SC1090
+    . "$NETWORK_SAVED" || return 1
+    apply_network_vars || { log_warn "saved network config $NETWORK_SAVED failed to apply"; return 1; }
+    record_network saved "$NET_IFACE" "${NET_MODE:-static}" "$NET_ADDRESS" "$NET_GATEWAY" "$NET_DNS"
+}
+
+configure_from_cloud_init() {
+    file=${KUBESOLO_CLOUDINIT:-$CLOUDINIT_DEFAULT}
+    if [ ! -f "$file" ]; then
+        [ -n "$KUBESOLO_CLOUDINIT" ] && log_warn "cloud-init file $file not found"
+        return 1
+    fi
+    settings=$(cloud_init_network "$file") || { log_warn "cloud-init file $file has no network.address"; return 1; }
+    NET_IFACE="" NET_MODE="" NET_ADDRESS="" NET_GATEWAY="" NET_DNS=""
+    eval "$settings"
+    apply_network_vars || { log_warn "cloud-init network config from $file failed to apply"; return 1; }
+    record_network cloud-init "$NET_IFACE" static "$NET_ADDRESS" "$NET_GATEWAY" "$NET_DNS"
+    save_network_config
+}
+
+configure_with_dhcp() {
+    iface=$(primary_iface)
+    [ -n "$iface" ] || { log_warn "no physical network interface found"; return 1; }
+    if apply_dhcp "$iface"; then
+        record_network dhcp "$iface" dhcp "$(get_ip "$iface")"
+    else
+        log_warn "DHCP on $iface got no lease"
+        record_network none "$iface" dhcp
+        return 1
+    fi
+}
+
+configure_from_saved || configure_from_cloud_init || configure_with_dhcp
+# shellcheck disable=SC1090
+[ -f "$NETWORK_STATE" ] && . "$NETWORK_STATE"
+log "Network: ${NET_IFACE:-none} ${NET_ADDRESS:-no address} (from ${NET_SOURCE:-nothing})"

@@ -1,0 +1,38 @@
+# shellcheck shell=sh
+# Stage 60 (spec "Stage 60 — Hostname"): the saved hostname, or
+# kubesolo-XXXXXX from the primary MAC; saved for the next boot and written
+# to /etc/hostname and /etc/hosts. KubeSolo uses it as the node name, which
+# must be lowercase RFC 1123.
+
+# shellcheck source=../network.sh
+. /usr/lib/kubesolo-os/network.sh
+
+HOSTNAME_SAVED=/etc/kubesolo/hostname
+
+# hostname_from_mac MAC: kubesolo- and the last six hex digits, lowercase.
+hostname_from_mac() {
+    echo "$1" | tr -d ':' | tr 'A-F' 'a-f' | awk '{ print "kubesolo-" substr($0, length($0) - 5) }'
+}
+
+valid_hostname() {
+    echo "$1" | grep -Eq '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'
+}
+
+# shellcheck disable=SC1090
+[ -f "$KUBESOLO_RUN/network.env" ] && . "$KUBESOLO_RUN/network.env"
+name=""
+if [ -f "$HOSTNAME_SAVED" ]; then
+    name=$(tr -d ' \t\r\n' < "$HOSTNAME_SAVED")
+    valid_hostname "$name" || { log_warn "saved hostname '$name' is not lowercase RFC 1123; ignoring it"; name=""; }
+fi
+if [ -z "$name" ]; then
+    iface=${NET_IFACE:-$(primary_iface)}
+    mac=$(cat "/sys/class/net/$iface/address" 2>/dev/null)
+    [ -n "$mac" ] || mac=000000000000
+    name=$(hostname_from_mac "$mac")
+    if [ -d "${HOSTNAME_SAVED%/*}" ]; then echo "$name" > "$HOSTNAME_SAVED"; fi
+fi
+hostname "$name" || die "cannot set hostname $name"
+echo "$name" > /etc/hostname
+grep -qw "$name" /etc/hosts 2>/dev/null || echo "127.0.1.1 $name" >> /etc/hosts
+log "Hostname: $name"

@@ -1,0 +1,23 @@
+# shellcheck shell=sh
+# Stage 70 (spec "Stage 70 — Clock"): best effort and never blocking.
+# Debian's busybox-static has no ntpd applet (and Debian 12's ntpdate is the
+# Python one of ntpsec), so the network attempt uses busybox rdate against
+# the time servers DHCP offered or /etc/kubesolo/time-servers, in the
+# background with a timeout.
+
+if hwclock -s -u 2>/dev/null; then
+    log "Clock set from the hardware clock: $(date -u)"
+else
+    log_warn "no hardware clock"
+fi
+
+servers=$(cat "$KUBESOLO_RUN/ntp-servers" /etc/kubesolo/time-servers 2>/dev/null | tr -s ' \n' '  ')
+if [ -z "${servers% }" ]; then
+    log_warn "no network time source available: clock left as is"
+else
+    ( for server in $servers; do
+          timeout 10 rdate -s "$server" 2>/dev/null && { log "Clock set from $server"; exit 0; }
+      done
+      log_warn "no network time source answered ($servers)" ) &
+    log "Network time sync started in the background"
+fi

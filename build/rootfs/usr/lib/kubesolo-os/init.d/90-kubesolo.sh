@@ -1,0 +1,36 @@
+# shellcheck shell=sh
+# Stage 90 (spec "Stage 90 — KubeSolo", corrected by kubesolo-facts.md
+# "Command line"): build KubeSolo's command line and exec it as PID 1.
+# init sources this file, so `exec` replaces PID 1 and `return` reports a
+# failure. Booleans take no value in KubeSolo's grammar: `--local-storage`,
+# never `--local-storage true` (KubeSolo would exit and the kernel panic).
+
+KUBESOLO_BIN=/usr/local/bin/kubesolo
+KUBESOLO_FLAGS_FILE=/etc/kubesolo/extra-flags
+
+# kubesolo_args HOSTNAME FILE_FLAGS CMDLINE_FLAGS: one argument per line.
+# Extra flags are split on blanks: later flags win, so the boot parameter
+# (most specific) comes after the data-partition file.
+kubesolo_args() {
+    printf '%s\n' --path /var/lib/kubesolo --local-storage --apiserver-extra-sans "$1"
+    # shellcheck disable=SC2086 # word splitting of the flag lists is intended
+    [ -n "$2$3" ] && printf '%s\n' $2 $3
+    return 0
+}
+
+if [ ! -e "$KUBESOLO_BIN" ]; then
+    log_error "$KUBESOLO_BIN not found: the image carries no KubeSolo"
+    return 1
+fi
+if [ ! -x "$KUBESOLO_BIN" ]; then
+    log_error "$KUBESOLO_BIN is not executable"
+    return 1
+fi
+set -f  # no argument is a glob
+# shellcheck disable=SC2046 # arguments hold no blanks: split them
+set -- $(kubesolo_args "$(hostname)" "$(read_config_words "$KUBESOLO_FLAGS_FILE")" "$KUBESOLO_EXTRA_FLAGS")
+set +f
+log "Starting KubeSolo: $KUBESOLO_BIN $*"
+log_ok "Stage 90-kubesolo.sh complete"
+export NO_COLOR=1
+exec "$KUBESOLO_BIN" "$@"

@@ -1,0 +1,1 @@
+"""KubeSolo OS test harness: image builder, QEMU machines and a pytest plugin."""

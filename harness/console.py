@@ -1,0 +1,186 @@
+"""The serial console: every byte captured to console.log from the first one,
+kept across guest reboots, read through cursors (byte offsets), and scanned
+as it streams in against a table of failure patterns so that a broken boot
+fails in seconds instead of at a timeout."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class FailurePattern:
+    description: str
+    regex: re.Pattern[str]
+
+
+def _pattern(description: str, regex: str) -> FailurePattern:
+    return FailurePattern(description, re.compile(regex, re.M))
+
+
+# kola-style table: what on a console means the boot has failed.
+FAILURE_PATTERNS: tuple[FailurePattern, ...] = (
+    _pattern("kernel panic", r"Kernel panic - not syncing"),
+    _pattern("init died", r"Attempted to kill init"),
+    _pattern("kernel oops", r"^(?:\[[ \d.]+\] )?Oops: "),
+    _pattern("kernel BUG", r"^(?:\[[ \d.]+\] )?(?:kernel )?BUG: "),
+    _pattern("init stage error", r"\[kubesolo-init\] \[ERROR\]"),
+    _pattern("KubeSolo rejected its command line", r"^kubesolo: error: .*"),
+    _pattern("KubeSolo shut down early", r"shutdown requested before \S+ was ready"),
+)
+
+
+def find_failure(
+    text: str, patterns: Iterable[FailurePattern] = FAILURE_PATTERNS
+) -> tuple[FailurePattern, re.Match[str]] | None:
+    """The earliest failure in `text`, if any."""
+    found = [(m.start(), p, m) for p in patterns if (m := p.regex.search(text))]
+    if not found:
+        return None
+    _, pattern, match = min(found, key=lambda f: f[0])
+    return pattern, match
+
+
+class ConsoleTimeout(TimeoutError):
+    pass
+
+
+class ConsoleClosed(EOFError):
+    pass
+
+
+class Console:
+    """A growing byte buffer fed by a reader thread from QEMU's serial socket,
+    mirrored to a log file. Cursors are offsets into the buffer."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self._buf = bytearray()
+        self._arrivals: list[tuple[int, float]] = []  # (end offset, monotonic time)
+        self._cond = threading.Condition()
+        self._closed = False
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- feeding --------------------------------------------------------------
+    def attach(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._thread = threading.Thread(target=self._pump, name="console", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        assert self._sock is not None
+        with self.log_path.open("ab", buffering=0) as log:
+            while True:
+                try:
+                    chunk = self._sock.recv(65536)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    break
+                log.write(chunk)
+                self.feed(chunk)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def feed(self, chunk: bytes) -> None:
+        with self._cond:
+            self._buf += chunk
+            self._arrivals.append((len(self._buf), time.monotonic()))
+            self._cond.notify_all()
+
+    def snapshot(self) -> tuple[bytes, list[tuple[int, float]]]:
+        """The bytes so far and when they arrived."""
+        with self._cond:
+            return bytes(self._buf), list(self._arrivals)
+
+    def reopened(self) -> Console:
+        """A fresh, unattached Console holding this one's bytes and log file:
+        cursors stay valid across a restart of QEMU."""
+        fresh = Console(self.log_path)
+        fresh._buf, fresh._arrivals = self.snapshot()[0], self.snapshot()[1]
+        fresh._buf = bytearray(fresh._buf)
+        return fresh
+
+    def close(self) -> None:
+        if self._sock:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._sock.close()
+        if self._thread:
+            self._thread.join(timeout=5)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    # -- reading --------------------------------------------------------------
+    def cursor(self) -> int:
+        with self._cond:
+            return len(self._buf)
+
+    def text(self, since: int = 0) -> str:
+        with self._cond:
+            return self._buf[since:].decode(errors="replace")
+
+    def tail(self, lines: int = 40, since: int = 0) -> str:
+        return "\n".join(self.text(since).replace("\r", "").splitlines()[-lines:])
+
+    def send(self, data: bytes) -> None:
+        if not self._sock:
+            raise ConsoleClosed("console is not connected")
+        self._sock.sendall(data)
+
+    def wait_for(
+        self,
+        regex: str | re.Pattern[str],
+        timeout: float,
+        since: int = 0,
+        failures: Iterable[FailurePattern] = FAILURE_PATTERNS,
+    ) -> re.Match[str]:
+        """The first match of `regex` after `since`. Raises BootFailure when a
+        failure pattern shows up first, ConsoleTimeout at the deadline."""
+        pattern = re.compile(regex, re.M) if isinstance(regex, str) else regex
+        failures = tuple(failures)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                text = self._buf[since:].decode(errors="replace")
+                match = pattern.search(text)
+                failure = find_failure(text, failures)
+                if failure and (not match or failure[1].start() < match.start()):
+                    raise BootFailure(
+                        failure[0].description, failure[1].group(), self.tail(since=since)
+                    )
+                if match:
+                    return match
+                if self._closed:
+                    raise ConsoleClosed(
+                        f"console closed (QEMU exited) before /{pattern.pattern}/\n"
+                        f"--- console tail ---\n{self.tail(since=since)}"
+                    )
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ConsoleTimeout(
+                        f"no /{pattern.pattern}/ on the console within {timeout:.0f}s\n"
+                        f"--- console tail ---\n{self.tail(since=since)}"
+                    )
+                self._cond.wait(min(remaining, 1.0))
+
+
+class BootFailure(AssertionError):
+    """The console showed a failure pattern; carries the console tail."""
+
+    def __init__(self, description: str, line: str, tail: str) -> None:
+        self.description = description
+        self.line = line
+        self.tail = tail
+        super().__init__(f"{description}: {line}\n--- console tail ---\n{tail}")

@@ -1,0 +1,137 @@
+"""Debian packages as build inputs: the package table of build/packages.toml,
+version resolution through apt-cache, download with `apt-get download` into
+a cache, and unpacking with dpkg-deb. Nothing is installed on the host."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import UserError
+
+
+@dataclass(frozen=True)
+class PackageSpec:
+    """One row of build/packages.toml."""
+
+    name: str
+    into: str
+    take: tuple[str, ...]
+    metapackage: bool = False
+    when: str = "always"
+
+
+@dataclass(frozen=True)
+class ResolvedPackage:
+    spec: PackageSpec
+    package: str  # the concrete package downloaded (metapackages resolved)
+    version: str
+
+
+def load_specs(path: Path, real_kubesolo: bool) -> list[PackageSpec]:
+    """The package table, filtered for this build."""
+    rows = tomllib.loads(path.read_text())["package"]
+    specs = [
+        PackageSpec(
+            name=row["name"],
+            into=row["into"],
+            take=tuple(row["take"]),
+            metapackage=row.get("metapackage", False),
+            when=row.get("when", "always"),
+        )
+        for row in rows
+    ]
+    return [s for s in specs if s.when == "always" or (s.when == "real" and real_kubesolo)]
+
+
+def parse_policy(text: str) -> dict[str, str]:
+    """Candidate versions from `apt-cache policy a b c` output."""
+    versions: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            current = line[:-1].split(":")[0] if line.count(":") > 1 else line[:-1]
+        elif current and line.strip().startswith("Candidate:"):
+            candidate = line.split(":", 1)[1].strip()
+            if candidate != "(none)":
+                versions[current] = candidate
+    return versions
+
+
+def parse_depends(text: str) -> list[str]:
+    """Packages a package Depends on, from `apt-cache depends` output."""
+    return [m.group(1) for m in re.finditer(r"^\s+Depends: (\S+)", text, re.M)]
+
+
+def metapackage_target(name: str, depends: list[str]) -> str:
+    """The concrete package behind a metapackage such as linux-image-amd64."""
+    stem = name.rsplit("-", 1)[0]  # linux-image
+    for dep in depends:
+        if dep.startswith(stem + "-") and dep != name:
+            return dep
+    raise UserError(f"cannot resolve Debian metapackage {name}: it depends on {depends}")
+
+
+def _apt(args: list[str], cwd: Path | None = None) -> str:
+    try:
+        done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False)
+    except FileNotFoundError as err:
+        raise UserError(f"{args[0]} not found: build images on Debian 12 (apt)") from err
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise UserError(f"{' '.join(args)} failed: {' | '.join(tail)}")
+    return done.stdout
+
+
+def resolve(specs: list[PackageSpec]) -> list[ResolvedPackage]:
+    """Concrete package names and candidate versions, in one apt-cache call
+    per kind of question."""
+    concrete = {}
+    for spec in specs:
+        if spec.metapackage:
+            concrete[spec.name] = metapackage_target(
+                spec.name, parse_depends(_apt(["apt-cache", "depends", spec.name]))
+            )
+        else:
+            concrete[spec.name] = spec.name
+    versions = parse_policy(_apt(["apt-cache", "policy", *concrete.values()]))
+    missing = [p for p in concrete.values() if p not in versions]
+    if missing:
+        raise UserError(
+            f"Debian packages not found: {', '.join(missing)}; run `apt-get update` first"
+        )
+    return [ResolvedPackage(s, concrete[s.name], versions[concrete[s.name]]) for s in specs]
+
+
+def deb_filename(package: str, version: str, arch: str = "amd64") -> str:
+    """The file name apt-get download writes (the epoch colon is escaped)."""
+    return f"{package}_{version.replace(':', '%3a')}_{arch}.deb"
+
+
+def download(pkg: ResolvedPackage, cache: Path) -> Path:
+    """The .deb of a package, downloaded once into the cache."""
+    cache.mkdir(parents=True, exist_ok=True)
+    for arch in ("amd64", "all"):
+        path = cache / deb_filename(pkg.package, pkg.version, arch)
+        if path.exists():
+            return path
+    _apt(
+        ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root",
+         f"{pkg.package}={pkg.version}"],
+        cwd=cache,
+    )
+    for arch in ("amd64", "all"):
+        path = cache / deb_filename(pkg.package, pkg.version, arch)
+        if path.exists():
+            return path
+    raise UserError(f"apt-get download of {pkg.package} wrote no file in {cache}")
+
+
+def unpack(deb: Path, dest: Path) -> Path:
+    """Extract a .deb's files (no maintainer scripts run)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    _apt(["dpkg-deb", "-x", str(deb), str(dest)])
+    return dest

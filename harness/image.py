@@ -1,0 +1,474 @@
+"""The image builder: build/ + Debian packages (+ a KubeSolo binary) -> an
+image directory with vmlinuz, initramfs, kubesolo-os.iso, data.qcow2 and
+manifest.json, cached under the hash of every input and built once under a
+file lock (pytest-xdist workers share it)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from harness import cpio, debian, kmod
+from harness.errors import UserError
+from harness.kubesolo_bin import KubeSoloBinary, binary_version
+from harness.kubesolo_bin import load as load_kubesolo
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD_DIR = REPO / "build"
+BUILDER_SOURCES = ("image.py", "cpio.py", "kmod.py", "debian.py")
+IMAGE_FILES = ("vmlinuz", "initramfs", "kubesolo-os.iso", "data.qcow2", "manifest.json")
+FLAVOURS = ("test", "release")
+DATA_DISK_SIZE = "8G"
+KUBESOLO_IN_IMAGE = "usr/lib/kubesolo-os/bin/kubesolo"
+BASE_DIRS = (
+    "bin sbin etc root proc sys dev tmp run mnt mnt/data opt usr/bin usr/sbin usr/local "
+    "var/lib var/log var/lib/kubesolo var/lib/containerd etc/kubesolo etc/containerd "
+    "lib lib64 usr/lib/kubesolo-os/bin"
+).split()
+DEVICE_NODES = (("dev/console", 5, 1, 0o600), ("dev/null", 1, 3, 0o666))
+
+Progress = Callable[[str], None]
+
+
+def cache_root() -> Path:
+    """$XDG_CACHE_HOME/kubesolo-harness (default ~/.cache/kubesolo-harness)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "kubesolo-harness"
+
+
+@dataclass(frozen=True)
+class Image:
+    """A built image directory and its manifest."""
+
+    path: Path
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads((self.path / "manifest.json").read_text())
+
+    @property
+    def kernel(self) -> Path:
+        return self.path / "vmlinuz"
+
+    @property
+    def initramfs(self) -> Path:
+        return self.path / "initramfs"
+
+    @property
+    def iso(self) -> Path:
+        return self.path / "kubesolo-os.iso"
+
+    @property
+    def data_disk(self) -> Path:
+        return self.path / "data.qcow2"
+
+    def cmdline(self, label: str | None = None) -> str:
+        """The kernel command line of an isolinux label (default: the default)."""
+        manifest = self.manifest
+        name = label or manifest["default_label"]
+        try:
+            return manifest["labels"][name]
+        except KeyError:
+            raise UserError(
+                f"no boot label {name!r}; the image has {', '.join(manifest['labels'])}"
+            ) from None
+
+    @classmethod
+    def open(cls, path: Path) -> Image:
+        """An existing image directory, checked to hold every file."""
+        missing = [f for f in IMAGE_FILES if not (path / f).is_file()]
+        if missing:
+            raise UserError(
+                f"{path} is not a KubeSolo OS image directory (missing {', '.join(missing)}); "
+                "build one with `kubesolo-harness build --out DIR`"
+            )
+        return cls(path)
+
+
+# ---- pure parts -----------------------------------------------------------
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """A path glob where ** crosses directories and * does not."""
+    out = ""
+    for part in re.split(r"(\*\*|\*|\?)", pattern):
+        out += {"**": ".*", "*": "[^/]*", "?": "[^/]"}.get(part, re.escape(part))
+    return re.compile(out + r"\Z")
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """path -> sha256 of content (or link target), with the exec bit."""
+    digest = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            digest[rel] = "link:" + os.readlink(path)
+        elif path.is_file():
+            mode = "x" if os.access(path, os.X_OK) else "-"
+            digest[rel] = mode + hashlib.sha256(path.read_bytes()).hexdigest()
+    return digest
+
+
+def cache_key(inputs: dict) -> str:
+    """The hash of every input: equal inputs share one cached image."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def parse_isolinux_labels(text: str) -> tuple[str, dict[str, str]]:
+    """(default label, label -> APPEND line) of an isolinux.cfg."""
+    default, labels, current = "", {}, None
+    for raw in text.splitlines():
+        words = raw.split(None, 1)
+        if not words or words[0].startswith("#"):
+            continue
+        key, rest = words[0].upper(), (words[1].strip() if len(words) > 1 else "")
+        if key == "DEFAULT":
+            default = rest
+        elif key == "LABEL":
+            current = rest
+            labels[current] = ""
+        elif key == "APPEND" and current:
+            labels[current] = rest
+    if default not in labels:
+        raise ValueError(f"isolinux DEFAULT {default!r} is not a label")
+    return default, labels
+
+
+def words(text: str) -> list[str]:
+    """Whitespace-separated words of a list file, # comments removed."""
+    return [w for line in text.splitlines() for w in line.split("#", 1)[0].split()]
+
+
+class Rootfs:
+    """The initramfs tree as cpio entries; parents are created on demand."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, cpio.Entry] = {}
+
+    def add(self, entry: cpio.Entry) -> None:
+        parts = entry.path.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent not in self.entries:
+                self.entries[parent] = cpio.Entry.directory(parent)
+        self.entries[entry.path] = entry
+
+    def add_path(self, rel: str, path: Path) -> None:
+        if path.is_symlink():
+            self.add(cpio.Entry.symlink(rel, os.readlink(path)))
+        elif path.is_dir():
+            self.add(cpio.Entry.directory(rel, stat.S_IMODE(path.stat().st_mode)))
+        else:
+            perm = 0o755 if os.access(path, os.X_OK) else 0o644
+            self.add(cpio.Entry.file(rel, path.read_bytes(), perm))
+
+    def add_tree(self, root: Path, prefix: str = "") -> None:
+        for path in sorted(root.rglob("*")):
+            self.add_path(prefix + path.relative_to(root).as_posix(), path)
+
+    def __contains__(self, rel: str) -> bool:
+        return rel in self.entries
+
+    def archive(self) -> bytes:
+        return cpio.archive(self.entries[k] for k in sorted(self.entries))
+
+
+# ---- the build ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    flavour: str = "test"
+    kubesolo_bin: Path | None = None
+    out: Path | None = None
+
+
+class StepFailed(UserError):
+    pass
+
+
+@contextmanager
+def step(name: str, progress: Progress) -> Iterator[None]:
+    started = time.monotonic()
+    yield
+    progress(f"[build] {name} ({time.monotonic() - started:.1f}s)")
+
+
+def run(args: list[str], **kwargs: object) -> str:
+    """Run a build command; a failure names the command and its output tail."""
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+    except FileNotFoundError:
+        raise StepFailed(f"{args[0]} not found: install it (see README quick start)") from None
+    if done.returncode != 0:
+        tail = " | ".join((done.stderr + done.stdout).strip().splitlines()[-5:])
+        raise StepFailed(f"command failed: {' '.join(args)}: {tail}")
+    return str(done.stdout)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def build_inputs(
+    request: BuildRequest, packages: list[debian.ResolvedPackage], kubesolo: KubeSoloBinary | None
+) -> dict:
+    return {
+        "flavour": request.flavour,
+        "build": tree_digest(BUILD_DIR),
+        "builder": {s: sha256_file(REPO / "harness" / s) for s in BUILDER_SOURCES
+                    if (REPO / "harness" / s).exists()},
+        "packages": [[p.spec.name, p.package, p.version] for p in packages],
+        "kubesolo": hashlib.sha256(kubesolo.data).hexdigest() if kubesolo else None,
+    }
+
+
+def build(request: BuildRequest, progress: Progress = print) -> Image:
+    """Build (or find in the cache) the image of a request."""
+    if request.flavour not in FLAVOURS:
+        raise UserError(f"unknown flavour {request.flavour!r}: use one of {', '.join(FLAVOURS)}")
+    kubesolo = load_kubesolo(request.kubesolo_bin) if request.kubesolo_bin else None
+    started = time.monotonic()
+    specs = debian.load_specs(BUILD_DIR / "packages.toml", real_kubesolo=kubesolo is not None)
+    packages = debian.resolve(specs)
+    key = cache_key(build_inputs(request, packages, kubesolo))
+    images = cache_root() / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    target = images / f"{request.flavour}-{key}"
+    with FileLock(str(target) + ".lock"):
+        if (target / "manifest.json").is_file():
+            progress(f"[build] cache hit: {target} ({time.monotonic() - started:.2f}s)")
+        else:
+            _build_into(target, key, request, packages, kubesolo, progress)
+            progress(f"[build] image ready: {target} ({time.monotonic() - started:.1f}s)")
+    if request.out:
+        return export(Image(target), request.out)
+    return Image(target)
+
+
+def export(image: Image, out: Path) -> Image:
+    """Put an image's files in `out`: hard links where possible (they are only
+    read), but always a copy of the data disk, which a user may boot directly."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in IMAGE_FILES:
+        src, dst = image.path / name, out / name
+        dst.unlink(missing_ok=True)
+        if name == "data.qcow2":
+            shutil.copy2(src, dst)
+            continue
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+    return Image(out)
+
+
+def _build_into(
+    target: Path,
+    key: str,
+    request: BuildRequest,
+    packages: list[debian.ResolvedPackage],
+    kubesolo: KubeSoloBinary | None,
+    progress: Progress,
+) -> None:
+    cache = cache_root()
+    work = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
+    try:
+        unpacked: dict[str, Path] = {}
+        inputs = []
+        with step(f"fetch {len(packages)} Debian packages", progress):
+            for pkg in packages:
+                deb = debian.download(pkg, cache / "debs")
+                dest = cache / "unpacked" / deb.stem
+                if not (dest / ".done").exists():
+                    shutil.rmtree(dest, ignore_errors=True)
+                    debian.unpack(deb, dest)
+                    (dest / ".done").touch()
+                unpacked[pkg.spec.name] = dest
+                inputs.append(
+                    {"name": pkg.spec.name, "package": pkg.package, "version": pkg.version,
+                     "sha256": sha256_file(deb)}
+                )
+        kernel_root = unpacked["linux-image-amd64"]
+        kernel_version = next((kernel_root / "lib/modules").iterdir()).name
+        rootfs = Rootfs()
+        with step("assemble the root file system", progress):
+            for d in BASE_DIRS:
+                rootfs.add(cpio.Entry.directory(d))
+            rootfs.add(cpio.Entry.directory("tmp", 0o1777))
+            rootfs.add(cpio.Entry.directory("root", 0o700))
+            for path, major, minor, perm in DEVICE_NODES:
+                rootfs.add(cpio.Entry.char_device(path, major, minor, perm))
+            for pkg in packages:
+                if pkg.spec.into == "rootfs":
+                    _take_files(rootfs, unpacked[pkg.spec.name], pkg.spec.take)
+            _add_busybox_links(rootfs, unpacked["busybox-static"] / "bin/busybox")
+            rootfs.add_tree(BUILD_DIR / "rootfs")
+            flavour_dir = BUILD_DIR / "flavours" / request.flavour
+            if flavour_dir.is_dir():
+                rootfs.add_tree(flavour_dir)
+            kubesolo_kind, kubesolo_version = _add_kubesolo(rootfs, request, kubesolo, work)
+            rootfs.add(cpio.Entry.file(
+                "etc/os-release",
+                f'NAME="KubeSolo OS"\nID=kubesolo-os\nVARIANT_ID={request.flavour}\n'
+                f"BUILD_ID={key}\n".encode(),
+            ))
+        with step("select kernel modules", progress):
+            modules = _add_modules(rootfs, kernel_root, kernel_version, progress)
+        with step("pack the initramfs", progress):
+            (work / "initramfs").write_bytes(gzip.compress(rootfs.archive(), compresslevel=6, mtime=0))
+            shutil.copy2(next((kernel_root / "boot").glob("vmlinuz-*")), work / "vmlinuz")
+        isolinux_cfg = (BUILD_DIR / "isolinux.cfg").read_text()
+        default_label, labels = parse_isolinux_labels(isolinux_cfg)
+        with step("make the ISO", progress):
+            _make_iso(work, isolinux_cfg, unpacked)
+        with step("make the blank data disk", progress):
+            _make_data_disk(work)
+        manifest = {
+            "flavour": request.flavour,
+            "cache_key": key,
+            "kubesolo": kubesolo_kind,
+            "kubesolo_version": kubesolo_version,
+            "kernel_version": kernel_version,
+            "default_label": default_label,
+            "labels": labels,
+            "packages": inputs,
+            "kubesolo_source": kubesolo.source if kubesolo else None,
+            "kubesolo_sha256": hashlib.sha256(kubesolo.data).hexdigest() if kubesolo else None,
+            "modules": modules,
+            "files": {n: sha256_file(work / n) for n in IMAGE_FILES if n != "manifest.json"},
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        for leftover in set(os.listdir(work)) - set(IMAGE_FILES):
+            path = work / leftover
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        shutil.rmtree(target, ignore_errors=True)
+        work.rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _take_files(rootfs: Rootfs, root: Path, patterns: tuple[str, ...]) -> None:
+    regexes = [glob_regex(p) for p in patterns]
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_dir() and not path.is_symlink():
+            continue
+        if any(r.match(rel) for r in regexes):
+            rootfs.add_path(rel, path)
+
+
+def _add_busybox_links(rootfs: Rootfs, busybox: Path) -> None:
+    """/bin/busybox and a link for every applet where busybox installs it."""
+    rootfs.add(cpio.Entry.file("bin/busybox", busybox.read_bytes(), 0o755))
+    for applet in run([str(busybox), "--list-full"]).split():
+        if applet not in rootfs and applet != "bin/busybox":
+            rootfs.add(cpio.Entry.symlink(applet, "/bin/busybox"))
+
+
+def _add_kubesolo(
+    rootfs: Rootfs, request: BuildRequest, kubesolo: KubeSoloBinary | None, work: Path
+) -> tuple[str, str | None]:
+    """The image's KubeSolo at KUBESOLO_IN_IMAGE (stage 20 links it into
+    /usr/local/bin): the real one, else the stand-in in the test flavour."""
+    if kubesolo:
+        probe = work / "kubesolo"
+        probe.write_bytes(kubesolo.data)
+        probe.chmod(0o755)
+        version = kubesolo.version or binary_version(probe)
+        rootfs.add(cpio.Entry.file(KUBESOLO_IN_IMAGE, kubesolo.data, 0o755))
+        return "real", version
+    if request.flavour == "test":
+        rootfs.add_path(KUBESOLO_IN_IMAGE, BUILD_DIR / "standin" / "kubesolo")
+        return "standin", None
+    return "none", None
+
+
+def _add_modules(
+    rootfs: Rootfs, kernel_root: Path, version: str, progress: Progress
+) -> list[str]:
+    moddir = kernel_root / "lib/modules" / version
+    available = kmod.scan_modules(moddir)
+    builtin_file = moddir / "modules.builtin"
+    builtin = builtin_file.read_text().split() if builtin_file.exists() else []
+    boot = words((BUILD_DIR / "boot-modules.list").read_text())
+    stage30 = words((BUILD_DIR / "rootfs/usr/lib/kubesolo-os/modules.list").read_text())
+    needed, missing = kmod.closure(boot + stage30, available, builtin)
+    if missing:
+        progress(f"[build] modules neither in the package nor built in: {', '.join(missing)}")
+    prefix = f"lib/modules/{version}/"
+    for name in needed:
+        rootfs.add_path(prefix + available[name].path, moddir / available[name].path)
+    rootfs.add(cpio.Entry.file(prefix + "modules.dep", kmod.modules_dep(needed, available).encode()))
+    rootfs.add(cpio.Entry.file(prefix + "modules.alias", kmod.modules_alias(needed, available).encode()))
+    rootfs.add(cpio.Entry.file(prefix + "modules.builtin", "\n".join(builtin).encode() + b"\n"))
+    rootfs.add(cpio.Entry.file("usr/lib/kubesolo-os/boot-modules.list", (" ".join(boot) + "\n").encode()))
+    return needed
+
+
+def _make_iso(work: Path, isolinux_cfg: str, unpacked: dict[str, Path]) -> None:
+    root = work / "iso"
+    (root / "isolinux").mkdir(parents=True)
+    (root / "boot").mkdir()
+    isolinux = unpacked["isolinux"] / "usr/lib/ISOLINUX"
+    shutil.copy2(isolinux / "isolinux.bin", root / "isolinux/isolinux.bin")
+    shutil.copy2(
+        unpacked["syslinux-common"] / "usr/lib/syslinux/modules/bios/ldlinux.c32",
+        root / "isolinux/ldlinux.c32",
+    )
+    (root / "isolinux/isolinux.cfg").write_text(isolinux_cfg)
+    shutil.copy2(work / "vmlinuz", root / "boot/vmlinuz")
+    shutil.copy2(work / "initramfs", root / "boot/initramfs")
+    run([
+        "xorriso", "-as", "mkisofs", "-quiet", "-o", str(work / "kubesolo-os.iso"),
+        "-V", "KUBESOLO_OS", "-J", "-R",
+        "-isohybrid-mbr", str(isolinux / "isohdpfx.bin"),
+        "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat",
+        "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table", str(root),
+    ])
+
+
+def _make_data_disk(work: Path) -> None:
+    raw = work / "data.raw"
+    run([
+        "mkfs.ext4", "-q", "-F", "-L", "KSOLODATA", "-m", "0",
+        "-E", "lazy_itable_init=0,lazy_journal_init=0", str(raw), DATA_DISK_SIZE,
+    ])
+    run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(work / "data.qcow2")])
+    raw.unlink()
+
+
+def main_build(flavour: str, kubesolo_bin: str | None, out: str | None) -> int:
+    """`kubesolo-harness build`: one line per step, one line on error."""
+    request = BuildRequest(
+        flavour=flavour,
+        kubesolo_bin=Path(kubesolo_bin) if kubesolo_bin else None,
+        out=Path(out) if out else None,
+    )
+    try:
+        image = build(request, progress=lambda line: print(line, flush=True))
+    except UserError as err:
+        print(f"kubesolo-harness build: error: {err}", file=sys.stderr)
+        return 2
+    print(image.path)
+    return 0

@@ -1,0 +1,142 @@
+"""pytest side of the Kubernetes suites: options, the `kube` node fixture, failure reports.
+
+Loaded by harness.plugin (not an entry point of its own). The `kube` fixture checks the image
+manifest *before* booting anything, so without a real KubeSolo binary every k8s test skips
+with one reason and no VM starts.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from harness.kube import KubeNode, KubeSettings, machine_config
+
+SKIP_REASON = "needs a real KubeSolo binary: pass --kubesolo-bin (see README)"
+DEFAULT_K8S_TIMEOUT = 900.0  # node Ready under TCG on a slow host takes minutes
+DEFAULT_BOOT_TIMEOUT = 900.0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kubesolo-k8s", "KubeSolo Kubernetes suites (tests/k8s)")
+    group.addoption(
+        "--kubesolo-images",
+        metavar="DIR",
+        default=None,
+        help="directory of image archives (docker-archive or OCI .tar) to preload into "
+        "KubeSolo's containerd: nginx and busybox for the k8s suites",
+    )
+    group.addoption(
+        "--expect-netpol-enforced",
+        action="store_true",
+        default=False,
+        help="fail, instead of xfail, when NetworkPolicy is not enforced (policy-capable CNI)",
+    )
+    group.addoption(
+        "--k8s-timeout",
+        type=float,
+        metavar="SECONDS",
+        default=DEFAULT_K8S_TIMEOUT,
+        help=f"budget for API, node Ready and rollouts (default {DEFAULT_K8S_TIMEOUT:.0f}, "
+        "sized for TCG)",
+    )
+    group.addoption(
+        "--k8s-nginx-image",
+        metavar="REF",
+        default=KubeSettings.nginx_image,
+        help=f"nginx image the suites run (default {KubeSettings.nginx_image})",
+    )
+    group.addoption(
+        "--k8s-busybox-image",
+        metavar="REF",
+        default=KubeSettings.busybox_image,
+        help=f"busybox image for client pods (default {KubeSettings.busybox_image})",
+    )
+
+
+def settings_from_config(config: pytest.Config) -> KubeSettings:
+    """KubeSettings from the command line; a wrong --kubesolo-images is a usage error."""
+    images = config.getoption("kubesolo_images")
+    images_dir = Path(images).expanduser().resolve() if images else None
+    if images_dir is not None and not images_dir.is_dir():
+        raise pytest.UsageError(f"--kubesolo-images: {images_dir} is not a directory")
+    boot_timeout = config.getoption("boot_timeout", default=None) or DEFAULT_BOOT_TIMEOUT
+    return KubeSettings(
+        timeout=float(config.getoption("k8s_timeout")),
+        boot_timeout=float(boot_timeout),
+        images_dir=images_dir,
+        nginx_image=config.getoption("k8s_nginx_image"),
+        busybox_image=config.getoption("k8s_busybox_image"),
+        expect_netpol_enforced=bool(config.getoption("expect_netpol_enforced")),
+    )
+
+
+def require_real_kubesolo(manifest: dict[str, Any]) -> None:
+    """Skip (no VM boot) when the image carries the stand-in instead of KubeSolo."""
+    if manifest.get("kubesolo") != "real":
+        pytest.skip(SKIP_REASON)
+
+
+def namespace_name(test_name: str) -> str:
+    """A fresh RFC 1123 label per test, readable in dumps: t-<test>-<random>."""
+    stem = re.sub(r"[^a-z0-9]+", "-", test_name.lower().removeprefix("test_")).strip("-")
+    return f"t-{stem[:48].rstrip('-')}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture(scope="session")
+def kube_settings(pytestconfig: pytest.Config) -> KubeSettings:
+    return settings_from_config(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def kube(
+    kubesolo_image: Any, session_machine_factory: Any, kube_settings: KubeSettings
+) -> Iterator[KubeNode]:
+    """One KubeSolo node for the whole session, Ready with CoreDNS and local-path rolled out."""
+    manifest = kubesolo_image.manifest
+    require_real_kubesolo(manifest)
+    machine = session_machine_factory(**machine_config(kube_settings))
+    meta = {"kubesolo_version": manifest.get("kubesolo_version")}
+    node = KubeNode(machine, kube_settings, meta=meta)
+    try:
+        node.bring_up()
+    except Exception as error:  # whatever broke (VM, API, waits), the dump tells why
+        dump_path = node.save_dump()
+        dump = dump_path.read_text(encoding="utf-8")
+        message = f"KubeSolo node did not come up: {error}\n({dump_path})\n\n{dump}"
+        pytest.fail(message, pytrace=False)
+    yield node
+
+
+@pytest.fixture
+def k8s_namespace(kube: KubeNode, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of the test's own, deleted afterwards (in the background)."""
+    name = namespace_name(request.node.name)
+    kube.core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
+    yield name
+    try:
+        kube.core.delete_namespace(name, propagation_policy="Background")
+    except ApiException as error:
+        if error.status != 404:
+            raise
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Attach the node's state to a failing k8s test, and keep it in the run directory."""
+    report = yield
+    node = getattr(item, "funcargs", {}).get("kube")
+    if report.when == "call" and report.failed and isinstance(node, KubeNode):
+        dump = node.dump()
+        report.sections.append(("KubeSolo node state", dump))
+        path = Path(node.machine.run_dir) / f"k8s-dump-{item.name}.txt"
+        path.write_text(dump, encoding="utf-8")
+        report.user_properties.append(("kubesolo_dump", str(path)))
+    return report

@@ -1,0 +1,456 @@
+"""One KubeSolo OS virtual machine with the API of the NixOS test driver:
+start, console waits, the test shell, power, ports and disks."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
+from harness import accel as accel_mod
+from harness import ports, qemu
+from harness.console import FAILURE_PATTERNS, BootFailure, Console, FailurePattern
+from harness.errors import UserError
+from harness.image import Image
+from harness.shell import Result, TestShell
+from harness.timeline import Stage, stage_timeline
+
+BOOT_MARKER = r"\[kubesolo-init\] \[OK\] Stage 90-kubesolo\.sh complete"
+DEFAULT_BOOT_TIMEOUT = 240.0  # TCG, two workers on two cores
+DEFAULT_COMMAND_TIMEOUT = 120.0
+PR_SET_PDEATHSIG = 1
+QMP_CONNECT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class MachineConfig:
+    """How to boot one machine. `data_disk`: True = a fresh overlay over the
+    image's blank disk, False = none, a path = that qcow2, used in place
+    (so several machines can share it one after the other)."""
+
+    boot: str = "kernel"
+    label: str | None = None
+    kernel_args: str = ""
+    base_cmdline: str | None = None
+    memory_mb: int = 512
+    cpus: int = 1
+    data_disk: bool | str | Path = True
+    accel: str = "auto"
+    network: str = "restricted"
+    nics: int = 1
+    macs: tuple[str, ...] = ()
+    shares: dict[str, Path] = field(default_factory=dict)
+    forwards: tuple[int, ...] = ()
+    name: str = "vm"
+    boot_timeout: float = DEFAULT_BOOT_TIMEOUT
+    allow_failures: bool = False
+
+
+def default_mac(index: int) -> str:
+    return f"52:54:00:12:34:{0x56 + index:02x}"
+
+
+def validate(config: MachineConfig) -> None:
+    """One clear line for each kind of bad configuration."""
+    checks = (
+        (config.boot in ("kernel", "iso"), f"boot={config.boot!r}: use 'kernel' or 'iso'"),
+        (config.network in ("restricted", "open"),
+         f"network={config.network!r}: use 'restricted' or 'open'"),
+        (config.accel in ("auto", "kvm", "tcg"), f"accel={config.accel!r}: use auto, kvm or tcg"),
+        (config.memory_mb >= 128, f"memory_mb={config.memory_mb}: at least 128"),
+        (config.cpus >= 1, f"cpus={config.cpus}: at least 1"),
+        (config.nics >= 0, f"nics={config.nics}: not negative"),
+        (not config.macs or len(config.macs) == config.nics,
+         f"macs: give one MAC per NIC ({config.nics})"),
+    )
+    for ok, message in checks:
+        if not ok:
+            raise UserError(f"MachineConfig {message}")
+    if isinstance(config.data_disk, (str, Path)) and not isinstance(config.data_disk, bool):
+        if not Path(config.data_disk).is_file():
+            raise UserError(f"data_disk {config.data_disk}: no such qcow2 file")
+    for tag, path in config.shares.items():
+        if not Path(path).is_dir():
+            raise UserError(f"share {tag}: {path} is not a directory")
+
+
+def kernel_cmdline(image: Image, config: MachineConfig) -> str:
+    base = config.base_cmdline if config.base_cmdline is not None else image.cmdline(config.label)
+    return " ".join(p for p in (base, config.kernel_args) if p)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: own process group, SIGKILL when we die."""
+    os.setsid()
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class CommandFailed(AssertionError):
+    pass
+
+
+class Machine:
+    """A QEMU VM booting a KubeSolo OS image. Use as a context manager."""
+
+    def __init__(
+        self,
+        image: Image,
+        config: MachineConfig | None = None,
+        run_dir: Path | None = None,
+        qemu_binary: str = "qemu-system-x86_64",
+        log: Any = None,
+    ) -> None:
+        self.image = image
+        self.config = config or MachineConfig()
+        validate(self.config)
+        if shutil.which(qemu_binary) is None:
+            raise UserError(f"{qemu_binary} not found: install QEMU (apt-get install qemu-system-x86)")
+        self.qemu_binary = qemu_binary
+        self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"kubesolo-{self.config.name}-"))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._sock_dir = Path(tempfile.mkdtemp(prefix="ksh-", dir="/tmp"))
+        self.console = Console(self.run_dir / "console.log")
+        self._log = log or (lambda msg: None)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._qmp: QEMUMonitorProtocol | None = None
+        self._shell: TestShell | None = None
+        self._forwards: dict[int, ports.PortReservation] = {}
+        self._boot_cursor = 0  # console offset of the current boot
+        self._boots_seen = 0  # READY lines the test shell should have sent
+        self._expect_cursor = 0
+        self.verdict: accel_mod.Verdict | None = None
+        for guest_port in self.config.forwards:
+            self.forward_port(guest_port)
+
+    # ---- life cycle ------------------------------------------------------------
+    def __enter__(self) -> Machine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def is_up(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def _data_disk(self) -> Path | None:
+        disk = self.config.data_disk
+        if disk is False:
+            return None
+        if disk is True:
+            overlay = self.run_dir / "data-overlay.qcow2"
+            if not overlay.exists():
+                subprocess.run(
+                    ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
+                     "-b", str(self.image.data_disk.resolve()), str(overlay)],
+                    check=True, capture_output=True,
+                )
+            return overlay
+        return Path(disk).resolve()
+
+    def plan(self) -> qemu.QemuPlan:
+        """The QEMU plan of this machine (the accelerator must be resolved)."""
+        assert self.verdict is not None
+        c = self.config
+        return qemu.QemuPlan(
+            accel=self.verdict.accel,
+            memory_mb=c.memory_mb,
+            cpus=c.cpus,
+            boot=c.boot,
+            kernel=self.image.kernel,
+            initramfs=self.image.initramfs,
+            cmdline=kernel_cmdline(self.image, c),
+            iso=self.image.iso,
+            data_disk=self._data_disk(),
+            restricted=c.network == "restricted",
+            macs=c.macs or tuple(default_mac(i) for i in range(c.nics)),
+            forwards=tuple(qemu.Forward(r.port, g) for g, r in self._forwards.items()),
+            shares=tuple(sorted((t, Path(p).resolve()) for t, p in c.shares.items())),
+            console_socket=self._sock_dir / "console.sock",
+            qmp_socket=self._sock_dir / "qmp.sock",
+            shell_socket=self._sock_dir / "shell.sock",
+        )
+
+    def start(self) -> None:
+        """Start QEMU; returns once the console is being captured."""
+        if self.is_up:
+            return
+        self.verdict = accel_mod.resolve(
+            self.config.accel, self.qemu_binary, self.image.kernel, say=self._log
+        )
+        for attempt in range(3):
+            cmd = qemu.command_line(self.plan(), self.qemu_binary)
+            (self.run_dir / "qemu-cmdline.txt").write_text(shlex.join(cmd) + "\n")
+            self._log(f"[{self.config.name}] starting QEMU ({self.verdict.accel})")
+            stderr = (self.run_dir / "qemu-stderr.log").open("wb")
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                preexec_fn=_die_with_parent,
+            )
+            try:
+                self._connect()
+                return
+            except _LostPortRace:
+                self._kill()
+                self._reforward()
+                self._log(f"[{self.config.name}] host port taken, retrying ({attempt + 1})")
+        raise RuntimeError("could not start QEMU: host ports kept being taken")
+
+    def _socket_connect(self, path: Path, timeout: float) -> socket.socket:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._proc is not None and self._proc.poll() is not None:
+                err = (self.run_dir / "qemu-stderr.log").read_text(errors="replace")
+                if "Could not set up host forwarding rule" in err:
+                    raise _LostPortRace(err)
+                raise UserError(f"QEMU exited at start: {err.strip()[-400:]}")
+            with contextlib.suppress(OSError):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    s.connect(str(path))
+                    return s
+                except OSError:
+                    s.close()
+                    raise
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"QEMU did not open {path.name} within {timeout:.0f}s")
+            time.sleep(0.02)
+
+    def _connect(self) -> None:
+        self._boot_cursor = self.console.cursor()
+        self.console.attach(self._socket_connect(self._sock_dir / "console.sock", 30))
+        # The console socket was wait=on: QEMU is running from here on.
+        qmp_path = self._sock_dir / "qmp.sock"
+        self._socket_connect(qmp_path, QMP_CONNECT_TIMEOUT).close()
+        self._qmp = QEMUMonitorProtocol(str(qmp_path))
+        self._qmp.connect()
+        self._shell = TestShell(self._socket_connect(self._sock_dir / "shell.sock", 30))
+        self._boots_seen = 1
+        self._choose_label()
+
+    def _choose_label(self) -> None:
+        """ISO boot with a label: type it at the isolinux prompt."""
+        if self.config.boot == "iso" and self.config.label:
+            self.expect_console([r"boot: "], timeout=60)
+            self.send_console(self.config.label + "\r")
+
+    def _reforward(self) -> None:
+        for guest_port, reservation in list(self._forwards.items()):
+            reservation.release()
+            self._forwards[guest_port] = ports.reserve_port()
+
+    def _kill(self) -> None:
+        if self._qmp:
+            with contextlib.suppress(Exception):
+                self._qmp.close()
+            self._qmp = None
+        if self._proc and self._proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait(timeout=10)
+        if self._shell:
+            self._shell.close()
+            self._shell = None
+        self.console.close()
+        self.console = self.console.reopened()
+
+    def close(self) -> None:
+        """Kill QEMU and free its ports; the run directory stays."""
+        self._kill()
+        for reservation in self._forwards.values():
+            reservation.release()
+        self._forwards.clear()
+        shutil.rmtree(self._sock_dir, ignore_errors=True)
+
+    # ---- console ---------------------------------------------------------------
+    def console_cursor(self) -> int:
+        return self.console.cursor()
+
+    def console_text(self, since: int | None = None) -> str:
+        return self.console.text(self._boot_cursor if since is None else since)
+
+    def _failures(self, allow: bool | None) -> tuple[FailurePattern, ...]:
+        allowed = self.config.allow_failures if allow is None else allow
+        return () if allowed else FAILURE_PATTERNS
+
+    def wait_for_console(
+        self, regex: str, timeout: float = 60, since: int | None = None,
+        allow_failures: bool | None = None,
+    ) -> re.Match[str]:
+        """The first match of `regex` after `since` (default: this boot)."""
+        start = self._boot_cursor if since is None else since
+        with self._step(f"wait for /{regex}/ on the console"):
+            return self.console.wait_for(regex, timeout, start, self._failures(allow_failures))
+
+    def wait_for_boot(self, timeout: float | None = None) -> None:
+        """Wait for the stage 90 marker of the current boot; a failure on
+        the console (panic, [ERROR], ...) raises BootFailure at once."""
+        self.wait_for_console(BOOT_MARKER, timeout or self.config.boot_timeout, allow_failures=False)
+
+    def send_console(self, text: str) -> None:
+        self.console.send(text.encode())
+
+    def expect_console(self, patterns: list[str], timeout: float = 60) -> tuple[int, re.Match[str]]:
+        """pexpect style: (index of the pattern that matched first, match),
+        reading from the console cursor after the last expect."""
+        combined = "|".join(f"(?P<p{i}>{p})" for i, p in enumerate(patterns))
+        start = max(self._expect_cursor, self._boot_cursor)
+        match = self.console.wait_for(combined, timeout, start, ())
+        self._expect_cursor = start + len(self.console.text(start)[: match.end()].encode())
+        index = next(i for i in range(len(patterns)) if match.group(f"p{i}") is not None)
+        return index, match
+
+    # ---- test shell ---------------------------------------------------------
+    def _shell_ready(self, timeout: float) -> TestShell:
+        if not self._shell:
+            raise RuntimeError(f"machine {self.config.name} is not running: call start()")
+        self._shell.wait_ready(self._boots_seen, timeout)
+        return self._shell
+
+    def run(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> Result:
+        """Run a shell command in the guest: exit status, stdout and stderr bytes."""
+        if not self.is_up:
+            self.start()
+        shell = self._shell_ready(self.config.boot_timeout)
+        return shell.run(command, timeout)
+
+    def execute(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> tuple[int, str]:
+        result = self.run(command, timeout)
+        return result.status, result.stdout.decode(errors="replace")
+
+    def succeed(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> str:
+        result = self.run(command, timeout)
+        if result.status != 0:
+            raise CommandFailed(
+                f"command failed with status {result.status}: {command}\n"
+                f"stdout: {result.stdout.decode(errors='replace')[-2000:]}\n"
+                f"stderr: {result.stderr.decode(errors='replace')[-2000:]}"
+            )
+        return result.stdout.decode(errors="replace")
+
+    def fail(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> str:
+        result = self.run(command, timeout)
+        if result.status == 0:
+            raise CommandFailed(f"command unexpectedly succeeded: {command}")
+        return result.stdout.decode(errors="replace")
+
+    def wait_until_succeeds(self, command: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        with self._step(f"wait until succeeds: {command}"):
+            while True:
+                remaining = deadline - time.monotonic()
+                status, output = self.execute(command, timeout=max(5, remaining))
+                if status == 0:
+                    return output
+                if remaining <= 0:
+                    raise CommandFailed(
+                        f"not successful within {timeout:.0f}s: {command}\nlast output: {output[-2000:]}"
+                    )
+                time.sleep(0.5)
+
+    # ---- power --------------------------------------------------------------
+    def _new_boot(self) -> None:
+        """From here on, waits and the test shell belong to the next boot."""
+        self._boot_cursor = self.console.cursor()
+        self._boots_seen += 1
+
+    def reboot(self) -> None:
+        """A clean reboot from inside the guest: sync, then reboot(2)."""
+        shell = self._shell_ready(30)
+        self._new_boot()
+        shell.send_detached("sync; reboot -f")
+        self._choose_label()
+
+    def hard_reset(self) -> None:
+        """QMP system_reset: the reset button, no sync."""
+        self._new_boot()
+        self.qmp("system_reset")
+        self._choose_label()
+
+    def power_off(self) -> None:
+        """Pull the plug: QEMU stops at once (no guest shutdown)."""
+        self._kill()
+
+    crash = power_off
+
+    def qmp(self, command: str, **args: Any) -> Any:
+        if not self._qmp:
+            raise RuntimeError(f"machine {self.config.name} is not running")
+        return self._qmp.cmd(command, **args) if args else self._qmp.cmd(command)
+
+    # ---- ports and disks --------------------------------------------------------
+    def forward_port(self, guest_port: int) -> int:
+        """A 127.0.0.1 port forwarded to `guest_port` (before or after start)."""
+        if guest_port in self._forwards:
+            return self._forwards[guest_port].port
+        for _ in range(20):
+            reservation = ports.reserve_port()
+            if not self.is_up:
+                self._forwards[guest_port] = reservation
+                return reservation.port
+            rule = f"tcp:127.0.0.1:{reservation.port}-:{guest_port}"
+            reply = self.qmp("human-monitor-command", **{"command-line": f"hostfwd_add net0 {rule}"})
+            if not reply:
+                self._forwards[guest_port] = reservation
+                return reservation.port
+            reservation.release()
+        raise RuntimeError(f"could not forward guest port {guest_port}")
+
+    def hotplug_data_disk(self, path: Path | None = None) -> None:
+        """Attach a data disk to a running machine (a fresh overlay by default)."""
+        if path is None:
+            path = self.run_dir / "hotplug-overlay.qcow2"
+            subprocess.run(
+                ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
+                 "-b", str(self.image.data_disk.resolve()), str(path)],
+                check=True, capture_output=True,
+            )
+        self.qmp("blockdev-add", **{
+            "node-name": "hotdata", "driver": "qcow2",
+            "file": {"driver": "file", "filename": str(path)},
+        })
+        self.qmp("device_add", driver="virtio-blk-pci", drive="hotdata", id="hotdisk", bus="hotplug0")
+
+    # ---- reports ------------------------------------------------------------
+    def stage_timeline(self) -> list[Stage]:
+        data, arrivals = self.console.snapshot()
+        return stage_timeline(data, arrivals, self._boot_cursor)
+
+    def kubeconfig(self) -> str:
+        return self.succeed("cat /var/lib/kubesolo/pki/admin/admin.kubeconfig")
+
+    def save_artifacts(self) -> Path:
+        (self.run_dir / "stage-timeline.json").write_text(
+            json.dumps([s.__dict__ for s in self.stage_timeline()], indent=2) + "\n"
+        )
+        return self.run_dir
+
+    @contextlib.contextmanager
+    def _step(self, what: str):  # type: ignore[no-untyped-def]
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self._log(f"[{self.config.name}] {what} ({time.monotonic() - started:.1f}s)")
+
+
+class _LostPortRace(RuntimeError):
+    pass
+
+
+__all__ = ["BootFailure", "CommandFailed", "Machine", "MachineConfig", "replace"]

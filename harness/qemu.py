@@ -1,0 +1,96 @@
+"""QEMU command lines, as a pure function of a machine's configuration and
+its paths (unit-tested; no process is started here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SHELL_PORT_NAME = "org.kubesolo.shell"
+HOTPLUG_PORTS = 2  # PCIe root ports left free for QMP device_add
+
+
+@dataclass(frozen=True)
+class Forward:
+    host_port: int
+    guest_port: int
+    proto: str = "tcp"
+
+    def hostfwd(self) -> str:
+        return f"hostfwd={self.proto}:127.0.0.1:{self.host_port}-:{self.guest_port}"
+
+
+@dataclass(frozen=True)
+class QemuPlan:
+    """Everything the command line depends on, resolved."""
+
+    accel: str  # kvm | tcg
+    memory_mb: int
+    cpus: int
+    boot: str  # kernel | iso
+    kernel: Path | None = None
+    initramfs: Path | None = None
+    cmdline: str = ""
+    iso: Path | None = None
+    data_disk: Path | None = None
+    restricted: bool = True
+    macs: tuple[str, ...] = ("52:54:00:12:34:56",)
+    forwards: tuple[Forward, ...] = ()
+    shares: tuple[tuple[str, Path], ...] = ()
+    console_socket: Path = Path("console.sock")
+    qmp_socket: Path = Path("qmp.sock")
+    shell_socket: Path | None = None
+    extra: tuple[str, ...] = field(default=())
+
+
+def netdev(index: int, restricted: bool, forwards: tuple[Forward, ...]) -> str:
+    parts = [f"user,id=net{index}", f"restrict={'on' if restricted else 'off'}"]
+    if index == 0:
+        parts += [f.hostfwd() for f in forwards]
+    return ",".join(parts)
+
+
+def command_line(plan: QemuPlan, qemu: str = "qemu-system-x86_64") -> list[str]:
+    accel = plan.accel + (",thread=multi" if plan.accel == "tcg" and plan.cpus > 1 else "")
+    cmd = [
+        qemu,
+        "-machine", "q35", "-accel", accel,
+        "-cpu", "host" if plan.accel == "kvm" else "max",
+        "-m", str(plan.memory_mb), "-smp", str(plan.cpus),
+        "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none",
+        "-chardev", f"socket,id=con0,path={plan.console_socket},server=on,wait=on",
+        "-serial", "chardev:con0",
+        "-qmp", f"unix:{plan.qmp_socket},server=on,wait=off",
+        "-device", "virtio-rng-pci",
+    ]
+    if plan.boot == "kernel":
+        if plan.kernel is None or plan.initramfs is None:
+            raise ValueError("kernel boot needs a kernel and an initramfs")
+        cmd += ["-kernel", str(plan.kernel), "-initrd", str(plan.initramfs), "-append", plan.cmdline]
+    elif plan.boot == "iso":
+        if plan.iso is None:
+            raise ValueError("ISO boot needs an ISO")
+        cmd += ["-drive", f"file={plan.iso},media=cdrom,if=ide,readonly=on", "-boot", "order=d"]
+    else:
+        raise ValueError(f"unknown boot {plan.boot!r}: use kernel or iso")
+    if plan.data_disk:
+        cmd += [
+            "-drive", f"file={plan.data_disk},if=none,id=data0,format=qcow2",
+            "-device", "virtio-blk-pci,drive=data0,id=datadisk",
+        ]
+    for i, mac in enumerate(plan.macs):
+        cmd += [
+            "-netdev", netdev(i, plan.restricted, plan.forwards),
+            "-device", f"virtio-net-pci,netdev=net{i},mac={mac}",
+        ]
+    if plan.shell_socket:
+        cmd += [
+            "-chardev", f"socket,id=shell0,path={plan.shell_socket},server=on,wait=off",
+            "-device", "virtio-serial-pci,id=vser0",
+            "-device", f"virtserialport,bus=vser0.0,chardev=shell0,name={SHELL_PORT_NAME}",
+        ]
+    for tag, path in plan.shares:
+        cmd += ["-virtfs", f"local,path={path},mount_tag={tag},security_model=none,readonly=on"]
+    for i in range(HOTPLUG_PORTS):
+        cmd += ["-device", f"pcie-root-port,id=hotplug{i},chassis={i + 1}"]
+    return cmd + list(plan.extra)

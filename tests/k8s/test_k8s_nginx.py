@@ -1,0 +1,56 @@
+"""Issue 5, behaviour 2: nginx behind a Service answers HTTP 200, in-cluster and from the host.
+
+Proves spec/kubesolo-facts.md "How others check a KubeSolo node" (Deployment + ClusterIP
+reachable, NodePort allocated) and "Networking" (kube-proxy in iptables mode, services
+10.43.0.0/16).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from harness.kube import KubeNode, parse_http_status
+
+pytestmark = [pytest.mark.k8s, pytest.mark.slow]
+
+NGINX_PAGE = "Welcome to nginx!"
+NODE_PORT = 30080
+SERVICE_NET = ipaddress.ip_network("10.43.0.0/16")
+
+
+def deploy_nginx(kube: KubeNode, namespace: str) -> str:
+    """nginx rolled out; returns the ClusterIP of its Service."""
+    kube.apply("nginx", namespace)
+    kube.wait_rollout(namespace, "nginx")
+    return str(kube.core.read_namespaced_service("nginx", namespace).spec.cluster_ip)
+
+
+def test_nginx_answers_through_cluster_ip(kube: KubeNode, k8s_namespace: str) -> None:
+    """A client pod gets nginx's page with status 200 from the Service's ClusterIP."""
+    cluster_ip = deploy_nginx(kube, k8s_namespace)
+    assert ipaddress.ip_address(cluster_ip) in SERVICE_NET
+    phase, output = kube.run_pod(
+        k8s_namespace,
+        "http-probe",
+        "client",
+        ACCESS="any",
+        URL=f"http://{cluster_ip}/",
+        SETTLE=0,
+        ATTEMPTS=10,
+    )
+    assert phase == "Succeeded", output
+    assert parse_http_status(output) == 200, output
+    assert NGINX_PAGE in output
+
+
+def test_nginx_answers_on_node_port_from_host(kube: KubeNode, k8s_namespace: str) -> None:
+    """The NodePort is allocated as asked and serves nginx on 127.0.0.1 of the host."""
+    deploy_nginx(kube, k8s_namespace)
+    kube.apply("nginx-nodeport", k8s_namespace, NODE_PORT=NODE_PORT)
+    service = kube.core.read_namespaced_service("nginx-nodeport", k8s_namespace)
+    assert service.spec.ports[0].node_port == NODE_PORT
+    status, body = kube.http_from_host(NODE_PORT)
+    assert status == 200
+    assert NGINX_PAGE in body

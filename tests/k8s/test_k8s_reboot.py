@@ -1,0 +1,47 @@
+"""Issue 5, behaviour 5: after a reboot the node is Ready again and nginx serves again.
+
+Proves spec/boot-flow.md stage 20 (Kubernetes state on the data partition) together with
+spec/kubesolo-facts.md "Files and ports" (the kubeconfig stays across boots) — Ready is
+checked against the *new* boot id, so a stale Ready=True cannot pass.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.kube import KubeNode, node_boot_id, node_ready, parse_http_status
+
+pytestmark = [pytest.mark.k8s, pytest.mark.slow]
+
+NGINX_PAGE = "Welcome to nginx!"
+NODE_PORT = 30081  # not test_k8s_nginx's: that namespace may still be terminating
+
+
+def test_node_and_nginx_come_back_after_reboot(kube: KubeNode, k8s_namespace: str) -> None:
+    """nginx serves before the reboot; after it, the node is Ready on a new boot and the
+    same Deployment serves on its ClusterIP and on the host's NodePort forward."""
+    kube.apply("nginx", k8s_namespace)
+    kube.apply("nginx-nodeport", k8s_namespace, NODE_PORT=NODE_PORT)
+    kube.wait_rollout(k8s_namespace, "nginx")
+    assert kube.http_from_host(NODE_PORT)[0] == 200
+    before = node_boot_id(kube.node())
+
+    kube.reboot()
+
+    node = kube.node()
+    assert node_ready(node)
+    assert node_boot_id(node) != before
+    kube.wait_rollout(k8s_namespace, "nginx")
+    status, body = kube.http_from_host(NODE_PORT)
+    assert status == 200 and NGINX_PAGE in body
+    ip = kube.core.read_namespaced_service("nginx", k8s_namespace).spec.cluster_ip
+    phase, output = kube.run_pod(
+        k8s_namespace,
+        "http-probe",
+        "client-after-reboot",
+        ACCESS="any",
+        URL=f"http://{ip}/",
+        SETTLE=0,
+        ATTEMPTS=15,
+    )
+    assert phase == "Succeeded" and parse_http_status(output) == 200, output

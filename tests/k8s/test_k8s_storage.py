@@ -1,0 +1,60 @@
+"""Issue 5, behaviour 3: local-path PVCs keep their bytes across pods and reboots.
+
+Proves spec/kubesolo-facts.md "Storage" (StorageClass local-path is the default, provisioner
+rancher.io/local-path, WaitForFirstConsumer, Retain, volumes under
+<path>/local-path-storage) and DESIGN.md "Reboots" (the data partition holds /var/lib/kubesolo).
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+
+import pytest
+
+from harness.kube import (
+    LOCAL_PATH_ROOT,
+    LOCAL_PATH_STORAGE_CLASS,
+    KubeNode,
+    pv_host_path,
+    storage_class_is_default,
+)
+
+pytestmark = [pytest.mark.k8s, pytest.mark.slow]
+
+
+def test_local_path_is_the_default_storage_class(kube: KubeNode) -> None:
+    """The class KubeSolo creates, with the binding and reclaim rules the facts name."""
+    storage_class = kube.storage.read_storage_class(LOCAL_PATH_STORAGE_CLASS)
+    assert storage_class_is_default(storage_class), storage_class.metadata.annotations
+    assert storage_class.provisioner == "rancher.io/local-path"
+    assert storage_class.volume_binding_mode == "WaitForFirstConsumer"
+    assert storage_class.reclaim_policy == "Retain"
+
+
+def read_back(kube: KubeNode, namespace: str, name: str) -> str:
+    phase, output = kube.run_pod(namespace, "pvc-reader", name)
+    assert phase == "Succeeded", output
+    return output
+
+
+def test_pvc_data_survives_pod_deletion_and_reboot(kube: KubeNode, k8s_namespace: str) -> None:
+    """A Job writes, another pod reads the same bytes; the volume sits under
+    /var/lib/kubesolo/local-path-storage and still holds them after the VM reboots."""
+    payload = secrets.token_hex(16)
+    kube.apply("pvc-writer", k8s_namespace, PAYLOAD=payload)
+    kube.wait_job(k8s_namespace, "writer")
+    pvc = kube.wait_pvc_bound(k8s_namespace, "data")
+    assert pvc.spec.storage_class_name == LOCAL_PATH_STORAGE_CLASS
+
+    path = pv_host_path(kube.core.read_persistent_volume(pvc.spec.volume_name))
+    assert path and path.startswith(f"{LOCAL_PATH_ROOT}/"), path
+    on_node = f"cat {shlex.quote(path + '/payload')}"
+    assert kube.machine.succeed(on_node) == payload
+
+    assert read_back(kube, k8s_namespace, "reader-1") == payload
+    kube.delete_pod(k8s_namespace, "reader-1")
+
+    kube.reboot()
+    assert kube.machine.succeed(on_node) == payload
+    assert read_back(kube, k8s_namespace, "reader-2") == payload
