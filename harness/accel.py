@@ -64,8 +64,7 @@ def probe_kvm(qemu: str, kernel: Path, timeout: float = PROBE_TIMEOUT) -> tuple[
             out, _ = proc.communicate()
     if PROBE_MARKER in out:
         return True, f"kernel printed under KVM in {time.monotonic() - started:.1f}s"
-    detail = out.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-    return False, f"a kernel under KVM printed nothing in {timeout:.0f}s ({detail[0][:120]})"
+    return False, f"a kernel under KVM printed nothing within {timeout:.0f}s"
 
 
 def resolve(requested: str, qemu: str, kernel: Path, say: object = print) -> Verdict:
@@ -84,3 +83,13 @@ def resolve(requested: str, qemu: str, kernel: Path, say: object = print) -> Ver
     if callable(say):
         say(f"[accel] {verdict.reason}")
     return verdict
+
+
+def cached_verdict(qemu: str = "qemu-system-x86_64") -> Verdict | None:
+    """This host's cached `auto` verdict, if a probe ran."""
+    try:
+        cache = cache_root() / f"accel-{host_key(qemu)}.json"
+        data = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        return None
+    return Verdict(data["accel"], data["reason"])

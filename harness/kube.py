@@ -296,7 +296,7 @@ def load_manifest(
 
 # --- guest command lines (busybox sh; no `exit`, the test shell must survive) ------------------
 def kubelet_healthz_command() -> str:
-    return f"wget -qO- {KUBELET_HEALTHZ}"
+    return f"wget -qO- -T 10 {KUBELET_HEALTHZ}"
 
 
 def mount_share_command(tag: str = IMAGES_SHARE_TAG, point: str = IMAGES_MOUNT_POINT) -> str:
@@ -459,9 +459,21 @@ class PhaseTimer:
         self._write()
         return elapsed
 
+    def report(self) -> dict[str, Any]:
+        return {"meta": self.meta, "runs": self.runs}
+
     def _write(self) -> None:
-        body = {"meta": self.meta, "runs": self.runs}
-        self.path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+        self.path.write_text(json.dumps(self.report(), indent=2) + "\n", encoding="utf-8")
+
+
+def format_timings(report: Mapping[str, Any]) -> list[str]:
+    """One line per run (boot, reboot-1, ...) for the terminal summary."""
+    version = (report.get("meta") or {}).get("kubesolo_version") or "unknown version"
+    lines = [f"KubeSolo {version}, seconds from power-on or reboot:"]
+    for run in report.get("runs", []):
+        phases = ", ".join(f"{name} {secs:.1f}" for name, secs in run["phases"].items())
+        lines.append(f"  {run['run']}: {phases or '(no phase reached)'}")
+    return lines
 
 
 # --- waits -------------------------------------------------------------------------------------
@@ -548,7 +560,7 @@ class KubeSettings:
 def machine_config(settings: KubeSettings) -> dict[str, Any]:
     """MachineConfig fields for a KubeSolo node: room for it, and the image archives."""
     shares = {IMAGES_SHARE_TAG: settings.images_dir} if settings.images_dir else {}
-    return {"memory_mb": 2048, "cpus": 2, "data_disk": True, "shares": shares}
+    return {"name": "kubesolo", "memory_mb": 2048, "cpus": 2, "data_disk": True, "shares": shares}
 
 
 class KubeNode:

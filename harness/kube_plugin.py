@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,19 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from harness.kube import KubeNode, KubeSettings, machine_config
+from harness.kube import (
+    TIMINGS_FILE,
+    KubeNode,
+    KubeSettings,
+    PhaseTimer,
+    format_timings,
+    machine_config,
+)
 
 SKIP_REASON = "needs a real KubeSolo binary: pass --kubesolo-bin (see README)"
 DEFAULT_K8S_TIMEOUT = 900.0  # node Ready under TCG on a slow host takes minutes
 DEFAULT_BOOT_TIMEOUT = 900.0
+TIMINGS = pytest.StashKey[PhaseTimer]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -97,7 +106,10 @@ def kube_settings(pytestconfig: pytest.Config) -> KubeSettings:
 
 @pytest.fixture(scope="session")
 def kube(
-    kubesolo_image: Any, session_machine_factory: Any, kube_settings: KubeSettings
+    pytestconfig: pytest.Config,
+    kubesolo_image: Any,
+    session_machine_factory: Any,
+    kube_settings: KubeSettings,
 ) -> Iterator[KubeNode]:
     """One KubeSolo node for the whole session, Ready with CoreDNS and local-path rolled out."""
     manifest = kubesolo_image.manifest
@@ -105,6 +117,7 @@ def kube(
     machine = session_machine_factory(**machine_config(kube_settings))
     meta = {"kubesolo_version": manifest.get("kubesolo_version")}
     node = KubeNode(machine, kube_settings, meta=meta)
+    pytestconfig.stash[TIMINGS] = node.timer
     try:
         node.bring_up()
     except Exception as error:  # whatever broke (VM, API, waits), the dump tells why
@@ -112,7 +125,28 @@ def kube(
         dump = dump_path.read_text(encoding="utf-8")
         message = f"KubeSolo node did not come up: {error}\n({dump_path})\n\n{dump}"
         pytest.fail(message, pytrace=False)
+    finally:
+        keep_timings(pytestconfig, node.timer)
     yield node
+    keep_timings(pytestconfig, node.timer)
+
+
+def keep_timings(config: pytest.Config, timer: PhaseTimer) -> None:
+    """Copy the timings beside the artefacts: a passing run's VM directory is removed."""
+    artifacts = config.getoption("artifacts", default=None)
+    if artifacts and timer.path.exists():
+        target = Path(artifacts).resolve()
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(timer.path, target / TIMINGS_FILE)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The phase timings users compare between KubeSolo releases."""
+    timer = config.stash.get(TIMINGS, None)
+    if timer is not None and timer.runs:
+        terminalreporter.section("KubeSolo phase timings")
+        for line in format_timings(timer.report()):
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture

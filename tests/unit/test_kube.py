@@ -650,6 +650,30 @@ class TestPhaseTimer:
         runs = json.loads(path.read_text())["runs"]
         assert runs[1] == {"run": "reboot-1", "phases": {"boot": 7.0}}
 
+    def test_summary_lines_per_run(self) -> None:
+        report = {
+            "meta": {"kubesolo_version": "v1.2.3"},
+            "runs": [
+                {"run": "boot", "phases": {"boot": 20.04, "api": 95.5}},
+                {"run": "reboot-1", "phases": {}},
+            ],
+        }
+        assert kube.format_timings(report) == [
+            "KubeSolo v1.2.3, seconds from power-on or reboot:",
+            "  boot: boot 20.0, api 95.5",
+            "  reboot-1: (no phase reached)",
+        ]
+
+    def test_timings_are_kept_beside_the_artefacts(self, tmp_path: Path) -> None:
+        timer = kube.PhaseTimer(tmp_path / "vm" / kube.TIMINGS_FILE)
+        timer.path.parent.mkdir()
+        timer.begin("boot")
+        artifacts = tmp_path / "artifacts"
+        config = SimpleNamespace(getoption=lambda name, default=None: str(artifacts))
+        kube_plugin.keep_timings(config, timer)  # type: ignore[arg-type]
+        copied = json.loads((artifacts / kube.TIMINGS_FILE).read_text())
+        assert copied == {"meta": {}, "runs": [{"run": "boot", "phases": {}}]}
+
     def test_mark_before_begin(self, tmp_path: Path) -> None:
         with pytest.raises(RuntimeError):
             kube.PhaseTimer(tmp_path / "t.json").mark("x")
@@ -863,8 +887,11 @@ def test_k8s_suites_skip_without_kubesolo_and_boot_with_it(
     pytester.makeconftest(FAKE_CONFTEST % flavour)
     suites = Path(__file__).resolve().parent.parent / "k8s"
     for source in suites.glob("test_*.py"):
-        pytester.makepyfile(**{source.stem: source.read_text()})
-    result = pytester.runpytest_inprocess("-p", "harness.kube_plugin", "-p", "no:kubesolo", "-rs")
+        # a fresh module name: the real suites may already be imported in this session
+        pytester.makepyfile(**{f"test_copy_{source.stem[5:]}": source.read_text()})
+    # Only this plugin, under its module name: the entry points (if installed) stay out.
+    isolated = ("-p", "no:kubesolo", "-p", "no:kubesolo-k8s", "-p", "harness.kube_plugin")
+    result = pytester.runpytest_inprocess(*isolated, "-rs")
     outcomes = result.parseoutcomes()
     if flavour == "standin":
         assert outcomes.get("skipped", 0) >= 8 and set(outcomes) <= {"skipped", "warnings"}
@@ -906,7 +933,7 @@ class FakeApi:
                 return None
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def close(self) -> None:

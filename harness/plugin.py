@@ -1,0 +1,210 @@
+"""The pytest plugin: options, markers, the image and machine fixtures, and
+failure reports that carry the console tail and where the artefacts are."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import accel
+from harness.errors import UserError
+from harness.image import BuildRequest, Image, build
+from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineConfig
+
+log = logging.getLogger("harness")
+MACHINES = pytest.StashKey[list[Machine]]()
+MARKERS = {
+    "boot": "boots a VM: boot markers, parameters, stage effects",
+    "persistence": "boots a VM more than once on the same data disk",
+    "k8s": "needs a real KubeSolo binary (skipped with the stand-in)",
+    "slow": "takes more than a minute under TCG",
+}
+MachineFactory = Callable[..., Machine]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kubesolo", "KubeSolo OS harness")
+    group.addoption("--kubesolo-image", metavar="DIR",
+                    help="use this prebuilt image directory instead of building one")
+    group.addoption("--kubesolo-bin", metavar="PATH",
+                    help="a real kubesolo binary or release tarball to build into the image")
+    group.addoption("--accel", choices=("auto", "kvm", "tcg"), default="auto",
+                    help="QEMU accelerator; auto probes KVM once per host (default: auto)")
+    group.addoption("--vm-memory", type=int, default=512, metavar="MB",
+                    help="memory of each VM (default: 512)")
+    group.addoption("--vm-cpus", type=int, default=1, metavar="N",
+                    help="vCPUs of each VM (default: 1)")
+    group.addoption("--boot-timeout", type=float, default=DEFAULT_BOOT_TIMEOUT, metavar="S",
+                    help=f"seconds a boot may take (default: {DEFAULT_BOOT_TIMEOUT:.0f}, TCG-sized)")
+    group.addoption("--vm-network", choices=("restricted", "open"), default="restricted",
+                    help="restricted: guests reach nothing outside QEMU (default)")
+    group.addoption("--keep-vms", action="store_true",
+                    help="keep every machine's run directory (disks, logs), passing tests too")
+    group.addoption("--artifacts", metavar="DIR", default="artifacts",
+                    help="where machines' run directories go (default: ./artifacts)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    image = config.getoption("kubesolo_image")
+    if image:
+        try:
+            Image.open(Path(image))
+        except UserError as err:
+            raise pytest.UsageError(f"--kubesolo-image: {err}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Machine defaults from the command line."""
+
+    accel: str
+    memory_mb: int
+    cpus: int
+    boot_timeout: float
+    network: str
+    keep: bool
+    artifacts: Path
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        return cls(
+            accel=config.getoption("accel"),
+            memory_mb=config.getoption("vm_memory"),
+            cpus=config.getoption("vm_cpus"),
+            boot_timeout=config.getoption("boot_timeout"),
+            network=config.getoption("vm_network"),
+            keep=config.getoption("keep_vms"),
+            artifacts=Path(config.getoption("artifacts")).resolve(),
+        )
+
+    def machine_config(self, **overrides: Any) -> MachineConfig:
+        known = {f.name for f in fields(MachineConfig)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise UserError(f"unknown machine settings: {', '.join(sorted(unknown))}")
+        defaults = {"accel": self.accel, "memory_mb": self.memory_mb, "cpus": self.cpus,
+                    "boot_timeout": self.boot_timeout, "network": self.network}
+        return MachineConfig(**{**defaults, **overrides})
+
+
+def run_dir_name(nodeid: str) -> str:
+    """A file-system-safe directory name for a test id."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[-150:]
+
+
+@pytest.fixture(scope="session")
+def harness_settings(pytestconfig: pytest.Config) -> Settings:
+    return Settings.from_config(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def kubesolo_image(pytestconfig: pytest.Config) -> Image:
+    """The test-flavour image: prebuilt (--kubesolo-image) or built once and
+    shared by all xdist workers through the builder's cache and lock."""
+    prebuilt = pytestconfig.getoption("kubesolo_image")
+    try:
+        if prebuilt:
+            return Image.open(Path(prebuilt))
+        binary = pytestconfig.getoption("kubesolo_bin")
+        request = BuildRequest(flavour="test", kubesolo_bin=Path(binary) if binary else None)
+        return build(request, progress=log.info)
+    except UserError as err:
+        pytest.fail(str(err), pytrace=False)
+
+
+def _factory(
+    node: pytest.Item | pytest.Session, image: Image, settings: Settings, prefix: str
+) -> tuple[MachineFactory, list[Machine]]:
+    machines: list[Machine] = []
+    node_dir = settings.artifacts / run_dir_name(prefix)
+
+    def make(**overrides: Any) -> Machine:
+        overrides.setdefault("name", f"vm{len(machines)}")
+        try:
+            config = settings.machine_config(**overrides)
+            run_dir = node_dir / config.name
+            shutil.rmtree(run_dir, ignore_errors=True)
+            machine = Machine(image, config, run_dir=run_dir, log=log.info)
+        except UserError as err:
+            pytest.fail(str(err), pytrace=False)
+        machines.append(machine)
+        return machine
+
+    return make, machines
+
+
+def _teardown(machines: list[Machine], keep: bool, failed: bool) -> None:
+    for machine in machines:
+        machine.close()
+        machine.save_artifacts()
+        if not keep and not failed:
+            shutil.rmtree(machine.run_dir, ignore_errors=True)
+        elif not keep:
+            for disk in machine.run_dir.glob("*overlay.qcow2"):
+                disk.unlink()
+
+
+@pytest.fixture
+def machine_factory(
+    request: pytest.FixtureRequest, kubesolo_image: Image, harness_settings: Settings
+) -> Iterator[MachineFactory]:
+    """`machine_factory(**MachineConfig fields) -> Machine`, not started;
+    every machine is killed after the test."""
+    make, machines = _factory(request.node, kubesolo_image, harness_settings, request.node.nodeid)
+    request.node.stash[MACHINES] = machines
+    yield make
+    rep = getattr(request.node, "rep_call", None)
+    _teardown(machines, harness_settings.keep, failed=rep is None or rep.failed)
+
+
+@pytest.fixture(scope="session")
+def session_machine_factory(
+    request: pytest.FixtureRequest, kubesolo_image: Image, harness_settings: Settings
+) -> Iterator[MachineFactory]:
+    """Like machine_factory, for machines shared by many tests."""
+    make, machines = _factory(request.session, kubesolo_image, harness_settings, "session")
+    request.session.stash[MACHINES] = machines
+    yield make
+    _teardown(machines, harness_settings.keep, failed=request.session.testsfailed > 0)
+
+
+@pytest.fixture
+def machine(machine_factory: MachineFactory) -> Machine:
+    """A machine with the default settings, booted to stage 90."""
+    vm = machine_factory()
+    vm.start()
+    vm.wait_for_boot()
+    return vm
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.rep_call = report  # type: ignore[attr-defined]
+    if report.failed:
+        machines = list(item.stash.get(MACHINES, []))
+        machines += item.session.stash.get(MACHINES, [])
+        for machine in machines:
+            report.sections.append(
+                (f"console of {machine.config.name} (last 40 lines)", machine.console.tail(40))
+            )
+            report.sections.append(
+                (f"artefacts of {machine.config.name}", str(machine.run_dir))
+            )
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    verdict = accel.cached_verdict()
+    if verdict:
+        terminalreporter.write_line(f"kubesolo-harness: accelerator {verdict.accel}: {verdict.reason}")

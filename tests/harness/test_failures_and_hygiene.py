@@ -1,0 +1,103 @@
+"""Fast failure, network isolation and process hygiene of the harness
+(DESIGN.md "Things that are easy to get wrong here")."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.console import BootFailure
+
+pytestmark = pytest.mark.boot
+
+
+def qemu_pids_with(marker: str) -> list[int]:
+    """PIDs of QEMU processes whose command line mentions `marker`."""
+    out = subprocess.run(["pgrep", "-f", f"qemu-system.*{marker}"], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_kernel_panic_fails_fast(machine_factory):
+    """rdinit=/nonexistent panics the kernel: wait_for_boot raises within
+    30 s with 'panic' and the console tail in the message."""
+    vm = machine_factory(kernel_args="rdinit=/nonexistent")
+    started = time.monotonic()
+    vm.start()
+    with pytest.raises(BootFailure) as failure:
+        vm.wait_for_boot()
+    assert time.monotonic() - started < 30
+    assert "panic" in str(failure.value)
+    assert "--- console tail ---" in str(failure.value)
+
+
+def test_restricted_guest_cannot_reach_host_loopback(machine):
+    """In `restricted` mode the user-network gateway leads nowhere: a server
+    on the host's 127.0.0.1 is unreachable from the guest."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(0.5)
+    port = server.getsockname()[1]
+    accepted = []
+
+    def accept() -> None:
+        try:
+            accepted.append(server.accept())
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    status, _ = machine.execute(f"timeout 10 nc 10.0.2.2 {port} </dev/null", timeout=30)
+    thread.join()
+    server.close()
+    assert status != 0
+    assert accepted == []
+
+
+PYTEST_CHILD = textwrap.dedent(
+    """
+    def test_boot_forever(machine_factory):
+        vm = machine_factory(name="{marker}")
+        vm.start()
+        open("{ready}", "w").write("started")
+        vm.wait_for_console("will never appear", timeout=600)
+    """
+)
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
+def test_no_qemu_left_when_pytest_dies(tmp_path: Path, how: signal.Signals, kubesolo_image):
+    """Killing pytest (-9) or interrupting it (Ctrl-C) in the middle of a boot
+    leaves no QEMU process 5 s later."""
+    marker = f"hygiene-{how.name.lower()}-{os.getpid()}"
+    ready = tmp_path / "ready"
+    (tmp_path / "test_child.py").write_text(PYTEST_CHILD.format(marker=marker, ready=ready))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+         "--kubesolo-image", str(kubesolo_image.path), "--accel", "tcg",
+         "--artifacts", str(tmp_path / "artifacts"), str(tmp_path / "test_child.py")],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while not ready.exists() or not qemu_pids_with(marker):
+        assert child.poll() is None, "the child pytest ended before booting"
+        assert time.monotonic() < deadline, "the child pytest never started QEMU"
+        time.sleep(0.2)
+    child.send_signal(how)
+    time.sleep(5)
+    left = qemu_pids_with(marker)
+    child.kill()
+    child.wait()
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == []

@@ -1,0 +1,43 @@
+"""The Machine API end to end on a real guest (DESIGN.md "The Machine API")."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+
+pytestmark = pytest.mark.boot
+
+
+def test_reboot_reset_and_port_forward(machine_factory):
+    """uname, boot id across a clean reboot, a synced file across a hard reset,
+    and a page served in the guest fetched through a forwarded port."""
+    vm = machine_factory()
+    host_port = vm.forward_port(8080)
+    vm.start()
+    vm.wait_for_boot()
+    assert vm.succeed("uname -r").strip().endswith("-amd64")
+
+    first_boot = vm.succeed("cat /proc/sys/kernel/random/boot_id").strip()
+    vm.reboot()
+    vm.wait_for_boot()
+    second_boot = vm.succeed("cat /proc/sys/kernel/random/boot_id").strip()
+    assert second_boot != first_boot
+
+    vm.succeed("echo survives > /var/lib/kubesolo/reset-proof && sync")
+    vm.hard_reset()
+    vm.wait_for_boot()
+    assert vm.succeed("cat /var/lib/kubesolo/reset-proof") == "survives\n"
+
+    vm.succeed("mkdir -p /tmp/www && echo hello-from-guest > /tmp/www/index.html")
+    vm.succeed("httpd -p 8080 -h /tmp/www")
+    with urllib.request.urlopen(f"http://127.0.0.1:{host_port}/", timeout=30) as page:
+        assert page.read() == b"hello-from-guest\n"
+
+
+def test_forward_added_after_start(machine):
+    """forward_port works on a running machine too (QMP hostfwd_add)."""
+    machine.succeed("mkdir -p /tmp/www && echo late > /tmp/www/index.html && httpd -p 8081 -h /tmp/www")
+    port = machine.forward_port(8081)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
+        assert page.read() == b"late\n"
