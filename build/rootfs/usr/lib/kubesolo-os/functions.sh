@@ -3,9 +3,9 @@
 # waits and the emergency shell (spec "Failure Handling").
 
 # shellcheck disable=SC2034 # used by the stages that source this file
-KUBESOLO_RUN=/run/kubesolo-os
+KUBESOLO_RUN=${KUBESOLO_RUN:-/run/kubesolo-os}
 KUBESOLO_BOOT_ENV=$KUBESOLO_RUN/boot.env
-KUBESOLO_DATA_MNT=/mnt/data
+KUBESOLO_DATA_MNT=${KUBESOLO_DATA_MNT:-/mnt/data}
 
 log()       { echo "[kubesolo-init] [INFO] $*" >&2; }
 log_ok()    { echo "[kubesolo-init] [OK] $*" >&2; }
@@ -63,6 +63,23 @@ get_ip() {
 read_config_words() {
     [ -f "$1" ] || return 0
     sed 's/#.*//' "$1" | tr -s ' \t\n' '   '
+}
+
+# kubesolo_args HOSTNAME FILE_FLAGS CMDLINE_FLAGS: KubeSolo's arguments, one
+# per line (stage 90). Booleans take no value in KubeSolo's grammar:
+# `--local-storage`, never `--local-storage true`. Extra flags are split on
+# blanks; the boot parameter's come last, so they win over the file's.
+kubesolo_args() {
+    printf '%s\n' --path /var/lib/kubesolo --local-storage --apiserver-extra-sans "$1"
+    # shellcheck disable=SC2086 # word splitting of the flag lists is intended
+    [ -n "$2$3" ] && printf '%s\n' $2 $3
+    return 0
+}
+
+# hostname_from_mac MAC: kubesolo- and the last six hex digits, lowercase
+# (stage 60).
+hostname_from_mac() {
+    echo "$1" | tr -d ':' | tr 'A-F' 'a-f' | awk '{ print "kubesolo-" substr($0, length($0) - 5) }'
 }
 
 # A root shell on the console: used on failure and for kubesolo.shell.

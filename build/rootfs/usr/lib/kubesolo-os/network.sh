@@ -4,6 +4,7 @@
 
 NETWORK_SAVED=$KUBESOLO_DATA_MNT/network/interfaces.sh
 NETWORK_STATE=$KUBESOLO_RUN/network.env
+CLOUD_INIT_AWK=${CLOUD_INIT_AWK:-/usr/lib/kubesolo-os/cloud-init.awk}
 
 # Interfaces that are never the node's uplink (spec: lo, docker, veth, br, cni).
 is_virtual_iface() {
@@ -82,7 +83,7 @@ apply_network_vars() {
 # cloud_init_network FILE: print NET_* assignments from the documented subset
 # (fixtures/cloud-init/README.md): network.{interface,address,gateway,dns}.
 cloud_init_network() {
-    awk -f /usr/lib/kubesolo-os/cloud-init.awk "$1" | awk -F= '
+    awk -f "$CLOUD_INIT_AWK" "$1" | awk -F= '
         $1 == "network.interface" { iface = $2 }
         $1 == "network.address"   { address = $2 }
         $1 == "network.gateway"   { gateway = $2 }

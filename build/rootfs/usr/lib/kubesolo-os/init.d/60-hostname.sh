@@ -9,11 +9,6 @@
 
 HOSTNAME_SAVED=/etc/kubesolo/hostname
 
-# hostname_from_mac MAC: kubesolo- and the last six hex digits, lowercase.
-hostname_from_mac() {
-    echo "$1" | tr -d ':' | tr 'A-F' 'a-f' | awk '{ print "kubesolo-" substr($0, length($0) - 5) }'
-}
-
 valid_hostname() {
     echo "$1" | grep -Eq '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'
 }

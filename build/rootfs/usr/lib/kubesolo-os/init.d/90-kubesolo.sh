@@ -8,16 +8,6 @@
 KUBESOLO_BIN=/usr/local/bin/kubesolo
 KUBESOLO_FLAGS_FILE=/etc/kubesolo/extra-flags
 
-# kubesolo_args HOSTNAME FILE_FLAGS CMDLINE_FLAGS: one argument per line.
-# Extra flags are split on blanks: later flags win, so the boot parameter
-# (most specific) comes after the data-partition file.
-kubesolo_args() {
-    printf '%s\n' --path /var/lib/kubesolo --local-storage --apiserver-extra-sans "$1"
-    # shellcheck disable=SC2086 # word splitting of the flag lists is intended
-    [ -n "$2$3" ] && printf '%s\n' $2 $3
-    return 0
-}
-
 if [ ! -e "$KUBESOLO_BIN" ]; then
     log_error "$KUBESOLO_BIN not found: the image carries no KubeSolo"
     return 1

@@ -1,0 +1,98 @@
+"""Console cursors over a synthetic stream and the failure table."""
+
+import threading
+import time
+
+import pytest
+
+from harness.console import (
+    FAILURE_PATTERNS,
+    BootFailure,
+    Console,
+    ConsoleTimeout,
+    find_failure,
+)
+
+MARKER = r"\[OK\] Stage 90"
+
+
+@pytest.fixture
+def console(tmp_path):
+    return Console(tmp_path / "console.log")
+
+
+def test_waits_start_at_the_cursor(console):
+    """After a reboot the old boot's marker is before the cursor: not seen."""
+    console.feed(b"[OK] Stage 90 first boot\n")
+    cursor = console.cursor()
+    console.feed(b"rebooting\n")
+    with pytest.raises(ConsoleTimeout):
+        console.wait_for(MARKER, timeout=0.2, since=cursor)
+    console.feed(b"[OK] Stage 90 second boot\n")
+    assert console.wait_for(MARKER + r" (\w+)", timeout=1, since=cursor).group(1) == "second"
+
+
+def test_a_wait_wakes_when_text_streams_in(console):
+    def later():
+        time.sleep(0.2)
+        console.feed(b"[OK] Sta")
+        console.feed(b"ge 90\n")
+
+    threading.Thread(target=later).start()
+    assert console.wait_for(MARKER, timeout=5).group(0) == "[OK] Stage 90"
+
+
+def test_failure_before_the_marker_raises_at_once(console):
+    console.feed(b"[kubesolo-init] [ERROR] data device missing\nmore\n")
+    started = time.monotonic()
+    with pytest.raises(BootFailure) as failure:
+        console.wait_for(MARKER, timeout=30)
+    assert time.monotonic() - started < 1
+    assert failure.value.description == "init stage error"
+    assert "data device missing" in str(failure.value)
+
+
+def test_failure_after_the_marker_does_not_hide_it(console):
+    console.feed(b"[OK] Stage 90\nKernel panic - not syncing: later\n")
+    assert console.wait_for(MARKER, timeout=1)
+
+
+def test_failures_can_be_allowed(console):
+    console.feed(b"[kubesolo-init] [ERROR] expected\n(kubesolo-emergency) # ")
+    assert console.wait_for(r"kubesolo-emergency", timeout=1, failures=())
+
+
+@pytest.mark.parametrize(
+    ("line", "description"),
+    [
+        ("[    2.1] Kernel panic - not syncing: VFS: Unable to mount root fs", "kernel panic"),
+        ("Kernel panic - not syncing: Attempted to kill init! exitcode=0x100", "kernel panic"),
+        ("[    3.0] BUG: kernel NULL pointer dereference", "kernel BUG"),
+        ("[    3.0] Oops: 0002 [#1] SMP", "kernel oops"),
+        ("[kubesolo-init] [ERROR] Stage 20-persistent-mount.sh failed", "init stage error"),
+        ("kubesolo: error: unexpected true, try --help", "KubeSolo rejected its command line"),
+        ("shutdown requested before apiserver was ready", "KubeSolo shut down early"),
+    ],
+)
+def test_failure_table(line, description):
+    found = find_failure(f"ok\n{line}\nmore\n")
+    assert found is not None and found[0].description == description
+
+
+def test_normal_boot_text_is_no_failure():
+    text = "[kubesolo-init] [WARN] no hardware clock\n[kubesolo-init] [OK] Stage 90 done\n"
+    assert find_failure(text) is None
+    assert len({p.description for p in FAILURE_PATTERNS}) == len(FAILURE_PATTERNS)
+
+
+def test_the_log_file_gets_every_byte(tmp_path):
+    import socket
+
+    console = Console(tmp_path / "console.log")
+    ours, qemus = socket.socketpair()
+    console.attach(ours)
+    qemus.sendall(b"\x00binary\xffbytes\r\n")
+    console.wait_for("bytes", timeout=5)
+    qemus.close()
+    console.close()
+    assert (tmp_path / "console.log").read_bytes() == b"\x00binary\xffbytes\r\n"

@@ -1,0 +1,60 @@
+"""Package resolution from apt-cache output, and the package table."""
+
+from pathlib import Path
+
+import pytest
+
+from harness import debian
+from harness.errors import UserError
+
+REPO = Path(__file__).resolve().parents[2]
+
+POLICY = """\
+busybox-static:
+  Installed: (none)
+  Candidate: 1:1.35.0-4+deb12u1+b1
+  Version table:
+     1:1.35.0-4+deb12u1+b1 500
+linux-image-6.1.0-56-amd64:
+  Installed: (none)
+  Candidate: 6.1.192-2
+nothing-here:
+  Installed: (none)
+  Candidate: (none)
+"""
+
+DEPENDS = """\
+linux-image-amd64
+  Depends: linux-image-6.1.0-56-amd64
+  Recommends: firmware-linux-free
+"""
+
+
+def test_candidate_versions_are_parsed():
+    assert debian.parse_policy(POLICY) == {
+        "busybox-static": "1:1.35.0-4+deb12u1+b1",
+        "linux-image-6.1.0-56-amd64": "6.1.192-2",
+    }
+
+
+def test_the_kernel_metapackage_resolves_to_its_abi_package():
+    depends = debian.parse_depends(DEPENDS)
+    assert depends == ["linux-image-6.1.0-56-amd64"]
+    assert debian.metapackage_target("linux-image-amd64", depends) == "linux-image-6.1.0-56-amd64"
+
+
+def test_an_unresolvable_metapackage_is_a_clear_error():
+    with pytest.raises(UserError, match="cannot resolve"):
+        debian.metapackage_target("linux-image-amd64", ["libc6"])
+
+
+def test_deb_file_names_escape_the_epoch():
+    assert debian.deb_filename("busybox-static", "1:1.35.0-4") == "busybox-static_1%3a1.35.0-4_amd64.deb"
+
+
+def test_the_package_table_adds_ctr_only_for_a_real_kubesolo():
+    table = REPO / "build" / "packages.toml"
+    standin = {s.name for s in debian.load_specs(table, real_kubesolo=False)}
+    real = {s.name for s in debian.load_specs(table, real_kubesolo=True)}
+    assert {"linux-image-amd64", "busybox-static", "isolinux", "iptables"} <= standin
+    assert real - standin == {"containerd"}

@@ -1,0 +1,170 @@
+"""The OS's shell logic, run on the host under busybox sh (the guest's shell):
+the stand-in's KubeSolo grammar, stage 90's command line, stage 10's
+parameter parsing, the cloud-init subset and interface/hostname rules."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LIB = REPO / "build/rootfs/usr/lib/kubesolo-os"
+STANDIN = REPO / "build/standin/kubesolo"
+BUSYBOX = shutil.which("busybox")
+
+
+def sh(
+    script: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a script under busybox sh with positional arguments."""
+    if BUSYBOX is None:
+        pytest.fail("busybox not found: install busybox-static (README test command does)")
+    return subprocess.run([BUSYBOX, "sh", "-c", script, "sh", *args], capture_output=True,
+                          text=True, env={"PATH": "/usr/bin:/bin", **(env or {})}, check=False)
+
+
+def standin(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([BUSYBOX or "sh", "sh", str(STANDIN), *argv],
+                          capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["--local-storage", "true"], "kubesolo: error: unexpected true, try --help"),
+        (["--local-storage=true"], "kubesolo: error: unexpected true, try --help"),
+        (["--path"], "kubesolo: error: expected argument for flag '--path', try --help"),
+        (["--no-such-flag"], "kubesolo: error: unknown long flag '--no-such-flag', try --help"),
+        (["-x"], "kubesolo: error: unknown short flag '-x', try --help"),
+        (["stray"], "kubesolo: error: unexpected stray, try --help"),
+        (["--no-path"], "kubesolo: error: unknown long flag '--no-path', try --help"),
+    ],
+)
+def test_standin_rejects_what_kubesolo_rejects(argv, error):
+    """kubesolo-facts.md "Command line": kingpin's errors, exit 1."""
+    done = standin(*argv)
+    assert done.returncode == 1
+    assert done.stderr.strip() == error
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--path", "/var/lib/kubesolo", "--local-storage"],
+        ["--path=/x", "--no-local-storage", "--debug"],
+        ["--apiserver-extra-sans", "a,b", "--node-ip=10.0.2.15", "--startup-timeout", "900"],
+        [],
+    ],
+)
+def test_standin_accepts_kubesolo_grammar(argv):
+    done = standin(*argv)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"[kubesolo-standin] accepted: {' '.join(argv)}\n"
+
+
+def kubesolo_args(hostname: str, file_flags: str = "", cmdline_flags: str = "") -> list[str]:
+    done = sh(f'. {LIB}/functions.sh; kubesolo_args "$@"', hostname, file_flags, cmdline_flags)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_stage90_command_line_is_accepted_by_kubesolo_grammar():
+    """Stage 90: --path, local storage as a bare boolean, the hostname as SAN."""
+    args = kubesolo_args("kubesolo-123456", "--debug", "--node-ip 10.0.2.15")
+    assert args == ["--path", "/var/lib/kubesolo", "--local-storage", "--apiserver-extra-sans",
+                    "kubesolo-123456", "--debug", "--node-ip", "10.0.2.15"]
+    assert "true" not in args
+    assert standin(*args).returncode == 0
+
+
+def parse_cmdline(tmp_path: Path, cmdline: str) -> dict[str, str]:
+    (tmp_path / "cmdline").write_text(cmdline + "\n")
+    run = tmp_path / "run"
+    done = sh(f". {LIB}/functions.sh; . {LIB}/init.d/10-parse-cmdline.sh; cat $KUBESOLO_BOOT_ENV",
+              env={"KUBESOLO_RUN": str(run), "KUBESOLO_CMDLINE_FILE": str(tmp_path / "cmdline")})
+    assert done.returncode == 0, done.stderr
+    values = {}
+    for line in done.stdout.splitlines():
+        key, _, value = line.partition("=")
+        values[key] = value.strip("'")
+    return values
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "expected"),
+    [
+        ("kubesolo.data=LABEL=KSOLODATA", {"KUBESOLO_DATA_DEV": "LABEL=KSOLODATA"}),
+        ("kubesolo.data=/dev/vdb kubesolo.debug", {"KUBESOLO_DATA_DEV": "/dev/vdb", "KUBESOLO_DEBUG": "1"}),
+        ("kubesolo.data=/dev/vda kubesolo.shell", {"KUBESOLO_SHELL": "1"}),
+        ("kubesolo.nopersist", {"KUBESOLO_NOPERSIST": "1"}),
+        ("kubesolo.data=/dev/vda kubesolo.cloudinit=/etc/kubesolo/ci.yaml",
+         {"KUBESOLO_CLOUDINIT": "/etc/kubesolo/ci.yaml"}),
+        ('kubesolo.data=/dev/vda kubesolo.flags="--debug --node-ip 10.0.2.15" quiet',
+         {"KUBESOLO_EXTRA_FLAGS": "--debug --node-ip 10.0.2.15"}),
+    ],
+)
+def test_stage10_parameters(tmp_path, cmdline, expected):
+    """Stage 10's table: each parameter sets its variable."""
+    values = parse_cmdline(tmp_path, cmdline)
+    for key, value in expected.items():
+        assert values[key] == value
+
+
+def test_stage10_without_data_device_or_label_is_ram_only(tmp_path):
+    """Stage 10: no kubesolo.data and no KSOLODATA partition -> RAM-only."""
+    assert parse_cmdline(tmp_path, "console=ttyS0")["KUBESOLO_NOPERSIST"] == "1"
+
+
+EXAMPLES = sorted((REPO / "fixtures/cloud-init").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_cloud_init_examples_parse(example):
+    flat = sh(f"busybox awk -f {LIB}/cloud-init.awk {example}")
+    assert flat.returncode == 0, flat.stderr
+    assert all("=" in line for line in flat.stdout.splitlines())
+
+
+def test_cloud_init_subset_flattens_maps_and_lists(tmp_path):
+    (tmp_path / "c.yaml").write_text(
+        "#cloud-config\nnetwork:\n  interface: eth0   # the uplink\n  address: \"10.0.2.50/24\"\n"
+        "  gateway: 10.0.2.2\n  dns:\n    - 10.0.2.3\n    - 1.1.1.1\nother: [a, 'b']\n"
+    )
+    flat = sh(f"busybox awk -f {LIB}/cloud-init.awk {tmp_path / 'c.yaml'}").stdout.splitlines()
+    assert flat == ["network.interface=eth0", "network.address=10.0.2.50/24",
+                    "network.gateway=10.0.2.2", "network.dns=10.0.2.3", "network.dns=1.1.1.1",
+                    "other=a", "other=b"]
+
+
+def test_cloud_init_network_settings(tmp_path):
+    yaml = "network:\n  address: 10.0.2.50/24\n  gateway: 10.0.2.2\n  dns: [10.0.2.3, 9.9.9.9]\n"
+    (tmp_path / "c.yaml").write_text(yaml)
+    settings = sh(f". {LIB}/functions.sh; . {LIB}/network.sh; cloud_init_network {tmp_path}/c.yaml",
+                  env={"CLOUD_INIT_AWK": str(LIB / "cloud-init.awk")})
+    assert settings.returncode == 0, settings.stderr
+    assert 'NET_ADDRESS="10.0.2.50/24"' in settings.stdout
+    assert 'NET_GATEWAY="10.0.2.2"' in settings.stdout
+    assert 'NET_DNS="10.0.2.3 9.9.9.9"' in settings.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "virtual"),
+    [("lo", True), ("docker0", True), ("veth1234", True), ("br-abc", True), ("cni0", True),
+     ("eth0", False), ("enp0s3", False), ("ens4", False)],
+)
+def test_virtual_interfaces_are_skipped(name, virtual):
+    """Stage 50: the uplink is never lo, docker, veth, br or cni."""
+    done = sh(f". {LIB}/functions.sh; . {LIB}/network.sh; is_virtual_iface {name}")
+    assert (done.returncode == 0) is virtual
+
+
+@pytest.mark.parametrize(
+    ("mac", "hostname"),
+    [("52:54:00:12:34:56", "kubesolo-123456"), ("52:54:00:AB:CD:EF", "kubesolo-abcdef")],
+)
+def test_hostname_from_mac(mac, hostname):
+    """Stage 60: kubesolo- and the last six hex digits of the MAC, lowercase."""
+    assert sh(f". {LIB}/functions.sh; hostname_from_mac {mac}").stdout.strip() == hostname
