@@ -51,9 +51,20 @@ def probe_kvm(qemu: str, kernel: Path, timeout: float = PROBE_TIMEOUT) -> tuple[
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False, "/dev/kvm missing or not accessible"
     cmd = [
-        qemu, "-machine", "q35,accel=kvm", "-m", "256", "-nographic", "-no-reboot",
-        "-nodefaults", "-serial", "stdio", "-kernel", str(kernel),
-        "-append", "console=ttyS0 panic=-1",
+        qemu,
+        "-machine",
+        "q35,accel=kvm",
+        "-m",
+        "256",
+        "-nographic",
+        "-no-reboot",
+        "-nodefaults",
+        "-serial",
+        "stdio",
+        "-kernel",
+        str(kernel),
+        "-append",
+        "console=ttyS0 panic=-1",
     ]
     started = time.monotonic()
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:

@@ -13,8 +13,11 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build a KubeSolo OS image directory (cached)")
     b.add_argument("--flavour", choices=FLAVOURS, default="test")
-    b.add_argument("--kubesolo-bin", metavar="PATH",
-                   help="a kubesolo binary or release tarball (default: the stand-in)")
+    b.add_argument(
+        "--kubesolo-bin",
+        metavar="PATH",
+        help="a kubesolo binary or release tarball (default: the stand-in)",
+    )
     b.add_argument("--out", metavar="DIR", help="also put the image files in DIR")
     return p
 

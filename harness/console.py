@@ -5,6 +5,7 @@ fails in seconds instead of at a timeout."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
@@ -105,16 +106,14 @@ class Console:
         """A fresh, unattached Console holding this one's bytes and log file:
         cursors stay valid across a restart of QEMU."""
         fresh = Console(self.log_path)
-        fresh._buf, fresh._arrivals = self.snapshot()[0], self.snapshot()[1]
-        fresh._buf = bytearray(fresh._buf)
+        data, fresh._arrivals = self.snapshot()
+        fresh._buf = bytearray(data)
         return fresh
 
     def close(self) -> None:
         if self._sock:
-            try:
+            with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             self._sock.close()
         if self._thread:
             self._thread.join(timeout=5)

@@ -73,7 +73,8 @@ def archive(entries: Iterable[Entry]) -> bytes:
 
 def parse(data: bytes) -> list[Entry]:
     """Entries of a newc archive (for tests and inspection)."""
-    entries, offset = [], 0
+    entries: list[Entry] = []
+    offset = 0
     while True:
         if data[offset : offset + 6] != b"070701":
             raise ValueError(f"bad cpio magic at {offset}")

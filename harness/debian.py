@@ -119,8 +119,14 @@ def download(pkg: ResolvedPackage, cache: Path) -> Path:
         if path.exists():
             return path
     _apt(
-        ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root",
-         f"{pkg.package}={pkg.version}"],
+        [
+            "apt-get",
+            "download",
+            "-q",
+            "-o",
+            "APT::Sandbox::User=root",
+            f"{pkg.package}={pkg.version}",
+        ],
         cwd=cache,
     )
     for arch in ("amd64", "all"):

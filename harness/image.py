@@ -35,11 +35,32 @@ IMAGE_FILES = ("vmlinuz", "initramfs", "kubesolo-os.iso", "data.qcow2", "manifes
 FLAVOURS = ("test", "release")
 DATA_DISK_SIZE = "8G"
 KUBESOLO_IN_IMAGE = "usr/lib/kubesolo-os/bin/kubesolo"
-BASE_DIRS = (
-    "bin sbin etc root proc sys dev tmp run mnt mnt/data opt usr/bin usr/sbin usr/local "
-    "var/lib var/log var/lib/kubesolo var/lib/containerd etc/kubesolo etc/containerd "
-    "lib lib64 usr/lib/kubesolo-os/bin"
-).split()
+BASE_DIRS = [
+    "bin",
+    "sbin",
+    "etc",
+    "root",
+    "proc",
+    "sys",
+    "dev",
+    "tmp",
+    "run",
+    "mnt",
+    "mnt/data",
+    "opt",
+    "usr/bin",
+    "usr/sbin",
+    "usr/local",
+    "var/lib",
+    "var/log",
+    "var/lib/kubesolo",
+    "var/lib/containerd",
+    "etc/kubesolo",
+    "etc/containerd",
+    "lib",
+    "lib64",
+    "usr/lib/kubesolo-os/bin",
+]
 DEVICE_NODES = (("dev/console", 5, 1, 0o600), ("dev/null", 1, 3, 0o666))
 
 Progress = Callable[[str], None]
@@ -235,8 +256,11 @@ def build_inputs(
     return {
         "flavour": request.flavour,
         "build": tree_digest(BUILD_DIR),
-        "builder": {s: sha256_file(REPO / "harness" / s) for s in BUILDER_SOURCES
-                    if (REPO / "harness" / s).exists()},
+        "builder": {
+            s: sha256_file(REPO / "harness" / s)
+            for s in BUILDER_SOURCES
+            if (REPO / "harness" / s).exists()
+        },
         "packages": [[p.spec.name, p.package, p.version] for p in packages],
         "kubesolo": hashlib.sha256(kubesolo.data).hexdigest() if kubesolo else None,
     }
@@ -305,8 +329,12 @@ def _build_into(
                     (dest / ".done").touch()
                 unpacked[pkg.spec.name] = dest
                 inputs.append(
-                    {"name": pkg.spec.name, "package": pkg.package, "version": pkg.version,
-                     "sha256": sha256_file(deb)}
+                    {
+                        "name": pkg.spec.name,
+                        "package": pkg.package,
+                        "version": pkg.version,
+                        "sha256": sha256_file(deb),
+                    }
                 )
         kernel_root = unpacked["linux-image-amd64"]
         kernel_version = next((kernel_root / "lib/modules").iterdir()).name
@@ -327,15 +355,19 @@ def _build_into(
             if flavour_dir.is_dir():
                 rootfs.add_tree(flavour_dir)
             kubesolo_kind, kubesolo_version = _add_kubesolo(rootfs, request, kubesolo, work)
-            rootfs.add(cpio.Entry.file(
-                "etc/os-release",
-                f'NAME="KubeSolo OS"\nID=kubesolo-os\nVARIANT_ID={request.flavour}\n'
-                f"BUILD_ID={key}\n".encode(),
-            ))
+            rootfs.add(
+                cpio.Entry.file(
+                    "etc/os-release",
+                    f'NAME="KubeSolo OS"\nID=kubesolo-os\nVARIANT_ID={request.flavour}\n'
+                    f"BUILD_ID={key}\n".encode(),
+                )
+            )
         with step("select kernel modules", progress):
             modules = _add_modules(rootfs, kernel_root, kernel_version, progress)
         with step("pack the initramfs", progress):
-            (work / "initramfs").write_bytes(gzip.compress(rootfs.archive(), compresslevel=6, mtime=0))
+            (work / "initramfs").write_bytes(
+                gzip.compress(rootfs.archive(), compresslevel=6, mtime=0)
+            )
             shutil.copy2(next((kernel_root / "boot").glob("vmlinuz-*")), work / "vmlinuz")
         isolinux_cfg = (BUILD_DIR / "isolinux.cfg").read_text()
         default_label, labels = parse_isolinux_labels(isolinux_cfg)
@@ -360,8 +392,11 @@ def _build_into(
         }
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         for leftover in set(os.listdir(work)) - set(IMAGE_FILES):
-            path = work / leftover
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            stale = work / leftover
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
         shutil.rmtree(target, ignore_errors=True)
         work.rename(target)
     finally:
@@ -404,9 +439,7 @@ def _add_kubesolo(
     return "none", None
 
 
-def _add_modules(
-    rootfs: Rootfs, kernel_root: Path, version: str, progress: Progress
-) -> list[str]:
+def _add_modules(rootfs: Rootfs, kernel_root: Path, version: str, progress: Progress) -> list[str]:
     moddir = kernel_root / "lib/modules" / version
     available = kmod.scan_modules(moddir)
     builtin_file = moddir / "modules.builtin"
@@ -419,10 +452,16 @@ def _add_modules(
     prefix = f"lib/modules/{version}/"
     for name in needed:
         rootfs.add_path(prefix + available[name].path, moddir / available[name].path)
-    rootfs.add(cpio.Entry.file(prefix + "modules.dep", kmod.modules_dep(needed, available).encode()))
-    rootfs.add(cpio.Entry.file(prefix + "modules.alias", kmod.modules_alias(needed, available).encode()))
+    rootfs.add(
+        cpio.Entry.file(prefix + "modules.dep", kmod.modules_dep(needed, available).encode())
+    )
+    rootfs.add(
+        cpio.Entry.file(prefix + "modules.alias", kmod.modules_alias(needed, available).encode())
+    )
     rootfs.add(cpio.Entry.file(prefix + "modules.builtin", "\n".join(builtin).encode() + b"\n"))
-    rootfs.add(cpio.Entry.file("usr/lib/kubesolo-os/boot-modules.list", (" ".join(boot) + "\n").encode()))
+    rootfs.add(
+        cpio.Entry.file("usr/lib/kubesolo-os/boot-modules.list", (" ".join(boot) + "\n").encode())
+    )
     return needed
 
 
@@ -439,22 +478,63 @@ def _make_iso(work: Path, isolinux_cfg: str, unpacked: dict[str, Path]) -> None:
     (root / "isolinux/isolinux.cfg").write_text(isolinux_cfg)
     shutil.copy2(work / "vmlinuz", root / "boot/vmlinuz")
     shutil.copy2(work / "initramfs", root / "boot/initramfs")
-    run([
-        "xorriso", "-as", "mkisofs", "-quiet", "-o", str(work / "kubesolo-os.iso"),
-        "-V", "KUBESOLO_OS", "-J", "-R",
-        "-isohybrid-mbr", str(isolinux / "isohdpfx.bin"),
-        "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat",
-        "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table", str(root),
-    ])
+    run(
+        [
+            "xorriso",
+            "-as",
+            "mkisofs",
+            "-quiet",
+            "-o",
+            str(work / "kubesolo-os.iso"),
+            "-V",
+            "KUBESOLO_OS",
+            "-J",
+            "-R",
+            "-isohybrid-mbr",
+            str(isolinux / "isohdpfx.bin"),
+            "-b",
+            "isolinux/isolinux.bin",
+            "-c",
+            "isolinux/boot.cat",
+            "-no-emul-boot",
+            "-boot-load-size",
+            "4",
+            "-boot-info-table",
+            str(root),
+        ]
+    )
 
 
 def _make_data_disk(work: Path) -> None:
     raw = work / "data.raw"
-    run([
-        "mkfs.ext4", "-q", "-F", "-L", "KSOLODATA", "-m", "0",
-        "-E", "lazy_itable_init=0,lazy_journal_init=0", str(raw), DATA_DISK_SIZE,
-    ])
-    run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(work / "data.qcow2")])
+    run(
+        [
+            "mkfs.ext4",
+            "-q",
+            "-F",
+            "-L",
+            "KSOLODATA",
+            "-m",
+            "0",
+            "-E",
+            "lazy_itable_init=0,lazy_journal_init=0",
+            str(raw),
+            DATA_DISK_SIZE,
+        ]
+    )
+    run(
+        [
+            "qemu-img",
+            "convert",
+            "-q",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            str(raw),
+            str(work / "data.qcow2"),
+        ]
+    )
     raw.unlink()
 
 

@@ -149,7 +149,5 @@ def modules_dep(names: Iterable[str], modules: Mapping[str, ModuleInfo]) -> str:
 
 def modules_alias(names: Iterable[str], modules: Mapping[str, ModuleInfo]) -> str:
     """modules.alias text: 'alias <pattern> <module>' per alias."""
-    lines = [
-        f"alias {alias} {name}" for name in sorted(names) for alias in modules[name].aliases
-    ]
+    lines = [f"alias {alias} {name}" for name in sorted(names) for alias in modules[name].aliases]
     return "\n".join(lines) + "\n"

@@ -76,7 +76,5 @@ def load(path: Path) -> KubeSoloBinary:
     else:
         data = path.read_bytes()
     if not is_x86_64_elf(data[:20]):
-        raise UserError(
-            f"--kubesolo-bin {path}: not an x86-64 kubesolo binary or release tarball"
-        )
+        raise UserError(f"--kubesolo-bin {path}: not an x86-64 kubesolo binary or release tarball")
     return KubeSoloBinary(data=data, source=str(path), version=version or "")

@@ -68,21 +68,25 @@ def validate(config: MachineConfig) -> None:
     """One clear line for each kind of bad configuration."""
     checks = (
         (config.boot in ("kernel", "iso"), f"boot={config.boot!r}: use 'kernel' or 'iso'"),
-        (config.network in ("restricted", "open"),
-         f"network={config.network!r}: use 'restricted' or 'open'"),
+        (
+            config.network in ("restricted", "open"),
+            f"network={config.network!r}: use 'restricted' or 'open'",
+        ),
         (config.accel in ("auto", "kvm", "tcg"), f"accel={config.accel!r}: use auto, kvm or tcg"),
         (config.memory_mb >= 128, f"memory_mb={config.memory_mb}: at least 128"),
         (config.cpus >= 1, f"cpus={config.cpus}: at least 1"),
         (config.nics >= 0, f"nics={config.nics}: not negative"),
-        (not config.macs or len(config.macs) == config.nics,
-         f"macs: give one MAC per NIC ({config.nics})"),
+        (
+            not config.macs or len(config.macs) == config.nics,
+            f"macs: give one MAC per NIC ({config.nics})",
+        ),
     )
     for ok, message in checks:
         if not ok:
             raise UserError(f"MachineConfig {message}")
-    if isinstance(config.data_disk, (str, Path)) and not isinstance(config.data_disk, bool):
-        if not Path(config.data_disk).is_file():
-            raise UserError(f"data_disk {config.data_disk}: no such qcow2 file")
+    disk = config.data_disk
+    if not isinstance(disk, bool) and not Path(disk).is_file():
+        raise UserError(f"data_disk {disk}: no such qcow2 file")
     for tag, path in config.shares.items():
         if not Path(path).is_dir():
             raise UserError(f"share {tag}: {path} is not a directory")
@@ -119,7 +123,9 @@ class Machine:
         self.config = config or MachineConfig()
         validate(self.config)
         if shutil.which(qemu_binary) is None:
-            raise UserError(f"{qemu_binary} not found: install QEMU (apt-get install qemu-system-x86)")
+            raise UserError(
+                f"{qemu_binary} not found: install QEMU (apt-get install qemu-system-x86)"
+            )
         self.qemu_binary = qemu_binary
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"kubesolo-{self.config.name}-"))
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -156,9 +162,20 @@ class Machine:
             overlay = self.run_dir / "data-overlay.qcow2"
             if not overlay.exists():
                 subprocess.run(
-                    ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
-                     "-b", str(self.image.data_disk.resolve()), str(overlay)],
-                    check=True, capture_output=True,
+                    [
+                        "qemu-img",
+                        "create",
+                        "-q",
+                        "-f",
+                        "qcow2",
+                        "-F",
+                        "qcow2",
+                        "-b",
+                        str(self.image.data_disk.resolve()),
+                        str(overlay),
+                    ],
+                    check=True,
+                    capture_output=True,
                 )
             return overlay
         return Path(disk).resolve()
@@ -199,7 +216,10 @@ class Machine:
             self._log(f"[{self.config.name}] starting QEMU ({self.verdict.accel})")
             stderr = (self.run_dir / "qemu-stderr.log").open("wb")
             self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
                 preexec_fn=_die_with_parent,
             )
             try:
@@ -289,7 +309,10 @@ class Machine:
         return () if allowed else FAILURE_PATTERNS
 
     def wait_for_console(
-        self, regex: str, timeout: float = 60, since: int | None = None,
+        self,
+        regex: str,
+        timeout: float = 60,
+        since: int | None = None,
         allow_failures: bool | None = None,
     ) -> re.Match[str]:
         """The first match of `regex` after `since` (default: this boot)."""
@@ -300,7 +323,9 @@ class Machine:
     def wait_for_boot(self, timeout: float | None = None) -> None:
         """Wait for the stage 90 marker of the current boot; a failure on
         the console (panic, [ERROR], ...) raises BootFailure at once."""
-        self.wait_for_console(BOOT_MARKER, timeout or self.config.boot_timeout, allow_failures=False)
+        self.wait_for_console(
+            BOOT_MARKER, timeout or self.config.boot_timeout, allow_failures=False
+        )
 
     def send_console(self, text: str) -> None:
         self.console.send(text.encode())
@@ -359,7 +384,8 @@ class Machine:
                     return output
                 if remaining <= 0:
                     raise CommandFailed(
-                        f"not successful within {timeout:.0f}s: {command}\nlast output: {output[-2000:]}"
+                        f"not successful within {timeout:.0f}s: {command}\n"
+                        f"last output: {output[-2000:]}"
                     )
                 time.sleep(0.5)
 
@@ -404,7 +430,9 @@ class Machine:
                 self._forwards[guest_port] = reservation
                 return reservation.port
             rule = f"tcp:127.0.0.1:{reservation.port}-:{guest_port}"
-            reply = self.qmp("human-monitor-command", **{"command-line": f"hostfwd_add net0 {rule}"})
+            reply = self.qmp(
+                "human-monitor-command", **{"command-line": f"hostfwd_add net0 {rule}"}
+            )
             if not reply:
                 self._forwards[guest_port] = reservation
                 return reservation.port
@@ -416,15 +444,32 @@ class Machine:
         if path is None:
             path = self.run_dir / "hotplug-overlay.qcow2"
             subprocess.run(
-                ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
-                 "-b", str(self.image.data_disk.resolve()), str(path)],
-                check=True, capture_output=True,
+                [
+                    "qemu-img",
+                    "create",
+                    "-q",
+                    "-f",
+                    "qcow2",
+                    "-F",
+                    "qcow2",
+                    "-b",
+                    str(self.image.data_disk.resolve()),
+                    str(path),
+                ],
+                check=True,
+                capture_output=True,
             )
-        self.qmp("blockdev-add", **{
-            "node-name": "hotdata", "driver": "qcow2",
-            "file": {"driver": "file", "filename": str(path)},
-        })
-        self.qmp("device_add", driver="virtio-blk-pci", drive="hotdata", id="hotdisk", bus="hotplug0")
+        self.qmp(
+            "blockdev-add",
+            **{
+                "node-name": "hotdata",
+                "driver": "qcow2",
+                "file": {"driver": "file", "filename": str(path)},
+            },
+        )
+        self.qmp(
+            "device_add", driver="virtio-blk-pci", drive="hotdata", id="hotdisk", bus="hotplug0"
+        )
 
     # ---- reports ------------------------------------------------------------
     def stage_timeline(self) -> list[Stage]:

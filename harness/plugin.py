@@ -19,7 +19,7 @@ from harness.image import BuildRequest, Image, build
 from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineConfig
 
 log = logging.getLogger("harness")
-MACHINES = pytest.StashKey[list[Machine]]()
+MACHINES = pytest.StashKey[list[Machine]]()  # machines of a test, for its report
 MARKERS = {
     "boot": "boots a VM: boot markers, parameters, stage effects",
     "persistence": "boots a VM more than once on the same data disk",
@@ -31,24 +31,52 @@ MachineFactory = Callable[..., Machine]
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kubesolo", "KubeSolo OS harness")
-    group.addoption("--kubesolo-image", metavar="DIR",
-                    help="use this prebuilt image directory instead of building one")
-    group.addoption("--kubesolo-bin", metavar="PATH",
-                    help="a real kubesolo binary or release tarball to build into the image")
-    group.addoption("--accel", choices=("auto", "kvm", "tcg"), default="auto",
-                    help="QEMU accelerator; auto probes KVM once per host (default: auto)")
-    group.addoption("--vm-memory", type=int, default=512, metavar="MB",
-                    help="memory of each VM (default: 512)")
-    group.addoption("--vm-cpus", type=int, default=1, metavar="N",
-                    help="vCPUs of each VM (default: 1)")
-    group.addoption("--boot-timeout", type=float, default=DEFAULT_BOOT_TIMEOUT, metavar="S",
-                    help=f"seconds a boot may take (default: {DEFAULT_BOOT_TIMEOUT:.0f}, TCG-sized)")
-    group.addoption("--vm-network", choices=("restricted", "open"), default="restricted",
-                    help="restricted: guests reach nothing outside QEMU (default)")
-    group.addoption("--keep-vms", action="store_true",
-                    help="keep every machine's run directory (disks, logs), passing tests too")
-    group.addoption("--artifacts", metavar="DIR", default="artifacts",
-                    help="where machines' run directories go (default: ./artifacts)")
+    group.addoption(
+        "--kubesolo-image",
+        metavar="DIR",
+        help="use this prebuilt image directory instead of building one",
+    )
+    group.addoption(
+        "--kubesolo-bin",
+        metavar="PATH",
+        help="a real kubesolo binary or release tarball to build into the image",
+    )
+    group.addoption(
+        "--accel",
+        choices=("auto", "kvm", "tcg"),
+        default="auto",
+        help="QEMU accelerator; auto probes KVM once per host (default: auto)",
+    )
+    group.addoption(
+        "--vm-memory", type=int, default=512, metavar="MB", help="memory of each VM (default: 512)"
+    )
+    group.addoption(
+        "--vm-cpus", type=int, default=1, metavar="N", help="vCPUs of each VM (default: 1)"
+    )
+    group.addoption(
+        "--boot-timeout",
+        type=float,
+        default=DEFAULT_BOOT_TIMEOUT,
+        metavar="S",
+        help=f"seconds a boot may take (default: {DEFAULT_BOOT_TIMEOUT:.0f}, TCG-sized)",
+    )
+    group.addoption(
+        "--vm-network",
+        choices=("restricted", "open"),
+        default="restricted",
+        help="restricted: guests reach nothing outside QEMU (default)",
+    )
+    group.addoption(
+        "--keep-vms",
+        action="store_true",
+        help="keep every machine's run directory (disks, logs), passing tests too",
+    )
+    group.addoption(
+        "--artifacts",
+        metavar="DIR",
+        default="artifacts",
+        help="where machines' run directories go (default: ./artifacts)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -91,8 +119,13 @@ class Settings:
         unknown = set(overrides) - known
         if unknown:
             raise UserError(f"unknown machine settings: {', '.join(sorted(unknown))}")
-        defaults = {"accel": self.accel, "memory_mb": self.memory_mb, "cpus": self.cpus,
-                    "boot_timeout": self.boot_timeout, "network": self.network}
+        defaults = {
+            "accel": self.accel,
+            "memory_mb": self.memory_mb,
+            "cpus": self.cpus,
+            "boot_timeout": self.boot_timeout,
+            "network": self.network,
+        }
         return MachineConfig(**{**defaults, **overrides})
 
 
@@ -192,19 +225,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when == "call":
         item.rep_call = report  # type: ignore[attr-defined]
     if report.failed:
-        machines = list(item.stash.get(MACHINES, []))
-        machines += item.session.stash.get(MACHINES, [])
+        machines = item.stash.get(MACHINES, []) + item.session.stash.get(MACHINES, [])
         for machine in machines:
             report.sections.append(
                 (f"console of {machine.config.name} (last 40 lines)", machine.console.tail(40))
             )
-            report.sections.append(
-                (f"artefacts of {machine.config.name}", str(machine.run_dir))
-            )
+            report.sections.append((f"artefacts of {machine.config.name}", str(machine.run_dir)))
     return report
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     verdict = accel.cached_verdict()
     if verdict:
-        terminalreporter.write_line(f"kubesolo-harness: accelerator {verdict.accel}: {verdict.reason}")
+        terminalreporter.write_line(
+            f"kubesolo-harness: accelerator {verdict.accel}: {verdict.reason}"
+        )

@@ -54,19 +54,42 @@ def command_line(plan: QemuPlan, qemu: str = "qemu-system-x86_64") -> list[str]:
     accel = plan.accel + (",thread=multi" if plan.accel == "tcg" and plan.cpus > 1 else "")
     cmd = [
         qemu,
-        "-machine", "q35", "-accel", accel,
-        "-cpu", "host" if plan.accel == "kvm" else "max",
-        "-m", str(plan.memory_mb), "-smp", str(plan.cpus),
-        "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none",
-        "-chardev", f"socket,id=con0,path={plan.console_socket},server=on,wait=on",
-        "-serial", "chardev:con0",
-        "-qmp", f"unix:{plan.qmp_socket},server=on,wait=off",
-        "-device", "virtio-rng-pci",
+        "-machine",
+        "q35",
+        "-accel",
+        accel,
+        "-cpu",
+        "host" if plan.accel == "kvm" else "max",
+        "-m",
+        str(plan.memory_mb),
+        "-smp",
+        str(plan.cpus),
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-vga",
+        "none",
+        "-chardev",
+        f"socket,id=con0,path={plan.console_socket},server=on,wait=on",
+        "-serial",
+        "chardev:con0",
+        "-qmp",
+        f"unix:{plan.qmp_socket},server=on,wait=off",
+        "-device",
+        "virtio-rng-pci",
     ]
     if plan.boot == "kernel":
         if plan.kernel is None or plan.initramfs is None:
             raise ValueError("kernel boot needs a kernel and an initramfs")
-        cmd += ["-kernel", str(plan.kernel), "-initrd", str(plan.initramfs), "-append", plan.cmdline]
+        cmd += [
+            "-kernel",
+            str(plan.kernel),
+            "-initrd",
+            str(plan.initramfs),
+            "-append",
+            plan.cmdline,
+        ]
     elif plan.boot == "iso":
         if plan.iso is None:
             raise ValueError("ISO boot needs an ISO")
@@ -75,19 +98,26 @@ def command_line(plan: QemuPlan, qemu: str = "qemu-system-x86_64") -> list[str]:
         raise ValueError(f"unknown boot {plan.boot!r}: use kernel or iso")
     if plan.data_disk:
         cmd += [
-            "-drive", f"file={plan.data_disk},if=none,id=data0,format=qcow2",
-            "-device", "virtio-blk-pci,drive=data0,id=datadisk",
+            "-drive",
+            f"file={plan.data_disk},if=none,id=data0,format=qcow2",
+            "-device",
+            "virtio-blk-pci,drive=data0,id=datadisk",
         ]
     for i, mac in enumerate(plan.macs):
         cmd += [
-            "-netdev", netdev(i, plan.restricted, plan.forwards),
-            "-device", f"virtio-net-pci,netdev=net{i},mac={mac}",
+            "-netdev",
+            netdev(i, plan.restricted, plan.forwards),
+            "-device",
+            f"virtio-net-pci,netdev=net{i},mac={mac}",
         ]
     if plan.shell_socket:
         cmd += [
-            "-chardev", f"socket,id=shell0,path={plan.shell_socket},server=on,wait=off",
-            "-device", "virtio-serial-pci,id=vser0",
-            "-device", f"virtserialport,bus=vser0.0,chardev=shell0,name={SHELL_PORT_NAME}",
+            "-chardev",
+            f"socket,id=shell0,path={plan.shell_socket},server=on,wait=off",
+            "-device",
+            "virtio-serial-pci,id=vser0",
+            "-device",
+            f"virtserialport,bus=vser0.0,chardev=shell0,name={SHELL_PORT_NAME}",
         ]
     for tag, path in plan.shares:
         cmd += ["-virtfs", f"local,path={path},mount_tag={tag},security_model=none,readonly=on"]

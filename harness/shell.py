@@ -10,6 +10,7 @@ On start: "KSH-READY <boot-id>\\n" (once per guest boot).
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import socket
 import threading
@@ -136,8 +137,6 @@ class TestShell:
             self._sock.sendall(encode_request(0, script, 30))
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self._sock.close()

@@ -44,5 +44,7 @@ def stage_timeline(data: bytes, arrivals: list[tuple[int, float]], base: int = 0
         if end is not None:
             duration = arrival_time(base + end.start(), arrivals) - t0 - begun
         ok = end is not None and b"[OK]" in end.group(0)
-        stages.append(Stage(name, round(begun, 3), None if duration is None else round(duration, 3), ok))
+        stages.append(
+            Stage(name, round(begun, 3), None if duration is None else round(duration, 3), ok)
+        )
     return sorted(stages, key=lambda s: s.start)

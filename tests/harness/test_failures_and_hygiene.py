@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -50,10 +51,8 @@ def test_restricted_guest_cannot_reach_host_loopback(machine):
     accepted = []
 
     def accept() -> None:
-        try:
+        with contextlib.suppress(OSError):
             accepted.append(server.accept())
-        except OSError:
-            pass
 
     thread = threading.Thread(target=accept)
     thread.start()
@@ -83,10 +82,26 @@ def test_no_qemu_left_when_pytest_dies(tmp_path: Path, how: signal.Signals, kube
     ready = tmp_path / "ready"
     (tmp_path / "test_child.py").write_text(PYTEST_CHILD.format(marker=marker, ready=ready))
     child = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-         "--kubesolo-image", str(kubesolo_image.path), "--accel", "tcg",
-         "--artifacts", str(tmp_path / "artifacts"), str(tmp_path / "test_child.py")],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "--kubesolo-image",
+            str(kubesolo_image.path),
+            "--accel",
+            "tcg",
+            "--artifacts",
+            str(tmp_path / "artifacts"),
+            str(tmp_path / "test_child.py"),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
     while not ready.exists() or not qemu_pids_with(marker):

@@ -37,7 +37,9 @@ def test_reboot_reset_and_port_forward(machine_factory):
 
 def test_forward_added_after_start(machine):
     """forward_port works on a running machine too (QMP hostfwd_add)."""
-    machine.succeed("mkdir -p /tmp/www && echo late > /tmp/www/index.html && httpd -p 8081 -h /tmp/www")
+    machine.succeed(
+        "mkdir -p /tmp/www && echo late > /tmp/www/index.html && httpd -p 8081 -h /tmp/www"
+    )
     port = machine.forward_port(8081)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
         assert page.read() == b"late\n"

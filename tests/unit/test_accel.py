@@ -20,7 +20,9 @@ def test_decision_table(requested, usable, expected):
 
 def test_fallback_says_why():
     verdict = decide("auto", False, "a kernel under KVM printed nothing within 8s")
-    assert verdict == Verdict("tcg", "KVM unusable (a kernel under KVM printed nothing within 8s): using TCG")
+    assert verdict == Verdict(
+        "tcg", "KVM unusable (a kernel under KVM printed nothing within 8s): using TCG"
+    )
 
 
 def test_unknown_request_is_refused():

@@ -49,7 +49,10 @@ def test_an_unresolvable_metapackage_is_a_clear_error():
 
 
 def test_deb_file_names_escape_the_epoch():
-    assert debian.deb_filename("busybox-static", "1:1.35.0-4") == "busybox-static_1%3a1.35.0-4_amd64.deb"
+    assert (
+        debian.deb_filename("busybox-static", "1:1.35.0-4")
+        == "busybox-static_1%3a1.35.0-4_amd64.deb"
+    )
 
 
 def test_the_package_table_adds_ctr_only_for_a_real_kubesolo():

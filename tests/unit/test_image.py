@@ -28,7 +28,11 @@ def test_cache_key_changes_with_any_input():
     inputs = {"flavour": "test", "build": {"a": "x1"}, "packages": [["p", "p", "1"]]}
     key = image.cache_key(inputs)
     assert key == image.cache_key(dict(reversed(list(inputs.items()))))
-    for changed in ({"flavour": "release"}, {"build": {"a": "x2"}}, {"packages": [["p", "p", "2"]]}):
+    for changed in (
+        {"flavour": "release"},
+        {"build": {"a": "x2"}},
+        {"packages": [["p", "p", "2"]]},
+    ):
         assert image.cache_key({**inputs, **changed}) != key
 
 

@@ -43,9 +43,11 @@ def test_not_an_elf_file_is_refused():
 
 @pytest.mark.parametrize(
     ("filename", "name"),
-    [("kernel/net/bridge/br_netfilter.ko", "br_netfilter"),
-     ("kernel/drivers/usb/common/usb-common.ko", "usb_common"),
-     ("x.ko.xz", "x")],
+    [
+        ("kernel/net/bridge/br_netfilter.ko", "br_netfilter"),
+        ("kernel/drivers/usb/common/usb-common.ko", "usb_common"),
+        ("x.ko.xz", "x"),
+    ],
 )
 def test_module_names_use_underscores(filename, name):
     assert kmod.module_name(filename) == name
@@ -75,7 +77,9 @@ def test_softdeps_resolve_through_aliases():
 
 
 def test_builtin_and_missing_modules_are_told_apart():
-    needed, missing = kmod.closure(["overlay", "no_such_module"], MODULES, builtin=["kernel/fs/overlay.ko"])
+    needed, missing = kmod.closure(
+        ["overlay", "no_such_module"], MODULES, builtin=["kernel/fs/overlay.ko"]
+    )
     assert needed == []
     assert missing == ["no_such_module"]
 

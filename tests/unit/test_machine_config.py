@@ -12,17 +12,27 @@ from harness.plugin import Settings, run_dir_name
 
 @pytest.fixture
 def image(tmp_path):
-    manifest = {"default_label": "kubesolo",
-                "labels": {"kubesolo": "console=ttyS0 kubesolo.data=LABEL=KSOLODATA",
-                           "kubesolo-shell": "console=ttyS0 kubesolo.shell"}}
+    manifest = {
+        "default_label": "kubesolo",
+        "labels": {
+            "kubesolo": "console=ttyS0 kubesolo.data=LABEL=KSOLODATA",
+            "kubesolo-shell": "console=ttyS0 kubesolo.shell",
+        },
+    }
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     return Image(tmp_path)
 
 
 def test_kernel_args_are_appended_to_the_label(image):
     config = MachineConfig(kernel_args="kubesolo.debug")
-    assert kernel_cmdline(image, config) == "console=ttyS0 kubesolo.data=LABEL=KSOLODATA kubesolo.debug"
-    assert kernel_cmdline(image, MachineConfig(label="kubesolo-shell")) == "console=ttyS0 kubesolo.shell"
+    assert (
+        kernel_cmdline(image, config)
+        == "console=ttyS0 kubesolo.data=LABEL=KSOLODATA kubesolo.debug"
+    )
+    assert (
+        kernel_cmdline(image, MachineConfig(label="kubesolo-shell"))
+        == "console=ttyS0 kubesolo.shell"
+    )
 
 
 def test_base_cmdline_replaces_the_label(image):
@@ -59,4 +69,6 @@ def test_unknown_machine_settings_are_refused(tmp_path):
 
 
 def test_run_dir_names_are_safe():
-    assert run_dir_name("tests/boot/test_x.py::test_y[a/b c]") == "tests_boot_test_x.py_test_y_a_b_c"
+    assert (
+        run_dir_name("tests/boot/test_x.py::test_y[a/b c]") == "tests_boot_test_x.py_test_y_a_b_c"
+    )

@@ -22,13 +22,19 @@ def sh(
     """Run a script under busybox sh with positional arguments."""
     if BUSYBOX is None:
         pytest.fail("busybox not found: install busybox-static (README test command does)")
-    return subprocess.run([BUSYBOX, "sh", "-c", script, "sh", *args], capture_output=True,
-                          text=True, env={"PATH": "/usr/bin:/bin", **(env or {})}, check=False)
+    return subprocess.run(
+        [BUSYBOX, "sh", "-c", script, "sh", *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        check=False,
+    )
 
 
 def standin(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([BUSYBOX or "sh", "sh", str(STANDIN), *argv],
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [BUSYBOX or "sh", "sh", str(STANDIN), *argv], capture_output=True, text=True, check=False
+    )
 
 
 @pytest.mark.parametrize(
@@ -74,8 +80,16 @@ def kubesolo_args(hostname: str, file_flags: str = "", cmdline_flags: str = "") 
 def test_stage90_command_line_is_accepted_by_kubesolo_grammar():
     """Stage 90: --path, local storage as a bare boolean, the hostname as SAN."""
     args = kubesolo_args("kubesolo-123456", "--debug", "--node-ip 10.0.2.15")
-    assert args == ["--path", "/var/lib/kubesolo", "--local-storage", "--apiserver-extra-sans",
-                    "kubesolo-123456", "--debug", "--node-ip", "10.0.2.15"]
+    assert args == [
+        "--path",
+        "/var/lib/kubesolo",
+        "--local-storage",
+        "--apiserver-extra-sans",
+        "kubesolo-123456",
+        "--debug",
+        "--node-ip",
+        "10.0.2.15",
+    ]
     assert "true" not in args
     assert standin(*args).returncode == 0
 
@@ -83,8 +97,10 @@ def test_stage90_command_line_is_accepted_by_kubesolo_grammar():
 def parse_cmdline(tmp_path: Path, cmdline: str) -> dict[str, str]:
     (tmp_path / "cmdline").write_text(cmdline + "\n")
     run = tmp_path / "run"
-    done = sh(f". {LIB}/functions.sh; . {LIB}/init.d/10-parse-cmdline.sh; cat $KUBESOLO_BOOT_ENV",
-              env={"KUBESOLO_RUN": str(run), "KUBESOLO_CMDLINE_FILE": str(tmp_path / "cmdline")})
+    done = sh(
+        f". {LIB}/functions.sh; . {LIB}/init.d/10-parse-cmdline.sh; cat $KUBESOLO_BOOT_ENV",
+        env={"KUBESOLO_RUN": str(run), "KUBESOLO_CMDLINE_FILE": str(tmp_path / "cmdline")},
+    )
     assert done.returncode == 0, done.stderr
     values = {}
     for line in done.stdout.splitlines():
@@ -97,13 +113,20 @@ def parse_cmdline(tmp_path: Path, cmdline: str) -> dict[str, str]:
     ("cmdline", "expected"),
     [
         ("kubesolo.data=LABEL=KSOLODATA", {"KUBESOLO_DATA_DEV": "LABEL=KSOLODATA"}),
-        ("kubesolo.data=/dev/vdb kubesolo.debug", {"KUBESOLO_DATA_DEV": "/dev/vdb", "KUBESOLO_DEBUG": "1"}),
+        (
+            "kubesolo.data=/dev/vdb kubesolo.debug",
+            {"KUBESOLO_DATA_DEV": "/dev/vdb", "KUBESOLO_DEBUG": "1"},
+        ),
         ("kubesolo.data=/dev/vda kubesolo.shell", {"KUBESOLO_SHELL": "1"}),
         ("kubesolo.nopersist", {"KUBESOLO_NOPERSIST": "1"}),
-        ("kubesolo.data=/dev/vda kubesolo.cloudinit=/etc/kubesolo/ci.yaml",
-         {"KUBESOLO_CLOUDINIT": "/etc/kubesolo/ci.yaml"}),
-        ('kubesolo.data=/dev/vda kubesolo.flags="--debug --node-ip 10.0.2.15" quiet',
-         {"KUBESOLO_EXTRA_FLAGS": "--debug --node-ip 10.0.2.15"}),
+        (
+            "kubesolo.data=/dev/vda kubesolo.cloudinit=/etc/kubesolo/ci.yaml",
+            {"KUBESOLO_CLOUDINIT": "/etc/kubesolo/ci.yaml"},
+        ),
+        (
+            'kubesolo.data=/dev/vda kubesolo.flags="--debug --node-ip 10.0.2.15" quiet',
+            {"KUBESOLO_EXTRA_FLAGS": "--debug --node-ip 10.0.2.15"},
+        ),
     ],
 )
 def test_stage10_parameters(tmp_path, cmdline, expected):
@@ -130,20 +153,28 @@ def test_cloud_init_examples_parse(example):
 
 def test_cloud_init_subset_flattens_maps_and_lists(tmp_path):
     (tmp_path / "c.yaml").write_text(
-        "#cloud-config\nnetwork:\n  interface: eth0   # the uplink\n  address: \"10.0.2.50/24\"\n"
+        '#cloud-config\nnetwork:\n  interface: eth0   # the uplink\n  address: "10.0.2.50/24"\n'
         "  gateway: 10.0.2.2\n  dns:\n    - 10.0.2.3\n    - 1.1.1.1\nother: [a, 'b']\n"
     )
     flat = sh(f"busybox awk -f {LIB}/cloud-init.awk {tmp_path / 'c.yaml'}").stdout.splitlines()
-    assert flat == ["network.interface=eth0", "network.address=10.0.2.50/24",
-                    "network.gateway=10.0.2.2", "network.dns=10.0.2.3", "network.dns=1.1.1.1",
-                    "other=a", "other=b"]
+    assert flat == [
+        "network.interface=eth0",
+        "network.address=10.0.2.50/24",
+        "network.gateway=10.0.2.2",
+        "network.dns=10.0.2.3",
+        "network.dns=1.1.1.1",
+        "other=a",
+        "other=b",
+    ]
 
 
 def test_cloud_init_network_settings(tmp_path):
     yaml = "network:\n  address: 10.0.2.50/24\n  gateway: 10.0.2.2\n  dns: [10.0.2.3, 9.9.9.9]\n"
     (tmp_path / "c.yaml").write_text(yaml)
-    settings = sh(f". {LIB}/functions.sh; . {LIB}/network.sh; cloud_init_network {tmp_path}/c.yaml",
-                  env={"CLOUD_INIT_AWK": str(LIB / "cloud-init.awk")})
+    settings = sh(
+        f". {LIB}/functions.sh; . {LIB}/network.sh; cloud_init_network {tmp_path}/c.yaml",
+        env={"CLOUD_INIT_AWK": str(LIB / "cloud-init.awk")},
+    )
     assert settings.returncode == 0, settings.stderr
     assert 'NET_ADDRESS="10.0.2.50/24"' in settings.stdout
     assert 'NET_GATEWAY="10.0.2.2"' in settings.stdout
@@ -152,8 +183,16 @@ def test_cloud_init_network_settings(tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "virtual"),
-    [("lo", True), ("docker0", True), ("veth1234", True), ("br-abc", True), ("cni0", True),
-     ("eth0", False), ("enp0s3", False), ("ens4", False)],
+    [
+        ("lo", True),
+        ("docker0", True),
+        ("veth1234", True),
+        ("br-abc", True),
+        ("cni0", True),
+        ("eth0", False),
+        ("enp0s3", False),
+        ("ens4", False),
+    ],
 )
 def test_virtual_interfaces_are_skipped(name, virtual):
     """Stage 50: the uplink is never lo, docker, veth, br or cni."""

@@ -8,9 +8,15 @@ from harness import qemu
 from harness.qemu import Forward, QemuPlan
 
 KERNEL_PLAN = QemuPlan(
-    accel="tcg", memory_mb=512, cpus=1, boot="kernel",
-    kernel=Path("/img/vmlinuz"), initramfs=Path("/img/initramfs"), cmdline="console=ttyS0",
-    data_disk=Path("/run/d.qcow2"), forwards=(Forward(40000, 6443),),
+    accel="tcg",
+    memory_mb=512,
+    cpus=1,
+    boot="kernel",
+    kernel=Path("/img/vmlinuz"),
+    initramfs=Path("/img/initramfs"),
+    cmdline="console=ttyS0",
+    data_disk=Path("/run/d.qcow2"),
+    forwards=(Forward(40000, 6443),),
     shell_socket=Path("/s/shell.sock"),
 )
 

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The project's tests: static checks, then every test (unit, harness, boot,
+# persistence, k8s) under pytest -n auto. Exit status is pytest's, except
+# that "no tests collected" (5) is a failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh || exit 1
+
+set -e
+echo "[test] ruff check"
+.venv/bin/ruff check harness tests conftest.py
+echo "[test] ruff format --check"
+.venv/bin/ruff format --check harness tests conftest.py
+echo "[test] mypy harness"
+.venv/bin/mypy harness
+set +e
+
+echo "[test] pytest -n auto"
+.venv/bin/pytest -n auto -p no:cacheprovider -ra --durations=15 "$@"
+status=$?
+if [ "$status" -eq 5 ]; then
+    echo "[test] pytest collected no tests: failing" >&2
+    exit 1
+fi
+exit "$status"
