@@ -1,0 +1,45 @@
+"""Host ports of concurrent machines, and the accelerator probe
+(DESIGN.md "Things that are easy to get wrong here": KVM, Network)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+
+import pytest
+
+from harness import accel
+
+pytestmark = pytest.mark.boot
+
+
+@pytest.mark.parametrize("index", range(20))
+def test_concurrent_machines_get_their_own_forwards(machine_factory, index):
+    """20 machines (two at a time under -n 2) each get loopback forwards that
+    QEMU really bound, and no port is used twice."""
+    vm = machine_factory(forwards=(8080, 6443))
+    vm.start()
+    usernet = vm.qmp("human-monitor-command", **{"command-line": "info usernet"})
+    bound = {int(p) for p in re.findall(r"HOST_FORWARD\]\s+\d+\s+127\.0\.0\.1\s+(\d+)", usernet)}
+    wanted = {vm.forward_port(8080), vm.forward_port(6443)}
+    assert bound == wanted
+    for port in wanted:
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            pass
+
+
+def test_auto_accel_probes_once_and_says_why(kubesolo_image, tmp_path, monkeypatch):
+    """--accel auto decides within 15 s with a reason, caches the verdict per
+    host and says it once. On hosts whose KVM hangs guests this is TCG."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    said: list[str] = []
+    started = time.monotonic()
+    verdict = accel.resolve("auto", "qemu-system-x86_64", kubesolo_image.kernel, say=said.append)
+    assert time.monotonic() - started < 15
+    assert verdict.accel in ("kvm", "tcg") and verdict.reason
+    if verdict.accel == "tcg":
+        assert "KVM unusable" in verdict.reason
+    again = accel.resolve("auto", "qemu-system-x86_64", kubesolo_image.kernel, say=said.append)
+    assert again == verdict
+    assert said == [f"[accel] {verdict.reason}"]
