@@ -22,7 +22,7 @@ from typing import Any
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from harness import accel as accel_mod
-from harness import ports, qemu
+from harness import ports, pvh, qemu
 from harness.console import FAILURE_PATTERNS, BootFailure, Console, FailurePattern
 from harness.errors import UserError
 from harness.image import Image
@@ -189,7 +189,7 @@ class Machine:
             memory_mb=c.memory_mb,
             cpus=c.cpus,
             boot=c.boot,
-            kernel=self.image.kernel,
+            kernel=pvh.boot_kernel(self.image.kernel) if c.boot == "kernel" else None,
             initramfs=self.image.initramfs,
             cmdline=kernel_cmdline(self.image, c),
             iso=self.image.iso,

@@ -37,14 +37,22 @@ mkdir -p "$KUBESOLO_RUN"
 ln -sf /proc/self/fd /dev/fd 2>/dev/null
 
 # Coldplug: the Debian kernel has virtio, ext4 and the NIC drivers as
-# modules; load the driver of every device present, by its modalias.
+# modules. Load the driver of every device present by its modalias, again
+# while new devices appear (virtio_pci brings the virtio devices); file
+# systems load on demand at mount time (the kernel asks modprobe for fs-*).
+modaliases() {
+    find /sys/devices -name modalias -type f -exec cat {} + 2>/dev/null | sort -u
+}
+
 coldplug() {
-    find /sys/devices -name modalias -type f 2>/dev/null | while read -r f; do
-        read -r alias < "$f" 2>/dev/null && [ -n "$alias" ] && echo "$alias"
-    done | sort -u | xargs -r modprobe -qa 2>/dev/null
-    # shellcheck disable=SC2046 # one module name per word
-    modprobe -qa $(cat /usr/lib/kubesolo-os/boot-modules.list) 2>/dev/null
-    return 0
+    seen="" pass=0
+    while [ "$pass" -lt 4 ]; do
+        current=$(modaliases)
+        [ "$current" = "$seen" ] && break
+        # shellcheck disable=SC2086 # one alias per word
+        echo "$current" | xargs -r modprobe -qa 2>/dev/null
+        seen=$current pass=$((pass + 1))
+    done
 }
 coldplug
 log "Coldplug done: $(wc -l < /proc/modules) modules loaded"

@@ -1,0 +1,170 @@
+"""What the boot suites read from a guest (through the test shell) and from
+its console, and the spec's tables they are checked against."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.machine import Machine
+
+# spec "Overview": the stages in the order init runs them.
+STAGES = (
+    "00-early-mount.sh",
+    "10-parse-cmdline.sh",
+    "20-persistent-mount.sh",
+    "30-kernel-modules.sh",
+    "40-sysctl.sh",
+    "50-network.sh",
+    "60-hostname.sh",
+    "70-clock.sh",
+    "80-containerd.sh",
+    "90-kubesolo.sh",
+)
+# spec "Stage 20": (directory on the data partition, mount point).
+BIND_MOUNTS = (
+    ("kubesolo", "/var/lib/kubesolo"),
+    ("containerd", "/var/lib/containerd"),
+    ("etc-kubesolo", "/etc/kubesolo"),
+    ("log", "/var/log"),
+    ("usr-local", "/usr/local"),
+)
+DATA_MNT = "/mnt/data"
+BOOT_ENV = "/run/kubesolo-os/boot.env"
+NETWORK_ENV = "/run/kubesolo-os/network.env"
+STANDIN_ARGV = "/run/kubesolo-standin/argv"
+KUBESOLO_BIN = "/usr/local/bin/kubesolo"
+# QEMU user networking (slirp)
+GUEST_IP = "10.0.2.15"
+GATEWAY = "10.0.2.2"
+DNS = "10.0.2.3"
+
+OK_MARKER = re.compile(r"\[kubesolo-init\] \[OK\] Stage (\S+) complete")
+START_MARKER = r"\[kubesolo-init\] \[INFO\] Stage {} starting"
+ERROR_MARKER = r"\[kubesolo-init\] \[ERROR\]"
+ACCEPTED = re.compile(r"^\[kubesolo-standin\] accepted: (.*?)\r?$", re.M)
+EMERGENCY_PROMPT = r"\(kubesolo-emergency\) # "
+SHELL_PROMPT = r"\(kubesolo-shell\) # "
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    fstype: str
+    options: str
+    root: str = "/"  # the directory of the source file system that is mounted
+
+
+def parse_sh_assignments(text: str) -> dict[str, str]:
+    """NAME='value' lines (the format of save_var in functions.sh)."""
+    values = {}
+    for line in text.splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            words = shlex.split(value) or [""]
+            values[name.strip()] = words[0]
+    return values
+
+
+def boot_env(vm: Machine) -> dict[str, str]:
+    """The variables stage 10 saved for the later stages."""
+    return parse_sh_assignments(vm.succeed(f"cat {BOOT_ENV}"))
+
+
+def network_env(vm: Machine) -> dict[str, str]:
+    """What stage 50 recorded: NET_SOURCE, NET_IFACE, NET_ADDRESS, ..."""
+    return parse_sh_assignments(vm.succeed(f"cat {NETWORK_ENV}"))
+
+
+def mounts(vm: Machine) -> dict[str, Mount]:
+    """The guest's mount table from /proc/self/mountinfo; the last mount on
+    a path (the visible one) wins."""
+    table: dict[str, Mount] = {}
+    for line in vm.succeed("cat /proc/self/mountinfo").splitlines():
+        left, _, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        table[fields[4]] = Mount(
+            source=tail[1], target=fields[4], fstype=tail[0], options=fields[5], root=fields[3]
+        )
+    return table
+
+
+def standin_argv(vm: Machine) -> list[str]:
+    """The argv the KubeSolo stand-in received (it records it as PID 1)."""
+    return vm.succeed(f"cat {STANDIN_ARGV}").splitlines()
+
+
+def flag_value(argv: list[str], flag: str) -> str | None:
+    """The value of a string flag in `--flag value` or `--flag=value` form."""
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def ipv4_addresses(vm: Machine, iface: str) -> list[str]:
+    """ADDRESS/PREFIX of every IPv4 address of an interface."""
+    out = vm.succeed(f"ip -4 -o addr show dev {iface}")
+    return re.findall(r"inet (\S+)", out)
+
+
+def physical_ifaces(vm: Machine) -> list[str]:
+    """Interfaces in ifindex order, without the virtual kinds the spec
+    skips (lo, docker, veth, br, cni)."""
+    out = vm.succeed(
+        "for d in /sys/class/net/*; do echo \"$(cat $d/ifindex) ${d##*/}\"; done"
+    )
+    pairs = sorted((int(i), name) for i, name in (line.split() for line in out.splitlines()))
+    virtual = ("lo", "docker", "veth", "br", "cni")
+    return [name for _, name in pairs if not name.startswith(virtual)]
+
+
+def wait_for_kubesolo(vm: Machine) -> None:
+    """Stage 90 complete, the stand-in accepted its argv and, as PID 1,
+    recorded it."""
+    vm.wait_for_boot()
+    vm.wait_for_console(ACCEPTED.pattern, timeout=60)
+    vm.wait_until_succeeds(f"test -s {STANDIN_ARGV}", timeout=60)
+
+
+def console_lines(vm: Machine, since: int | None = None) -> list[str]:
+    return vm.console_text(since).replace("\r", "").splitlines()
+
+
+def preseeded_data_disk(directory: Path, files: dict[str, str], size: str = "64M") -> Path:
+    """A qcow2 KSOLODATA ext4 disk whose file system already holds `files`
+    (paths relative to the data partition's root), as a node configured on
+    an earlier boot or by an installer would have it."""
+    root = directory / "root"
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    root.mkdir(parents=True, exist_ok=True)
+    raw, disk = directory / "data.raw", directory / "data.qcow2"
+    subprocess.run(
+        ["mkfs.ext4", "-q", "-F", "-L", "KSOLODATA", "-m", "0", "-d", str(root), str(raw), size],
+        check=True, capture_output=True,
+    )
+    subprocess.run(
+        ["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(disk)],
+        check=True, capture_output=True,
+    )
+    raw.unlink()
+    return disk
+
+
+def overlay_disk(base: Path, path: Path) -> Path:
+    """A qcow2 overlay over `base` at `path`."""
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base.resolve()),
+         str(path)],
+        check=True, capture_output=True,
+    )
+    return path
