@@ -271,6 +271,11 @@ def build(request: BuildRequest, progress: Progress = print) -> Image:
     if request.flavour not in FLAVOURS:
         raise UserError(f"unknown flavour {request.flavour!r}: use one of {', '.join(FLAVOURS)}")
     kubesolo = load_kubesolo(request.kubesolo_bin) if request.kubesolo_bin else None
+    if request.flavour == "release" and kubesolo is None:
+        progress(
+            "[build] warning: a release image without --kubesolo-bin has no KubeSolo; "
+            "its stage 90 will fail"
+        )
     started = time.monotonic()
     specs = debian.load_specs(BUILD_DIR / "packages.toml", real_kubesolo=kubesolo is not None)
     packages = debian.resolve(specs)

@@ -1,6 +1,6 @@
 """pytest side of the Kubernetes suites: options, the `kube` node fixture, failure reports.
 
-Loaded by harness.plugin (not an entry point of its own). The `kube` fixture checks the image
+Registered as the pytest11 entry point `kubesolo-k8s`. The `kube` fixture checks the image
 manifest *before* booting anything, so without a real KubeSolo binary every k8s test skips
 with one reason and no VM starts.
 """

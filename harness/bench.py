@@ -1,0 +1,80 @@
+"""`kubesolo-harness bench`: the speed figures of the harness and the OS,
+measured on this host (no timing assertions live in tests)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.errors import UserError
+from harness.image import BuildRequest, Image, build
+from harness.machine import Machine, MachineConfig
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.monotonic()
+    fn()
+    return time.monotonic() - started
+
+
+Record = Callable[[str, float], None]
+
+
+def bench_kernel_boot(image: Image, accel: str, record: Record) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = Machine(image, MachineConfig(accel=accel), run_dir=Path(tmp))
+        with vm:
+            record("kernel boot to stage 90", timed(lambda: (vm.start(), vm.wait_for_boot())))
+            for stage in vm.stage_timeline():
+                record(f"stage {stage.name}", stage.duration or 0.0)
+            rtt = [timed(lambda: vm.succeed("true")) for _ in range(10)]
+            record("test shell round trip", statistics.median(rtt))
+            record(
+                "1 MiB through the test shell",
+                timed(lambda: vm.succeed("head -c 1048576 /dev/zero")),
+            )
+            record("clean reboot to stage 90", timed(lambda: (vm.reboot(), vm.wait_for_boot())))
+
+
+def bench_iso_boot(image: Image, accel: str, record: Record) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = Machine(image, MachineConfig(boot="iso", accel=accel), run_dir=Path(tmp))
+        with vm:
+            record(
+                "ISO boot to stage 90 (3 s menu)", timed(lambda: (vm.start(), vm.wait_for_boot()))
+            )
+
+
+def measure(runs: int, accel: str) -> dict[str, list[float]]:
+    results: dict[str, list[float]] = {}
+
+    def record(name: str, seconds: float) -> None:
+        results.setdefault(name, []).append(round(seconds, 3))
+        print(f"[bench] {name}: {seconds:.2f}s", flush=True)
+
+    image = build(BuildRequest(flavour="test"), progress=lambda _: None)
+    record("image build, cache hit", timed(lambda: build(BuildRequest(), progress=lambda _: None)))
+    for _ in range(runs):
+        bench_kernel_boot(image, accel, record)
+        bench_iso_boot(image, accel, record)
+    return results
+
+
+def main_bench(runs: int, accel: str, out: str | None) -> int:
+    try:
+        results = measure(runs, accel)
+    except UserError as err:
+        print(f"kubesolo-harness bench: error: {err}", file=sys.stderr)
+        return 2
+    summary = {name: {"median": statistics.median(v), "runs": v} for name, v in results.items()}
+    print("\n| measure | median (s) | runs |\n|---|---|---|")
+    for name, row in summary.items():
+        print(f"| {name} | {row['median']:.2f} | {len(row['runs'])} |")
+    if out:
+        Path(out).write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
