@@ -117,9 +117,7 @@ def ipv4_addresses(vm: Machine, iface: str) -> list[str]:
 def physical_ifaces(vm: Machine) -> list[str]:
     """Interfaces in ifindex order, without the virtual kinds the spec
     skips (lo, docker, veth, br, cni)."""
-    out = vm.succeed(
-        "for d in /sys/class/net/*; do echo \"$(cat $d/ifindex) ${d##*/}\"; done"
-    )
+    out = vm.succeed('for d in /sys/class/net/*; do echo "$(cat $d/ifindex) ${d##*/}"; done')
     pairs = sorted((int(i), name) for i, name in (line.split() for line in out.splitlines()))
     virtual = ("lo", "docker", "veth", "br", "cni")
     return [name for _, name in pairs if not name.startswith(virtual)]
@@ -150,11 +148,13 @@ def preseeded_data_disk(directory: Path, files: dict[str, str], size: str = "64M
     raw, disk = directory / "data.raw", directory / "data.qcow2"
     subprocess.run(
         ["mkfs.ext4", "-q", "-F", "-L", "KSOLODATA", "-m", "0", "-d", str(root), str(raw), size],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     subprocess.run(
         ["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(disk)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     raw.unlink()
     return disk
@@ -163,8 +163,19 @@ def preseeded_data_disk(directory: Path, files: dict[str, str], size: str = "64M
 def overlay_disk(base: Path, path: Path) -> Path:
     """A qcow2 overlay over `base` at `path`."""
     subprocess.run(
-        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base.resolve()),
-         str(path)],
-        check=True, capture_output=True,
+        [
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            "qcow2",
+            "-b",
+            str(base.resolve()),
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
     )
     return path

@@ -58,7 +58,9 @@ SCENARIOS: dict[str, Scenario] = {
     "no-data-param": Scenario({"base_cmdline": "console=ttyS0,115200n8"}),
     "no-data-disk": Scenario({"base_cmdline": "console=ttyS0,115200n8", "data_disk": False}),
     "cloudinit-default": Scenario(
-        disk_files={"etc-kubesolo/cloud-init.yaml": (CLOUD_INIT_FIXTURES / "static.yaml").read_text()}
+        disk_files={
+            "etc-kubesolo/cloud-init.yaml": (CLOUD_INIT_FIXTURES / "static.yaml").read_text()
+        }
     ),
     "cloudinit-path": Scenario(
         {"kernel_args": f"kubesolo.cloudinit={CLOUD_INIT_CUSTOM_PATH}"},

@@ -66,7 +66,9 @@ def test_label_kubesolo_normal_boot(machine_factory, kubesolo_image):
     assert_booted_through_isolinux(vm, "kubesolo", kubesolo_image)
     env = boot_env(vm)
     assert (env["KUBESOLO_DEBUG"], env["KUBESOLO_SHELL"], env["KUBESOLO_NOPERSIST"]) == (
-        "0", "0", "0",
+        "0",
+        "0",
+        "0",
     )
     assert mounts(vm)[DATA_MNT].fstype == "ext4"
     text = vm.console_text()
@@ -85,7 +87,7 @@ def test_label_kubesolo_debug_traces_the_stages(machine_factory, kubesolo_image)
     assert "console=ttyS0,115200n8" in cmdline_words(vm)
     assert boot_env(vm)["KUBESOLO_DEBUG"] == "1"
     text = vm.console_text()
-    after_stage_10 = text[text.index("Stage 20-persistent-mount.sh starting"):]
+    after_stage_10 = text[text.index("Stage 20-persistent-mount.sh starting") :]
     assert TRACE_LINE.search(after_stage_10), "no sh -x trace after stage 10"
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -32,6 +33,6 @@ def test_stages_start_and_complete_in_sequence(scenario):
     timeline = scenario("default").stage_timeline()
     assert [s.name for s in timeline] == list(STAGES)
     assert all(s.ok for s in timeline), timeline
-    for before, after in zip(timeline, timeline[1:], strict=False):
+    for before, after in itertools.pairwise(timeline):
         # 10 ms of slack: the timeline rounds to milliseconds
         assert after.start >= before.start + before.duration - 0.01, (before, after)

@@ -65,22 +65,36 @@ def test_restricted_guest_cannot_reach_host_loopback(machine):
 
 PYTEST_CHILD = textwrap.dedent(
     """
+    import os
+
     def test_boot_forever(machine_factory):
         vm = machine_factory(name="{marker}")
         vm.start()
         open("{ready}", "w").write("started")
-        vm.wait_for_console("will never appear", timeout=600)
+        {action}
     """
 )
+WAIT_FOREVER = 'vm.wait_for_console("will never appear", timeout=600)'
+
+# name: (pytest arguments, what the test does once QEMU runs, signal we send)
+ENDINGS = {
+    "sigkill": (["-p", "no:xdist"], WAIT_FOREVER, signal.SIGKILL),
+    "ctrl-c": (["-p", "no:xdist"], WAIT_FOREVER, signal.SIGINT),
+    "test-timeout": (["-p", "no:xdist", "--timeout", "15"], WAIT_FOREVER, None),
+    "xdist-worker-crash": (["-n", "1"], "os._exit(3)", None),
+}
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
-def test_no_qemu_left_when_pytest_dies(tmp_path: Path, how: signal.Signals, kubesolo_image):
-    """Killing pytest (-9) or interrupting it (Ctrl-C) in the middle of a boot
-    leaves no QEMU process 5 s later."""
-    marker = f"hygiene-{how.name.lower()}-{os.getpid()}"
+@pytest.mark.parametrize("ending", ENDINGS)
+def test_no_qemu_left_when_the_test_ends_badly(tmp_path: Path, ending: str, kubesolo_image):
+    """pytest killed (-9), interrupted (Ctrl-C), a test timing out, an xdist
+    worker dying: 5 s later no QEMU of that test is left."""
+    args, action, sig = ENDINGS[ending]
+    marker = f"hygiene-{ending}-{os.getpid()}"
     ready = tmp_path / "ready"
-    (tmp_path / "test_child.py").write_text(PYTEST_CHILD.format(marker=marker, ready=ready))
+    (tmp_path / "test_child.py").write_text(
+        PYTEST_CHILD.format(marker=marker, ready=ready, action=action)
+    )
     child = subprocess.Popen(
         [
             sys.executable,
@@ -89,8 +103,7 @@ def test_no_qemu_left_when_pytest_dies(tmp_path: Path, how: signal.Signals, kube
             "-q",
             "-p",
             "no:cacheprovider",
-            "-p",
-            "no:xdist",
+            *args,
             "--kubesolo-image",
             str(kubesolo_image.path),
             "--accel",
@@ -104,11 +117,15 @@ def test_no_qemu_left_when_pytest_dies(tmp_path: Path, how: signal.Signals, kube
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
-    while not ready.exists() or not qemu_pids_with(marker):
-        assert child.poll() is None, "the child pytest ended before booting"
+    while not ready.exists():
+        assert child.poll() is None, "the child pytest ended before starting QEMU"
         assert time.monotonic() < deadline, "the child pytest never started QEMU"
         time.sleep(0.2)
-    child.send_signal(how)
+    if sig is not None:
+        assert qemu_pids_with(marker), "QEMU is not running in the child"
+        child.send_signal(sig)
+    else:
+        child.wait(timeout=120)
     time.sleep(5)
     left = qemu_pids_with(marker)
     child.kill()

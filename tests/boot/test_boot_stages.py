@@ -1,0 +1,452 @@
+"""Each init stage's effects on a booted guest (spec "Stage Details",
+stages 00-40 and 60-90; stage 50 is in test_boot_network.py)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from boot_guest import (
+    BIND_MOUNTS,
+    DATA_MNT,
+    KUBESOLO_BIN,
+    SHELL_PROMPT,
+    START_MARKER,
+    boot_env,
+    flag_value,
+    mounts,
+    network_env,
+    standin_argv,
+)
+from boot_scenarios import (
+    CLOUD_INIT_CUSTOM_PATH,
+    CMDLINE_FLAGS,
+    CONTAINERD_CONFIG,
+    DEFAULT_VM_MAC,
+    FLAGS_FILE,
+    MISSING_MODULE,
+    SAVED_HOSTNAME,
+)
+
+pytestmark = pytest.mark.boot
+
+TRACE_LINE = re.compile(r"^\++ \S", re.M)  # sh -x
+
+
+def stage_window(text: str, stage: str) -> str:
+    """The console text between a stage's start and its OK marker."""
+    start = text.index(f"Stage {stage} starting")
+    end = text.index(f"[OK] Stage {stage} complete", start)
+    return text[start:end]
+
+
+def words_of(config_text: str) -> list[str]:
+    """The words of a config file, # comments removed."""
+    return " ".join(line.split("#", 1)[0] for line in config_text.splitlines()).split()
+
+
+# ---- Stage 00 ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("target", "fstype"),
+    [
+        ("/proc", "proc"),
+        ("/sys", "sysfs"),
+        ("/dev", "devtmpfs"),
+        ("/tmp", "tmpfs"),
+        ("/run", "tmpfs"),
+        ("/dev/pts", "devpts"),
+        ("/dev/shm", "tmpfs"),
+        ("/sys/fs/cgroup", "cgroup2"),
+    ],
+)
+def test_stage00_mounts_virtual_filesystems(scenario, target, fstype):
+    """spec "Stage 00 — Early Mount": each virtual file system of the list
+    is mounted on its path with the right type."""
+    table = mounts(scenario("default"))
+    assert target in table, f"{target} is not a mount point"
+    assert table[target].fstype == fstype
+
+
+def test_stage00_cgroup_v2_unified_hierarchy(scenario):
+    """spec "Stage 00 — Early Mount": /sys/fs/cgroup is the cgroup v2 unified
+    hierarchy (no v1 hierarchies), with the controllers KubeSolo needs
+    (kubesolo-facts.md "Host requirements") available."""
+    vm = scenario("default")
+    table = mounts(vm)
+    assert not [m.target for m in table.values() if m.fstype == "cgroup"]
+    controllers = vm.succeed("cat /sys/fs/cgroup/cgroup.controllers").split()
+    assert {"cpuset", "cpu", "io", "memory", "pids"} <= set(controllers)
+
+
+# ---- Stage 10 ------------------------------------------------------------------------
+def check_data(vm):
+    """kubesolo.data: that device is mounted on /mnt/data."""
+    device = vm.succeed(f"findfs {boot_env(vm)['KUBESOLO_DATA_DEV']}").strip()
+    assert mounts(vm)[DATA_MNT].source == device
+    assert mounts(vm)[DATA_MNT].fstype == "ext4"
+
+
+def check_debug(vm):
+    """kubesolo.debug: the stages after stage 10 run under set -x."""
+    assert TRACE_LINE.search(stage_window(vm.console_text(), "20-persistent-mount.sh"))
+
+
+def check_shell(vm):
+    """kubesolo.shell: a shell prompt on the console right after stage 10."""
+    text = vm.console_text()
+    assert re.search(SHELL_PROMPT, text[text.index("[OK] Stage 10-parse-cmdline.sh") :])
+    assert not re.search(START_MARKER.format(r"20-persistent-mount\.sh"), text)
+
+
+def check_nopersist(vm):
+    """kubesolo.nopersist: /mnt/data is tmpfs, no disk is mounted."""
+    table = mounts(vm)
+    assert table[DATA_MNT].fstype == "tmpfs"
+    assert not [m for m in table.values() if m.source.startswith("/dev/vd")]
+
+
+def check_cloudinit(vm):
+    """kubesolo.cloudinit: stage 50 took the network from that file."""
+    assert network_env(vm)["NET_SOURCE"] == "cloud-init"
+
+
+def check_flags(vm):
+    """kubesolo.flags: the flags reach KubeSolo's command line."""
+    argv = standin_argv(vm)
+    flags = CMDLINE_FLAGS.split()
+    assert any(argv[i : i + len(flags)] == flags for i in range(len(argv))), argv
+
+
+@pytest.mark.parametrize(
+    ("scenario_name", "variable", "expected", "effect"),
+    [
+        pytest.param(
+            "default", "KUBESOLO_DATA_DEV", "LABEL=KSOLODATA", check_data, id="kubesolo.data=LABEL"
+        ),
+        pytest.param(
+            "explicit-data",
+            "KUBESOLO_DATA_DEV",
+            "/dev/vda",
+            check_data,
+            id="kubesolo.data=/dev/vda",
+        ),
+        pytest.param("debug", "KUBESOLO_DEBUG", "1", check_debug, id="kubesolo.debug"),
+        pytest.param("shell", "KUBESOLO_SHELL", "1", check_shell, id="kubesolo.shell"),
+        pytest.param(
+            "nopersist", "KUBESOLO_NOPERSIST", "1", check_nopersist, id="kubesolo.nopersist"
+        ),
+        pytest.param(
+            "cloudinit-path",
+            "KUBESOLO_CLOUDINIT",
+            CLOUD_INIT_CUSTOM_PATH,
+            check_cloudinit,
+            id="kubesolo.cloudinit",
+        ),
+        pytest.param(
+            "configured", "KUBESOLO_EXTRA_FLAGS", CMDLINE_FLAGS, check_flags, id="kubesolo.flags"
+        ),
+    ],
+)
+def test_stage10_boot_parameter(scenario, scenario_name, variable, expected, effect):
+    """spec "Stage 10 — Parse Cmdline": each boot parameter of the table sets
+    its variable (saved for the later stages) and has its effect."""
+    vm = scenario(scenario_name)
+    assert boot_env(vm)[variable] == expected
+    effect(vm)
+
+
+def test_stage10_defaults_without_parameters(scenario):
+    """spec "Stage 10 — Parse Cmdline": without kubesolo.debug/shell/
+    nopersist/cloudinit/flags the variables keep their off values."""
+    env = boot_env(scenario("default"))
+    assert {k: env[k] for k in ("KUBESOLO_DEBUG", "KUBESOLO_SHELL", "KUBESOLO_NOPERSIST")} == {
+        "KUBESOLO_DEBUG": "0",
+        "KUBESOLO_SHELL": "0",
+        "KUBESOLO_NOPERSIST": "0",
+    }
+    assert env["KUBESOLO_CLOUDINIT"] == env["KUBESOLO_EXTRA_FLAGS"] == ""
+
+
+def test_stage10_finds_data_partition_by_label(scenario):
+    """spec "Stage 10 — Parse Cmdline": with no kubesolo.data, the partition
+    labelled KSOLODATA is found (blkid/findfs) and mounted."""
+    vm = scenario("no-data-param")
+    assert "kubesolo.data" not in vm.succeed("cat /proc/cmdline")
+    device = vm.succeed("findfs LABEL=KSOLODATA").strip()
+    env = boot_env(vm)
+    assert env["KUBESOLO_DATA_DEV"] == device
+    assert env["KUBESOLO_NOPERSIST"] == "0"
+    assert mounts(vm)[DATA_MNT].source == device
+    vm.wait_for_console(r"Data partition found by label KSOLODATA", timeout=5)
+
+
+def test_stage10_no_data_partition_means_ram_only(scenario):
+    """spec "Stage 10 — Parse Cmdline": no kubesolo.data and no KSOLODATA
+    partition: RAM-only mode, and the boot still reaches KubeSolo."""
+    vm = scenario("no-data-disk")
+    vm.fail("findfs LABEL=KSOLODATA")
+    env = boot_env(vm)
+    assert (env["KUBESOLO_DATA_DEV"], env["KUBESOLO_NOPERSIST"]) == ("", "1")
+    assert mounts(vm)[DATA_MNT].fstype == "tmpfs"
+    vm.wait_for_console(r"\[WARN\] .*RAM-only mode", timeout=5)
+
+
+# ---- Stage 20 ------------------------------------------------------------------------
+@pytest.mark.parametrize(("source", "target"), BIND_MOUNTS, ids=[t for _, t in BIND_MOUNTS])
+def test_stage20_first_boot_creates_layout(scenario, source, target):
+    """spec "Stage 20 — Persistent Mount": the first boot on a blank data
+    partition creates the directory of each bind mount on it."""
+    vm = scenario("default")
+    vm.succeed(f"test -d {DATA_MNT}/{source}")
+    vm.wait_for_console(r"First boot on this data partition", timeout=5)
+
+
+@pytest.mark.parametrize(("source", "target"), BIND_MOUNTS, ids=[t for _, t in BIND_MOUNTS])
+def test_stage20_bind_mounts(scenario, source, target):
+    """spec "Stage 20 — Persistent Mount": each path of the table is a bind
+    mount of its directory on the data partition (same file system, same
+    directory inode)."""
+    vm = scenario("default")
+    table = mounts(vm)
+    assert target in table, f"{target} is not a mount point"
+    assert table[target].source == table[DATA_MNT].source
+    assert table[target].fstype == "ext4"
+    assert table[target].root == f"/{source}"
+    same = vm.succeed(f"stat -c %d:%i {target} {DATA_MNT}/{source}").split()
+    assert same[0] == same[1]
+
+
+@pytest.mark.parametrize(("source", "target"), BIND_MOUNTS, ids=[t for _, t in BIND_MOUNTS])
+def test_stage20_ram_only_paths_are_tmpfs(scenario, source, target):
+    """spec "Stage 20 — Persistent Mount": in RAM-only mode (kubesolo.
+    nopersist) the same paths are backed by tmpfs and no disk is mounted."""
+    vm = scenario("nopersist")
+    table = mounts(vm)
+    assert target in table, f"{target} is not a mount point"
+    assert table[target].fstype == "tmpfs"
+    assert not [m for m in table.values() if m.source.startswith("/dev/vd")]
+
+
+def test_stage20_waits_for_a_late_data_disk(machine_factory):
+    """spec "Stage 20 — Persistent Mount" step 1: a data disk that appears
+    only while stage 20 waits (QMP hot-plug) is waited for, found by its
+    label and mounted; the boot then completes."""
+    vm = machine_factory(data_disk=False)
+    vm.start()
+    vm.wait_for_console(
+        r"Waiting up to 30s for data device LABEL=KSOLODATA", timeout=vm.config.boot_timeout
+    )
+    vm.fail("findfs LABEL=KSOLODATA")
+    cursor = vm.console_cursor()
+    vm.hotplug_data_disk()
+    vm.wait_for_console(r"Mounted /dev/vd\w+ on /mnt/data", timeout=60, since=cursor)
+    vm.wait_for_boot()
+    device = vm.succeed("findfs LABEL=KSOLODATA").strip()
+    table = mounts(vm)
+    assert table[DATA_MNT].source == device
+    assert table["/var/lib/kubesolo"].source == device
+    stage20 = next(s for s in vm.stage_timeline() if s.name == "20-persistent-mount.sh")
+    assert stage20.ok and stage20.duration >= 1, stage20
+
+
+# ---- Stage 30 ------------------------------------------------------------------------
+SPEC_MODULES = (
+    "br_netfilter",
+    "bridge",
+    "veth",
+    "vxlan",
+    "ip_tables",
+    "iptable_nat",
+    "nf_nat",
+    "nf_conntrack",
+    "overlay",
+    "ip_vs",
+    "ip_vs_rr",
+    "ip_vs_wrr",
+    "ip_vs_sh",
+)
+# kubesolo-facts.md "Host requirements": the modules KubeSolo modprobes.
+KUBESOLO_MODULES = (
+    "xt_MASQUERADE",
+    "xt_conntrack",
+    "xt_comment",
+    "xt_addrtype",
+    "xt_multiport",
+    "xt_nat",
+    "xt_recent",
+    "xt_set",
+    "xt_statistic",
+    "xt_nfacct",
+)
+
+
+@pytest.mark.parametrize("module", SPEC_MODULES + KUBESOLO_MODULES)
+def test_stage30_module_loaded(scenario, module):
+    """spec "Stage 30 — Kernel Modules": each module of the list is loaded
+    (in /proc/modules) or built into the kernel (modules.builtin)."""
+    vm = scenario("default")
+    vm.succeed(
+        f"grep -q '^{module} ' /proc/modules"
+        f" || grep -q '/{module}.ko' /lib/modules/$(uname -r)/modules.builtin"
+    )
+
+
+def test_stage30_image_module_list_is_loaded(scenario):
+    """spec "Stage 30 — Kernel Modules": every module named in the image's
+    /usr/lib/kubesolo-os/modules.list is loaded, and the list has the
+    spec's modules."""
+    vm = scenario("default")
+    listed = words_of(vm.succeed("cat /usr/lib/kubesolo-os/modules.list"))
+    assert set(SPEC_MODULES) <= set(listed)
+    loaded = {line.split()[0] for line in vm.succeed("cat /proc/modules").splitlines()}
+    builtin = vm.execute("cat /lib/modules/$(uname -r)/modules.builtin")[1]
+    missing = [m for m in listed if m not in loaded and f"/{m}.ko" not in builtin]
+    assert not missing
+
+
+def test_stage30_module_that_cannot_load_is_a_warning(scenario):
+    """spec "Stage 30 — Kernel Modules": a module that fails to load (here
+    one from /etc/kubesolo/modules.list that no kernel has) is logged as a
+    warning, and the boot goes on to KubeSolo."""
+    vm = scenario("configured")
+    window = stage_window(vm.console_text(), "30-kernel-modules.sh")
+    assert re.search(rf"\[kubesolo-init\] \[WARN\] .*{MISSING_MODULE}", window)
+    vm.fail(f"grep -q '^{MISSING_MODULE} ' /proc/modules")
+    assert "[OK] Stage 90-kubesolo.sh complete" in vm.console_text()
+
+
+# ---- Stage 40 ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("net.bridge.bridge-nf-call-iptables", "1"),
+        ("net.ipv4.ip_forward", "1"),
+        ("fs.inotify.max_user_watches", "524288"),
+        ("net.netfilter.nf_conntrack_max", "131072"),
+        ("vm.swappiness", "0"),
+    ],
+)
+def test_stage40_sysctl(scenario, key, value):
+    """spec "Stage 40 — Sysctl": each kernel parameter has its value."""
+    vm = scenario("default")
+    path = "/proc/sys/" + key.replace(".", "/")
+    assert vm.succeed(f"cat {path}").strip() == value
+
+
+# ---- Stage 60 ------------------------------------------------------------------------
+def hostname_from_mac(mac: str) -> str:
+    return "kubesolo-" + mac.replace(":", "").lower()[-6:]
+
+
+def test_stage60_hostname_from_mac(scenario):
+    """spec "Stage 60 — Hostname": with no saved hostname the name is
+    kubesolo- and the last six hex digits of the primary interface's MAC
+    (a MAC the harness set), and it is saved on the data partition."""
+    vm = scenario("default")
+    iface = network_env(vm)["NET_IFACE"]
+    assert vm.succeed(f"cat /sys/class/net/{iface}/address").strip() == DEFAULT_VM_MAC
+    expected = hostname_from_mac(DEFAULT_VM_MAC)
+    assert vm.succeed("hostname").strip() == expected
+    assert vm.succeed("cat /etc/kubesolo/hostname").strip() == expected
+
+
+def test_stage60_saved_hostname_wins(scenario):
+    """spec "Stage 60 — Hostname": a hostname saved on the data partition
+    wins over the MAC-derived name."""
+    vm = scenario("configured")
+    iface = network_env(vm)["NET_IFACE"]
+    mac = vm.succeed(f"cat /sys/class/net/{iface}/address").strip()
+    assert vm.succeed("hostname").strip() == SAVED_HOSTNAME != hostname_from_mac(mac)
+
+
+@pytest.mark.parametrize("scenario_name", ["default", "configured"])
+def test_stage60_hostname_in_etc(scenario, scenario_name):
+    """spec "Stage 60 — Hostname": the chosen name is written to
+    /etc/hostname and added to /etc/hosts."""
+    vm = scenario(scenario_name)
+    name = vm.succeed("hostname").strip()
+    assert vm.succeed("cat /etc/hostname").strip() == name
+    hosts = [line.split() for line in vm.succeed("cat /etc/hosts").splitlines()]
+    assert any(name in fields[1:] for fields in hosts if fields and not fields[0].startswith("#"))
+
+
+# ---- Stage 70 ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("scenario_name", "warning"),
+    [
+        pytest.param("default", r"no network time source available", id="no-time-source"),
+        pytest.param(
+            "configured", r"no network time source answered", id="unreachable-time-server"
+        ),
+    ],
+)
+def test_stage70_clock_does_not_block(scenario, scenario_name, warning):
+    """spec "Stage 70 — Clock": with no time source reachable (none offered
+    by our DHCP, or a configured server that never answers) stage 70 takes
+    well under a second's worth of waiting, logs a warning, and the boot
+    goes on; the NTP attempt runs in the background."""
+    vm = scenario(scenario_name)
+    stage70 = next(s for s in vm.stage_timeline() if s.name == "70-clock.sh")
+    assert stage70.ok
+    assert stage70.duration < 3, f"stage 70 held the boot up for {stage70.duration:.1f}s"
+    vm.wait_for_console(rf"\[kubesolo-init\] \[WARN\] {warning}", timeout=60)
+
+
+# ---- Stage 80 ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "directory", ["/run/containerd", "/var/lib/containerd", "/etc/cni/net.d", "/opt/cni/bin"]
+)
+def test_stage80_directories(scenario, directory):
+    """spec "Stage 80 — Containerd": the containerd and CNI directories
+    exist."""
+    scenario("default").succeed(f"test -d {directory}")
+
+
+def test_stage80_custom_containerd_config(scenario):
+    """spec "Stage 80 — Containerd": a custom containerd config on the data
+    partition (/etc/kubesolo/containerd/config.toml) is installed as
+    /etc/containerd/config.toml."""
+    vm = scenario("configured")
+    assert vm.succeed("cat /etc/kubesolo/containerd/config.toml") == CONTAINERD_CONFIG
+    assert vm.succeed("cat /etc/containerd/config.toml") == CONTAINERD_CONFIG
+
+
+# ---- Stage 90 ------------------------------------------------------------------------
+@pytest.mark.parametrize("scenario_name", ["default", "configured"])
+def test_stage90_kubesolo_command_line(scenario, scenario_name):
+    """spec "Stage 90 — KubeSolo" (with kubesolo-facts.md "Command line"):
+    KubeSolo gets --path /var/lib/kubesolo, local storage enabled in its
+    grammar (a boolean flag, no value), and the hostname as an extra SAN;
+    the stand-in, which parses KubeSolo's grammar, accepted it."""
+    vm = scenario(scenario_name)
+    argv = standin_argv(vm)
+    assert flag_value(argv, "--path") == "/var/lib/kubesolo"
+    assert "--no-local-storage" not in argv
+    assert not [a for a in argv if a.startswith("--local-storage=")]
+    if "--local-storage" in argv:
+        i = argv.index("--local-storage")
+        assert i + 1 == len(argv) or argv[i + 1].startswith("--"), argv
+    sans = (flag_value(argv, "--apiserver-extra-sans") or "").split(",")
+    assert vm.succeed("hostname").strip() in sans
+    accepted = re.search(r"\[kubesolo-standin\] accepted: (.*?)\r?$", vm.console_text(), re.M)
+    assert accepted and accepted.group(1).split() == argv
+    assert not re.search(r"^kubesolo: error:", vm.console_text(), re.M)
+
+
+def test_stage90_extra_flags_from_file_and_parameter(scenario):
+    """spec "Stage 90 — KubeSolo" step 4: the extra flags of the config file
+    (/etc/kubesolo/extra-flags, comments ignored) and of kubesolo.flags= are
+    appended to the command line, the boot parameter's last."""
+    argv = standin_argv(scenario("configured"))
+    extra = words_of(FLAGS_FILE) + CMDLINE_FLAGS.split()
+    assert argv[-len(extra) :] == extra, argv
+
+
+def test_stage90_kubesolo_is_pid_1(scenario):
+    """spec "Stage 90 — KubeSolo" step 5: init execs KubeSolo, which runs as
+    PID 1 with the recorded command line."""
+    vm = scenario("default")
+    pid1 = vm.succeed("tr '\\0' '\\n' < /proc/1/cmdline").splitlines()
+    assert KUBESOLO_BIN in pid1, pid1
+    assert pid1[pid1.index(KUBESOLO_BIN) + 1 :] == standin_argv(vm)
+    vm.fail("pgrep -f /sbin/init")
