@@ -97,6 +97,33 @@ def kernel_cmdline(image: Image, config: MachineConfig) -> str:
     return " ".join(p for p in (base, config.kernel_args) if p)
 
 
+def create_overlay(backing: Path, path: Path) -> Path:
+    """A qcow2 overlay: the machine writes there, `backing` stays untouched."""
+    try:
+        subprocess.run(
+            [
+                "qemu-img",
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                "qcow2",
+                "-b",
+                str(backing.resolve()),
+                str(path),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    except FileNotFoundError:
+        raise UserError("qemu-img not found: install qemu-utils") from None
+    except subprocess.CalledProcessError as err:
+        raise UserError(f"qemu-img create {path} failed: {err.stderr.strip()}") from None
+    return path
+
+
 def _die_with_parent() -> None:
     """In the child before exec: own process group, SIGKILL when we die."""
     os.setsid()
@@ -161,22 +188,7 @@ class Machine:
         if disk is True:
             overlay = self.run_dir / "data-overlay.qcow2"
             if not overlay.exists():
-                subprocess.run(
-                    [
-                        "qemu-img",
-                        "create",
-                        "-q",
-                        "-f",
-                        "qcow2",
-                        "-F",
-                        "qcow2",
-                        "-b",
-                        str(self.image.data_disk.resolve()),
-                        str(overlay),
-                    ],
-                    check=True,
-                    capture_output=True,
-                )
+                create_overlay(self.image.data_disk, overlay)
             return overlay
         return Path(disk).resolve()
 
@@ -442,23 +454,7 @@ class Machine:
     def hotplug_data_disk(self, path: Path | None = None) -> None:
         """Attach a data disk to a running machine (a fresh overlay by default)."""
         if path is None:
-            path = self.run_dir / "hotplug-overlay.qcow2"
-            subprocess.run(
-                [
-                    "qemu-img",
-                    "create",
-                    "-q",
-                    "-f",
-                    "qcow2",
-                    "-F",
-                    "qcow2",
-                    "-b",
-                    str(self.image.data_disk.resolve()),
-                    str(path),
-                ],
-                check=True,
-                capture_output=True,
-            )
+            path = create_overlay(self.image.data_disk, self.run_dir / "hotplug-overlay.qcow2")
         self.qmp(
             "blockdev-add",
             **{
