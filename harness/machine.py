@@ -34,6 +34,7 @@ DEFAULT_BOOT_TIMEOUT = 240.0  # TCG, two workers on two cores
 DEFAULT_COMMAND_TIMEOUT = 120.0
 PR_SET_PDEATHSIG = 1
 QMP_CONNECT_TIMEOUT = 30.0
+ISOLINUX_PROMPT = r"(?<![^\r\n])boot: "
 
 
 @dataclass(frozen=True)
@@ -278,7 +279,8 @@ class Machine:
     def _choose_label(self) -> None:
         """ISO boot with a label: type it at the isolinux prompt."""
         if self.config.boot == "iso" and self.config.label:
-            self.expect_console([r"boot: "], timeout=60)
+            # At a line start: the kernel's "reboot: Restarting system" is not it.
+            self.expect_console([ISOLINUX_PROMPT], timeout=60)
             self.send_console(self.config.label + "\r")
 
     def _reforward(self) -> None:

@@ -4,6 +4,7 @@ failure reports that carry the console tail and where the artefacts are."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -204,7 +205,12 @@ def session_machine_factory(
     request: pytest.FixtureRequest, kubesolo_image: Image, harness_settings: Settings
 ) -> Iterator[MachineFactory]:
     """Like machine_factory, for machines shared by many tests."""
-    make, machines = _factory(request.session, kubesolo_image, harness_settings, "session")
+    # one directory per worker process: xdist workers and concurrent runs
+    # in the same checkout never clear each other's machines
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    make, machines = _factory(
+        request.session, kubesolo_image, harness_settings, f"session-{worker}-{os.getpid()}"
+    )
     request.session.stash[MACHINES] = machines
     yield make
     _teardown(machines, harness_settings.keep, failed=request.session.testsfailed > 0)

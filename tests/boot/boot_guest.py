@@ -37,10 +37,8 @@ BOOT_ENV = "/run/kubesolo-os/boot.env"
 NETWORK_ENV = "/run/kubesolo-os/network.env"
 STANDIN_ARGV = "/run/kubesolo-standin/argv"
 KUBESOLO_BIN = "/usr/local/bin/kubesolo"
-# QEMU user networking (slirp)
+# QEMU user networking (slirp): the address its DHCP server hands out
 GUEST_IP = "10.0.2.15"
-GATEWAY = "10.0.2.2"
-DNS = "10.0.2.3"
 
 OK_MARKER = re.compile(r"\[kubesolo-init\] \[OK\] Stage (\S+) complete")
 START_MARKER = r"\[kubesolo-init\] \[INFO\] Stage {} starting"

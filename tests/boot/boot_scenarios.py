@@ -24,8 +24,10 @@ CONTAINERD_CONFIG = (
     '[plugins."io.containerd.grpc.v1.cri"]\n'
     '  sandbox_image = "registry.k8s.io/pause:3.9"\n'
 )
-# An address that never answers: restricted user networking drops it.
-UNREACHABLE_TIME_SERVER = "10.0.2.2"
+# Time servers that never answer: on-link addresses nobody owns, so each
+# connection attempt waits for ARP to give up (about 3 s each, 9 s in all
+# if stage 70 waited for them). 10.0.2.2 would not do: slirp refuses at once.
+UNREACHABLE_TIME_SERVERS = ("10.0.2.97", "10.0.2.98", "10.0.2.99")
 CLOUD_INIT_CUSTOM_PATH = "/etc/kubesolo/site/node.yaml"
 
 
@@ -48,7 +50,7 @@ SCENARIOS: dict[str, Scenario] = {
             "etc-kubesolo/extra-flags": FLAGS_FILE,
             "etc-kubesolo/modules.list": f"# a module no kernel has\n{MISSING_MODULE}\n",
             "etc-kubesolo/containerd/config.toml": CONTAINERD_CONFIG,
-            "etc-kubesolo/time-servers": UNREACHABLE_TIME_SERVER + "\n",
+            "etc-kubesolo/time-servers": "\n".join(UNREACHABLE_TIME_SERVERS) + "\n",
         },
     ),
     "debug": Scenario({"kernel_args": "kubesolo.debug"}),

@@ -382,9 +382,10 @@ def test_stage60_hostname_in_etc(scenario, scenario_name):
 )
 def test_stage70_clock_does_not_block(scenario, scenario_name, warning):
     """spec "Stage 70 — Clock": with no time source reachable (none offered
-    by our DHCP, or a configured server that never answers) stage 70 takes
-    well under a second's worth of waiting, logs a warning, and the boot
-    goes on; the NTP attempt runs in the background."""
+    by our DHCP, or configured servers that never answer and would cost
+    about 9 s if waited for) stage 70 does not hold the boot up, logs a
+    warning, and the boot goes on; the network attempt runs in the
+    background."""
     vm = scenario(scenario_name)
     stage70 = next(s for s in vm.stage_timeline() if s.name == "70-clock.sh")
     assert stage70.ok
@@ -449,4 +450,3 @@ def test_stage90_kubesolo_is_pid_1(scenario):
     pid1 = vm.succeed("tr '\\0' '\\n' < /proc/1/cmdline").splitlines()
     assert KUBESOLO_BIN in pid1, pid1
     assert pid1[pid1.index(KUBESOLO_BIN) + 1 :] == standin_argv(vm)
-    vm.fail("pgrep -f /sbin/init")

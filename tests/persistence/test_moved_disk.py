@@ -15,7 +15,7 @@ from persistence_state import PERSISTENT_PATHS, Marker, path_id, probe, probe_al
 
 from harness.machine import Machine, default_mac
 
-pytestmark = [pytest.mark.persistence, pytest.mark.xdist_group("persistence-moved-disk")]
+pytestmark = pytest.mark.persistence
 
 HOSTNAME_PROBES = ("hostname", "etc-hostname")
 SECOND_MAC = "52:54:00:ab:cd:ef"

@@ -33,6 +33,7 @@ MODES: dict[str, dict[str, Any]] = {
 @dataclass(frozen=True)
 class RamOnlyRun:
     data_mount_type: str  # file system on /mnt/data in the first boot
+    reboot_cmdline: str  # /proc/cmdline of the boot after the reboot
     after_reboot: dict[str, str | None]  # directory -> marker content after the reboot
     disk_before: str
     disk_after: str
@@ -40,10 +41,7 @@ class RamOnlyRun:
 
 @pytest.fixture(
     scope="module",
-    params=[
-        pytest.param(mode, id=mode, marks=pytest.mark.xdist_group(f"persistence-{mode}"))
-        for mode in MODES
-    ],
+    params=list(MODES),
 )
 def ram_only(
     request: pytest.FixtureRequest,
@@ -64,18 +62,30 @@ def ram_only(
         marker.write(vm, directory)
     vm.reboot()
     vm.wait_for_boot()
+    reboot_cmdline = vm.succeed("cat /proc/cmdline").strip()
     after = {directory: marker.read(vm, directory) for directory in RAM_ONLY_PATHS}
     vm.power_off()
-    return RamOnlyRun(mount_type, after, disk_before, sha256_of(disk))
+    return RamOnlyRun(mount_type, reboot_cmdline, after, disk_before, sha256_of(disk))
+
+
+def _check_both_boots_ram_only(run: RamOnlyRun) -> None:
+    """Both boots were RAM-only: /mnt/data was tmpfs, and the reboot chose the mode again."""
+    assert run.data_mount_type == "tmpfs", (
+        f"{DATA_MOUNT} is {run.data_mount_type or 'not mounted'}, not tmpfs: "
+        "the boot was not RAM-only"
+    )
+    assert "kubesolo.nopersist" in run.reboot_cmdline.split(), (
+        "the boot after the reboot was not asked for RAM-only mode (/proc/cmdline: "
+        f"{run.reboot_cmdline!r}); with the ISO: the label was not typed again at the "
+        "isolinux boot: prompt"
+    )
 
 
 def test_ram_only_leaves_data_disk_unchanged(ram_only: RamOnlyRun):
     """Stage 20 — Persistent Mount (RAM-only mode) / bootloader label
     kubesolo-nopersist: two boots with files written everywhere leave the data disk
     byte-for-byte as it was."""
-    assert ram_only.data_mount_type == "tmpfs", (
-        f"premise failed: {DATA_MOUNT} is {ram_only.data_mount_type or 'not mounted'}, not tmpfs"
-    )
+    _check_both_boots_ram_only(ram_only)
     assert ram_only.disk_after == ram_only.disk_before, "the data disk was written in RAM-only mode"
 
 
@@ -84,6 +94,7 @@ def test_ram_only_loses_files_on_reboot(ram_only: RamOnlyRun, marker: Marker, di
     """Stage 20 — Persistent Mount (RAM-only mode: tmpfs, lost on reboot) / bootloader
     label kubesolo-nopersist: a file written under /mnt/data or a persistent path is
     gone after a reboot."""
+    _check_both_boots_ram_only(ram_only)
     assert ram_only.after_reboot[directory] is None, (
         f"{marker.file_in(directory)} survived a reboot in RAM-only mode"
     )

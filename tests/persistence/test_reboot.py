@@ -37,10 +37,7 @@ class Restarted:
 
 @pytest.fixture(
     scope="module",
-    params=[
-        pytest.param(kind, id=kind, marks=pytest.mark.xdist_group(f"persistence-{kind}"))
-        for kind in RESTARTS
-    ],
+    params=list(RESTARTS),
 )
 def restarted(
     request: pytest.FixtureRequest, session_machine_factory, machine_name, marker: Marker

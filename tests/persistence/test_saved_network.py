@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from persistence_state import probe_all
 
-pytestmark = [pytest.mark.persistence, pytest.mark.xdist_group("persistence-saved-network")]
+pytestmark = pytest.mark.persistence
 
 CLOUD_INIT = Path(__file__).resolve().parents[2] / "fixtures" / "cloud-init" / "static.yaml"
 CLOUD_INIT_GUEST = "/etc/kubesolo/cloud-init.yaml"

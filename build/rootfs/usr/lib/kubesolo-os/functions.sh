@@ -42,13 +42,26 @@ resolve_device() {
     esac
 }
 
+# load_device_drivers [SEEN]: modprobe the driver of every device whose
+# modalias is not in SEEN (the output of an earlier call); print the
+# modaliases present now. There is no udev: this is how devices that appear
+# after stage 00 (hot-plugged, slow USB) get their drivers.
+load_device_drivers() {
+    current=$(find /sys/devices -name modalias -type f -exec cat {} + 2>/dev/null | sort -u)
+    if [ "$current" != "$1" ]; then
+        echo "$current" | xargs -r modprobe -qa 2>/dev/null
+    fi
+    echo "$current"
+}
+
 # wait_for_device SPEC SECONDS: print the device once it appears.
 wait_for_device() {
-    spec=$1 waited=0
+    spec=$1 waited=0 drivers=""
     while [ "$waited" -lt "$2" ]; do
         dev=$(resolve_device "$spec") && [ -n "$dev" ] && { echo "$dev"; return 0; }
         [ "$waited" = 0 ] && log "Waiting up to $2s for data device $spec"
         sleep 1
+        drivers=$(load_device_drivers "$drivers")
         waited=$((waited + 1))
     done
     return 1

@@ -40,17 +40,11 @@ ln -sf /proc/self/fd /dev/fd 2>/dev/null
 # modules. Load the driver of every device present by its modalias, again
 # while new devices appear (virtio_pci brings the virtio devices); file
 # systems load on demand at mount time (the kernel asks modprobe for fs-*).
-modaliases() {
-    find /sys/devices -name modalias -type f -exec cat {} + 2>/dev/null | sort -u
-}
-
 coldplug() {
     seen="" pass=0
     while [ "$pass" -lt 4 ]; do
-        current=$(modaliases)
+        current=$(load_device_drivers "$seen")
         [ "$current" = "$seen" ] && break
-        # shellcheck disable=SC2086 # one alias per word
-        echo "$current" | xargs -r modprobe -qa 2>/dev/null
         seen=$current pass=$((pass + 1))
     done
 }

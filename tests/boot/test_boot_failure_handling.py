@@ -1,0 +1,111 @@
+"""Failure handling, kubesolo.shell and kubesolo.debug (spec "Failure
+Handling", "Debugging")."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from boot_guest import (
+    DATA_MNT,
+    EMERGENCY_PROMPT,
+    SHELL_PROMPT,
+    STAGES,
+    START_MARKER,
+    boot_env,
+    mounts,
+    wait_for_kubesolo,
+)
+
+pytestmark = pytest.mark.boot
+
+BOOT_MARKER = r"\[kubesolo-init\] \[OK\] Stage 90-kubesolo\.sh complete"
+TRACE_LINE = re.compile(r"^\++ \S", re.M)  # sh -x
+MISSING_DEVICE = "/dev/ksolo-missing"
+
+
+def console_command(vm, command: str, prompt: str, timeout: float = 30) -> str:
+    """Type a command into the shell on the serial console; its output up to
+    the next prompt."""
+    cursor = vm.console_cursor()
+    vm.send_console(command + "\r")
+    match = vm.wait_for_console(prompt, timeout=timeout, since=cursor, allow_failures=True)
+    return vm.console_text(cursor)[: match.start()]
+
+
+def test_failing_stage_opens_emergency_shell_and_exit_retries(machine_factory):
+    """spec "Failure Handling": a stage that fails (stage 20: the data device
+    named by kubesolo.data never appears) logs [ERROR] naming the stage on
+    the serial console and opens a shell there; fixing the cause from that
+    shell and typing `exit` retries the boot sequence, which reaches
+    stage 90."""
+    vm = machine_factory(
+        base_cmdline=f"console=ttyS0,115200n8 kubesolo.data={MISSING_DEVICE}",
+        allow_failures=True,
+    )
+    vm.start()
+    failed = r"\[kubesolo-init\] \[ERROR\] Stage 20-persistent-mount\.sh failed"
+    vm.wait_for_console(failed, timeout=vm.config.boot_timeout)
+    vm.wait_for_console(EMERGENCY_PROMPT, timeout=60)
+    text = vm.console_text()
+    assert re.search(rf"\[kubesolo-init\] \[ERROR\] .*{MISSING_DEVICE}", text)
+    assert not re.search(START_MARKER.format(r"30-kernel-modules\.sh"), text)
+    assert vm.succeed("cat /run/kubesolo-os/shell").strip() == "kubesolo-emergency"
+
+    # the shell on the console is a real shell
+    assert "42" in console_command(vm, "echo $((6 * 7))", EMERGENCY_PROMPT)
+    console_command(vm, f"ln -s /dev/vda {MISSING_DEVICE}", EMERGENCY_PROMPT)
+    retry = vm.console_cursor()
+    vm.send_console("exit\r")
+    vm.wait_for_console(r"Retrying the boot sequence", timeout=30, since=retry)
+    # the second run goes through every stage, with no error this time
+    for stage in STAGES[:-1]:
+        vm.wait_for_console(
+            rf"\[OK\] Stage {re.escape(stage)} complete",
+            timeout=vm.config.boot_timeout,
+            since=retry,
+            allow_failures=False,
+        )
+    vm.wait_for_console(BOOT_MARKER, timeout=60, since=retry, allow_failures=False)
+    assert mounts(vm)[DATA_MNT].fstype == "ext4"
+    vm.wait_until_succeeds("test -s /run/kubesolo-standin/argv", timeout=60)
+
+
+def test_kubesolo_shell_stops_after_stage_10(machine_factory):
+    """spec "Failure Handling": with kubesolo.shell the system drops to a
+    shell on the console right after stage 10: stage 10 has run, stage 20
+    has not (no data partition mounted); `exit` continues the boot."""
+    vm = machine_factory(kernel_args="kubesolo.shell")
+    vm.start()
+    vm.wait_for_console(SHELL_PROMPT, timeout=vm.config.boot_timeout)
+    text = vm.console_text()
+    assert "[OK] Stage 10-parse-cmdline.sh complete" in text
+    assert not re.search(START_MARKER.format(r"20-persistent-mount\.sh"), text)
+    assert boot_env(vm)["KUBESOLO_SHELL"] == "1"
+    table = mounts(vm)
+    assert DATA_MNT not in table and "/var/lib/kubesolo" not in table
+    assert vm.succeed("cat /run/kubesolo-os/shell").strip() == "kubesolo-shell"
+    assert "42" in console_command(vm, "echo $((6 * 7))", SHELL_PROMPT)
+
+    cursor = vm.console_cursor()
+    vm.send_console("exit\r")
+    vm.wait_for_console(START_MARKER.format(r"20-persistent-mount\.sh"), 60, since=cursor)
+    wait_for_kubesolo(vm)
+    assert mounts(vm)[DATA_MNT].fstype == "ext4"
+
+
+@pytest.mark.parametrize("stage", STAGES[2:])
+def test_kubesolo_debug_traces_each_stage(scenario, stage):
+    """spec "Stage 10" (kubesolo.debug enables set -x) and "Debugging": with
+    kubesolo.debug, the shell trace of each stage after the parameters are
+    parsed appears on the serial console between its start and OK markers."""
+    text = scenario("debug").console_text()
+    start = text.index(f"Stage {stage} starting")
+    end = text.index(f"[OK] Stage {stage} complete", start)
+    assert TRACE_LINE.search(text[start:end]), f"no trace of {stage}"
+
+
+def test_no_trace_without_kubesolo_debug(scenario):
+    """spec "Stage 10": without kubesolo.debug there is no shell trace on
+    the console (the debug test's trace lines are not ordinary output)."""
+    assert not TRACE_LINE.search(scenario("default").console_text())
