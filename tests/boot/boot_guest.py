@@ -156,24 +156,3 @@ def preseeded_data_disk(directory: Path, files: dict[str, str], size: str = "64M
     )
     raw.unlink()
     return disk
-
-
-def overlay_disk(base: Path, path: Path) -> Path:
-    """A qcow2 overlay over `base` at `path`."""
-    subprocess.run(
-        [
-            "qemu-img",
-            "create",
-            "-q",
-            "-f",
-            "qcow2",
-            "-F",
-            "qcow2",
-            "-b",
-            str(base.resolve()),
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return path

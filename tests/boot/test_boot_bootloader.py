@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 
@@ -14,8 +13,10 @@ from boot_guest import (
     START_MARKER,
     boot_env,
     mounts,
-    overlay_disk,
 )
+
+from harness.image import sha256_file
+from harness.machine import create_overlay
 
 pytestmark = pytest.mark.boot
 
@@ -25,10 +26,6 @@ SPEC_DEFAULT_LABEL = "kubesolo"
 SPEC_TIMEOUT_SECONDS = 3.0
 DATA_PARAM = "kubesolo.data=LABEL=KSOLODATA"
 TRACE_LINE = re.compile(r"^\++ \S", re.M)  # sh -x
-
-
-def sha256(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def cmdline_words(vm) -> list[str]:
@@ -111,8 +108,8 @@ def test_label_kubesolo_nopersist_runs_in_ram(machine_factory, kubesolo_image, t
     """spec "Bootloader", label `kubesolo-nopersist`: the system runs fully
     in RAM (tmpfs at the data mount point) and the data disk it was given
     is left byte-for-byte unchanged."""
-    disk = overlay_disk(kubesolo_image.data_disk, tmp_path / "data.qcow2")
-    before = sha256(disk)
+    disk = create_overlay(kubesolo_image.data_disk, tmp_path / "data.qcow2")
+    before = sha256_file(disk)
     vm = machine_factory(boot="iso", label="kubesolo-nopersist", data_disk=disk)
     vm.start()
     vm.wait_for_boot()
@@ -122,7 +119,7 @@ def test_label_kubesolo_nopersist_runs_in_ram(machine_factory, kubesolo_image, t
     assert table[DATA_MNT].fstype == "tmpfs"
     assert not [m for m in table.values() if m.source.startswith("/dev/vd")]
     vm.power_off()
-    assert sha256(disk) == before
+    assert sha256_file(disk) == before
 
 
 def test_default_label_boots_after_the_timeout(machine_factory, kubesolo_image):

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from persistence_state import Marker, new_overlay
+from persistence_state import Marker
 
 from harness.image import Image
+from harness.machine import create_overlay
 
 _names = itertools.count()
 
@@ -39,6 +40,6 @@ def data_disk_overlay(
 
     def make(name: str) -> Path:
         directory = tmp_path_factory.mktemp(name)
-        return new_overlay(kubesolo_image.data_disk, directory / "data.qcow2")
+        return create_overlay(kubesolo_image.data_disk, directory / "data.qcow2")
 
     return make

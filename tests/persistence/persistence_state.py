@@ -4,13 +4,10 @@ network), the two ways of restarting a guest, and fingerprints of data disks on 
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shlex
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from harness.machine import Machine
 
@@ -110,33 +107,3 @@ RESTARTS: dict[str, Callable[[Machine], None]] = {
     "clean-reboot": _clean_reboot,
     "hard-reset-after-sync": _hard_reset_after_sync,
 }
-
-
-# Data disks on the host.
-def new_overlay(base: Path, path: Path) -> Path:
-    """A qcow2 overlay over the image's blank data disk (which is never written)."""
-    subprocess.run(
-        [
-            "qemu-img",
-            "create",
-            "-q",
-            "-f",
-            "qcow2",
-            "-F",
-            "qcow2",
-            "-b",
-            str(base.resolve()),
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return path
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -18,8 +18,9 @@ from persistence_state import (
     PERSISTENT_PATHS,
     Marker,
     path_id,
-    sha256_of,
 )
+
+from harness.image import sha256_file
 
 pytestmark = pytest.mark.persistence
 
@@ -51,7 +52,7 @@ def ram_only(
     marker: Marker,
 ) -> RamOnlyRun:
     disk = data_disk_overlay(request.param)
-    disk_before = sha256_of(disk)
+    disk_before = sha256_file(disk)
     vm = session_machine_factory(
         name=machine_name(request.param), data_disk=disk, **MODES[request.param]
     )
@@ -65,7 +66,7 @@ def ram_only(
     reboot_cmdline = vm.succeed("cat /proc/cmdline").strip()
     after = {directory: marker.read(vm, directory) for directory in RAM_ONLY_PATHS}
     vm.power_off()
-    return RamOnlyRun(mount_type, reboot_cmdline, after, disk_before, sha256_of(disk))
+    return RamOnlyRun(mount_type, reboot_cmdline, after, disk_before, sha256_file(disk))
 
 
 def _check_both_boots_ram_only(run: RamOnlyRun) -> None:
