@@ -278,7 +278,7 @@ def build(request: BuildRequest, progress: Progress = print) -> Image:
         )
     started = time.monotonic()
     specs = debian.load_specs(BUILD_DIR / "packages.toml", real_kubesolo=kubesolo is not None)
-    packages = debian.resolve(specs)
+    packages = debian.resolve_memoized(specs, cache_root() / "apt-resolution.json")
     key = cache_key(build_inputs(request, packages, kubesolo))
     images = cache_root() / "images"
     images.mkdir(parents=True, exist_ok=True)

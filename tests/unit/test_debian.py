@@ -61,3 +61,46 @@ def test_the_package_table_adds_ctr_only_for_a_real_kubesolo():
     real = {s.name for s in debian.load_specs(table, real_kubesolo=True)}
     assert {"linux-image-amd64", "busybox-static", "isolinux", "iptables"} <= standin
     assert real - standin == {"containerd"}
+
+
+def _memo_setup(tmp_path, monkeypatch):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "Packages").write_text("one")
+    monkeypatch.setattr(debian, "APT_STATE", (lists,))
+    calls = []
+
+    def resolve(specs):
+        calls.append(specs)
+        return [debian.ResolvedPackage(s, s.name, f"1.{len(calls)}") for s in specs]
+
+    monkeypatch.setattr(debian, "resolve", resolve)
+    specs = [debian.PackageSpec("busybox-static", "rootfs", ("bin/busybox",))]
+    return lists, calls, specs
+
+
+def test_apt_answers_are_remembered_while_apt_state_is_unchanged(tmp_path, monkeypatch):
+    _, calls, specs = _memo_setup(tmp_path, monkeypatch)
+    memo = tmp_path / "memo.json"
+    first = debian.resolve_memoized(specs, memo)
+    again = debian.resolve_memoized(specs, memo)
+    assert again == first and len(calls) == 1
+
+
+def test_apt_answers_are_asked_again_after_apt_get_update(tmp_path, monkeypatch):
+    lists, calls, specs = _memo_setup(tmp_path, monkeypatch)
+    memo = tmp_path / "memo.json"
+    debian.resolve_memoized(specs, memo)
+    (lists / "Packages").write_text("a newer list")
+    assert debian.resolve_memoized(specs, memo)[0].version == "1.2"
+    other = [debian.PackageSpec("isolinux", "iso", ("isolinux.bin",))]
+    assert debian.resolve_memoized(other, memo)[0].package == "isolinux"
+    assert len(calls) == 3
+
+
+def test_a_damaged_memo_is_ignored(tmp_path, monkeypatch):
+    _, calls, specs = _memo_setup(tmp_path, monkeypatch)
+    memo = tmp_path / "memo.json"
+    memo.write_text("{not json")
+    assert debian.resolve_memoized(specs, memo)[0].version == "1.1"
+    assert len(calls) == 1
