@@ -67,6 +67,7 @@ MANIFEST_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "manifests"
 IMAGES_SHARE_TAG = "kimages"
 IMAGES_MOUNT_POINT = "/mnt/kimages"
 IMAGE_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+GZIP_SUFFIXES = (".tar.gz", ".tgz")
 TIMINGS_FILE = "k8s-timings.json"
 DUMP_FILE = "k8s-dump.txt"
 IMAGE_HINT = "preload it: pass --kubesolo-images DIR (see README)"
@@ -127,10 +128,20 @@ def select_context(config: Mapping[str, Any]) -> str:
 
 
 def api_client_from_kubeconfig(config: Mapping[str, Any]) -> Any:
-    """A `kubernetes.client.ApiClient` for one rewritten kubeconfig (not the global one)."""
-    return k8s_config.new_client_from_config_dict(
-        dict(config), context=config["current-context"], persist_config=False
+    """A `kubernetes.client.ApiClient` for one rewritten kubeconfig (not the global one).
+
+    The server is a 127.0.0.1 forward that no proxy can reach, so HTTPS_PROXY & co. of the
+    host are ignored (recent clients route through them unless NO_PROXY names 127.0.0.1).
+    """
+    configuration = k8s.Configuration()
+    configuration.proxy = None  # set explicitly: the environment's proxy is not consulted
+    k8s_config.load_kube_config_from_dict(
+        dict(config),
+        context=config["current-context"],
+        client_configuration=configuration,
+        persist_config=False,
     )
+    return k8s.ApiClient(configuration)
 
 
 # --- readiness predicates (pure, over kubernetes client model objects) -------------------------
@@ -326,10 +337,16 @@ def image_archives(directory: Path) -> list[str]:
     )
 
 
+def import_command(socket: str, name: str) -> str:
+    """ctr's importer reads a plain tar stream only: a gzipped archive goes through gunzip."""
+    path = f"{IMAGES_MOUNT_POINT}/{name}"
+    if name.endswith(GZIP_SUFFIXES):
+        return f"gunzip -c {shlex.quote(path)} | {ctr_command(socket, 'images', 'import', '-')}"
+    return ctr_command(socket, "images", "import", path)
+
+
 def import_commands(socket: str, names: Iterable[str]) -> list[str]:
-    return [
-        ctr_command(socket, "images", "import", f"{IMAGES_MOUNT_POINT}/{name}") for name in names
-    ]
+    return [import_command(socket, name) for name in names]
 
 
 def normalize_image_ref(ref: str) -> str:
@@ -347,13 +364,30 @@ def normalize_image_ref(ref: str) -> str:
     return f"{domain}/{path}" if ":" in path.rsplit("/", 1)[-1] else f"{domain}/{path}:latest"
 
 
-def helper_alias_command(socket: str, present: Iterable[str], busybox_ref: str) -> str | None:
-    """Tag the given busybox as the `busybox:latest` local-path's helper pod asks for."""
+def image_tags(present: Iterable[str], wanted: Iterable[str], busybox_ref: str) -> dict[str, str]:
+    """target -> source: the tags that give the kubelet every name it will ask for.
+
+    ctr keeps an OCI archive's ref name as written (`nginx:stable`) while the kubelet asks
+    for the normalized one (`docker.io/library/nginx:stable`); local-path's helper pod asks
+    for plain `busybox`, i.e. `docker.io/library/busybox:latest`.
+    """
     refs = set(present)
-    source = normalize_image_ref(busybox_ref)
-    if LOCAL_PATH_HELPER_IMAGE in refs or source not in refs:
-        return None
-    return ctr_command(socket, "images", "tag", source, LOCAL_PATH_HELPER_IMAGE)
+    by_normal: dict[str, str] = {}
+    for ref in sorted(refs):
+        by_normal.setdefault(normalize_image_ref(ref), ref)
+    sources = {normalize_image_ref(ref): normalize_image_ref(ref) for ref in wanted}
+    sources[LOCAL_PATH_HELPER_IMAGE] = normalize_image_ref(busybox_ref)
+    return {
+        target: by_normal[source]
+        for target, source in sources.items()
+        if target not in refs and source in by_normal
+    }
+
+
+def missing_images(present: Iterable[str], wanted: Iterable[str]) -> list[str]:
+    """The wanted images no present name (after normalization) provides."""
+    normal = {normalize_image_ref(ref) for ref in present}
+    return [ref for ref in wanted if normalize_image_ref(ref) not in normal]
 
 
 # --- failure dump (pure formatting) ------------------------------------------------------------
@@ -538,9 +572,13 @@ class Budget:
         return max(1.0, self._end - self.clock())
 
 
+# Forwards listen on 127.0.0.1: a proxy from the environment could never reach them.
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def http_get(url: str, timeout: float = 10.0) -> tuple[int, str]:
     """Status and body of a plain GET from the host (NodePort checks)."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+    with DIRECT.open(url, timeout=timeout) as response:
         return int(response.status), response.read().decode("utf-8", "replace")
 
 
@@ -555,12 +593,20 @@ class KubeSettings:
     nginx_image: str = "docker.io/library/nginx:stable"
     busybox_image: str = "docker.io/library/busybox:stable"
     expect_netpol_enforced: bool = False
+    memory_mb: int = 2048  # KubeSolo's floor; --vm-memory may raise it
+    cpus: int = 2
 
 
 def machine_config(settings: KubeSettings) -> dict[str, Any]:
     """MachineConfig fields for a KubeSolo node: room for it, and the image archives."""
     shares = {IMAGES_SHARE_TAG: settings.images_dir} if settings.images_dir else {}
-    return {"name": "kubesolo", "memory_mb": 2048, "cpus": 2, "data_disk": True, "shares": shares}
+    return {
+        "name": "kubesolo",
+        "memory_mb": settings.memory_mb,
+        "cpus": settings.cpus,
+        "data_disk": True,
+        "shares": shares,
+    }
 
 
 class KubeNode:
@@ -637,15 +683,20 @@ class KubeNode:
 
     def _connect(self, budget: Budget) -> None:
         """Kubeconfig exists only once the API passed /healthz; then the API must answer."""
-        wait_for(
-            "admin kubeconfig",
-            lambda: True if self.machine.execute(f"test -s {ADMIN_KUBECONFIG}")[0] == 0 else None,
-            budget.remaining(),
-        )
-        config = rewrite_kubeconfig(self.machine.kubeconfig(), self.host_port(API_PORT))
+        config = wait_for("admin kubeconfig", self._kubeconfig, budget.remaining())
         self.api = api_client_from_kubeconfig(config)
         version = k8s.VersionApi(self.api)
         wait_for("API /version", lambda: version.get_code(_request_timeout=10), budget.remaining())
+
+    def _kubeconfig(self) -> dict[str, Any] | None:
+        """The rewritten admin kubeconfig, or None while there is none or only part of one:
+        KubeSolo rewrites the file (truncate, write) on every start, also after a reboot."""
+        if self.machine.execute(f"test -s {ADMIN_KUBECONFIG}")[0] != 0:
+            return None
+        try:
+            return rewrite_kubeconfig(self.machine.kubeconfig(), self.host_port(API_PORT))
+        except (KubeconfigError, yaml.YAMLError):
+            return None
 
     def _kubelet_healthy(self) -> bool | None:
         status, output = self.machine.execute(kubelet_healthz_command(), timeout=30)
@@ -675,9 +726,18 @@ class KubeNode:
         for command in import_commands(socket, names):
             self.machine.succeed(command, timeout=max(600.0, self.settings.timeout))
         listing = self.machine.succeed(ctr_command(socket, "images", "ls", "-q"), timeout=60)
-        alias = helper_alias_command(socket, listing.split(), self.settings.busybox_image)
-        if alias:
-            self.machine.succeed(alias, timeout=60)
+        present = listing.split()
+        wanted = (self.settings.nginx_image, self.settings.busybox_image)
+        tags = image_tags(present, wanted, self.settings.busybox_image)
+        for target, source in tags.items():
+            self.machine.succeed(ctr_command(socket, "images", "tag", source, target), timeout=60)
+        missing = missing_images([*present, *tags], wanted)
+        if missing:
+            raise KubeBlocked(
+                f"{', '.join(missing)} not among the images {', '.join(names)} gave "
+                f"({', '.join(sorted(present))}): an OCI archive's ref name must name the "
+                "image, not only a tag (see README)"
+            )
         self.timer.mark("images_imported")
         return names
 
@@ -697,6 +757,17 @@ class KubeNode:
             created.extend(k8s_utils.create_from_dict(self.api, doc, namespace=namespace))
         return created
 
+    def create_namespace(self, name: str) -> None:
+        """Create a namespace and wait for its `default` ServiceAccount: until the controller
+        manager adds it, the ServiceAccount admission plugin rejects every pod there."""
+        namespace = k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name))
+        self.core.create_namespace(namespace, _request_timeout=10)
+        wait_for(
+            f"ServiceAccount {name}/default",
+            lambda: self.core.read_namespaced_service_account("default", name, _request_timeout=10),
+            self.settings.timeout,
+        )
+
     def node(self) -> Any:
         nodes = self.core.list_node(_request_timeout=10).items
         if len(nodes) != 1:
@@ -715,7 +786,9 @@ class KubeNode:
 
     def _raise_if_blocked(self, namespace: str, labels: Mapping[str, str]) -> None:
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
-        pods = self.core.list_namespaced_pod(namespace, label_selector=selector).items
+        pods = self.core.list_namespaced_pod(
+            namespace, label_selector=selector, _request_timeout=10
+        ).items
         for pod in pods:
             reason = pod_blocker(pod)
             if reason:
@@ -748,7 +821,9 @@ class KubeNode:
 
     def delete_pod(self, namespace: str, name: str) -> None:
         """Delete and wait until the API no longer has it."""
-        self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+        self.core.delete_namespaced_pod(
+            name, namespace, grace_period_seconds=0, _request_timeout=10
+        )
 
         def gone() -> bool | None:
             try:
@@ -775,7 +850,9 @@ class KubeNode:
 
     def wait_pvc_bound(self, namespace: str, name: str) -> Any:
         def probe() -> Any:
-            pvc = self.core.read_namespaced_persistent_volume_claim(name, namespace)
+            pvc = self.core.read_namespaced_persistent_volume_claim(
+                name, namespace, _request_timeout=10
+            )
             return pvc if pvc_bound(pvc) else None
 
         return wait_for(f"PVC {namespace}/{name} Bound", probe, self.settings.timeout)

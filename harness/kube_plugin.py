@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from harness.kube import (
@@ -84,7 +83,32 @@ def settings_from_config(config: pytest.Config) -> KubeSettings:
         nginx_image=config.getoption("k8s_nginx_image"),
         busybox_image=config.getoption("k8s_busybox_image"),
         expect_netpol_enforced=bool(config.getoption("expect_netpol_enforced")),
+        memory_mb=max(KubeSettings.memory_mb, config.getoption("vm_memory", default=0) or 0),
+        cpus=max(KubeSettings.cpus, config.getoption("vm_cpus", default=0) or 0),
     )
+
+
+def k8s_time_limit(boot_timeout: float, k8s_timeout: float, configured: float | None) -> float:
+    """pytest-timeout for one k8s test, never below the budgets it may spend: the first test
+    carries the node's bring-up (boot, waits, image imports), others a reboot's come-up.
+    0 (no limit, or the user turned it off) stays 0."""
+    if not configured:
+        return 0.0
+    return max(configured, 2 * boot_timeout + 4 * k8s_timeout)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Raise the per-test limit (1800 s in pyproject) for k8s tests: --k8s-timeout must be
+    able to grow without pytest-timeout killing a slow but healthy TCG bring-up."""
+    boot_timeout = config.getoption("boot_timeout", default=None) or DEFAULT_BOOT_TIMEOUT
+    limit = k8s_time_limit(
+        float(boot_timeout),
+        float(config.getoption("k8s_timeout")),
+        getattr(config, "_env_timeout", None),  # pytest-timeout's --timeout / ini value
+    )
+    for item in items:
+        if limit and item.get_closest_marker("k8s") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(limit))
 
 
 def require_real_kubesolo(manifest: dict[str, Any]) -> None:
@@ -151,9 +175,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 @pytest.fixture
 def k8s_namespace(kube: KubeNode, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A namespace of the test's own, deleted afterwards (in the background)."""
+    """A namespace of the test's own, ready for pods, deleted afterwards (in the background)."""
     name = namespace_name(request.node.name)
-    kube.core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
+    kube.create_namespace(name)
     yield name
     try:
         kube.core.delete_namespace(name, propagation_policy="Background")

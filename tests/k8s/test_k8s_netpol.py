@@ -14,6 +14,7 @@ from harness.kube import KubeNode, parse_http_status
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
 POLICIES = {"default-deny-ingress", "allow-nginx-from-allowed"}
+ATTEMPTS = 30  # a refused connection fails at once; kube-proxy may need a minute under TCG
 NOT_ENFORCED = (
     "NetworkPolicy is not enforced: stock KubeSolo's bridge CNI has no policy support "
     "(spec/kubesolo-facts.md); use a policy-enforcing CNI and --expect-netpol-enforced"
@@ -33,7 +34,7 @@ def test_network_policy_accepted_and_probed(kube: KubeNode, k8s_namespace: str) 
     kube.wait_rollout(k8s_namespace, "nginx")
     ip = kube.core.read_namespaced_service("nginx", k8s_namespace).spec.cluster_ip
     url = f"http://{ip}/"
-    assert probe(kube, k8s_namespace, "baseline", "denied", url, SETTLE=0, ATTEMPTS=10), (
+    assert probe(kube, k8s_namespace, "baseline", "denied", url, SETTLE=0, ATTEMPTS=ATTEMPTS), (
         "nginx unreachable before any policy: the probe below would prove nothing"
     )
 
@@ -41,7 +42,7 @@ def test_network_policy_accepted_and_probed(kube: KubeNode, k8s_namespace: str) 
     listed = kube.networking.list_namespaced_network_policy(k8s_namespace).items
     assert {p.metadata.name for p in listed} == POLICIES
 
-    assert probe(kube, k8s_namespace, "allowed", "allowed", url, SETTLE=5, ATTEMPTS=10)
+    assert probe(kube, k8s_namespace, "allowed", "allowed", url, SETTLE=5, ATTEMPTS=ATTEMPTS)
     blocked = not probe(kube, k8s_namespace, "denied", "denied", url, SETTLE=10, ATTEMPTS=2)
     if blocked:
         return

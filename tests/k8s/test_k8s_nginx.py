@@ -18,6 +18,9 @@ pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 NGINX_PAGE = "Welcome to nginx!"
 NODE_PORT = 30080
 SERVICE_NET = ipaddress.ip_network("10.43.0.0/16")
+# A refused connection fails at once: 30 tries span a minute or more, what kube-proxy
+# (min-sync-period 10 s) and iptables-restore under TCG may take to program a new Service.
+ATTEMPTS = 30
 
 
 def deploy_nginx(kube: KubeNode, namespace: str) -> str:
@@ -38,7 +41,7 @@ def test_nginx_answers_through_cluster_ip(kube: KubeNode, k8s_namespace: str) ->
         ACCESS="any",
         URL=f"http://{cluster_ip}/",
         SETTLE=0,
-        ATTEMPTS=10,
+        ATTEMPTS=ATTEMPTS,
     )
     assert phase == "Succeeded", output
     assert parse_http_status(output) == 200, output

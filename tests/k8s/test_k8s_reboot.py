@@ -15,6 +15,7 @@ pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
 NGINX_PAGE = "Welcome to nginx!"
 NODE_PORT = 30081  # not test_k8s_nginx's: that namespace may still be terminating
+ATTEMPTS = 30  # a refused connection fails at once; kube-proxy may need a minute under TCG
 
 
 def test_node_and_nginx_come_back_after_reboot(kube: KubeNode, k8s_namespace: str) -> None:
@@ -42,6 +43,6 @@ def test_node_and_nginx_come_back_after_reboot(kube: KubeNode, k8s_namespace: st
         ACCESS="any",
         URL=f"http://{ip}/",
         SETTLE=0,
-        ATTEMPTS=15,
+        ATTEMPTS=ATTEMPTS,
     )
     assert phase == "Succeeded" and parse_http_status(output) == 200, output

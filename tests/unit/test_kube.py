@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import urllib3
 import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -114,6 +115,16 @@ class TestKubeconfig:
     def test_cluster_without_server_is_an_error(self) -> None:
         with pytest.raises(KubeconfigError, match="no server"):
             kube.rewrite_kubeconfig("clusters: [{name: a, cluster: {}}]", 5)
+
+    def test_api_client_ignores_the_hosts_proxy(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The server is a 127.0.0.1 forward: a proxy from the environment cannot reach it."""
+        for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.setenv(var, "http://proxy.invalid:3128")
+        for var in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(var, raising=False)
+        api = kube.api_client_from_kubeconfig(kube.rewrite_kubeconfig(kubesolo_kubeconfig(), 5))
+        assert not api.configuration.proxy
+        assert not isinstance(api.rest_client.pool_manager, urllib3.ProxyManager)
 
     def test_api_client_verifies_tls_against_the_original_name(self) -> None:
         config = kube.rewrite_kubeconfig(kubesolo_kubeconfig("https://10.0.2.15:6443"), 41234)
@@ -492,6 +503,24 @@ class TestGuestCommands:
             "ctr -a /s -n k8s.io images import '/mnt/kimages/a b.tar'"
         ]
 
+    @pytest.mark.parametrize("name", ["nginx.tar.gz", "nginx.tgz"])
+    def test_gzipped_archives_are_decompressed_for_ctr(self, name: str) -> None:
+        """ctr's importer reads a plain tar stream (no decompression in containerd 1.x)."""
+        assert kube.import_command("/s", name) == (
+            f"gunzip -c /mnt/kimages/{name} | ctr -a /s -n k8s.io images import -"
+        )
+
+    def test_gunzip_pipe_feeds_ctr_a_plain_tar(self, tmp_path: Path) -> None:
+        (tmp_path / "layout").mkdir()
+        (tmp_path / "layout" / "manifest.json").write_text("[]")
+        archive = tmp_path / "x.tar.gz"
+        subprocess.run(
+            ["tar", "-czf", str(archive), "-C", str(tmp_path / "layout"), "."], check=True
+        )
+        command = kube.import_command("/s", "x.tar.gz").replace("/mnt/kimages", str(tmp_path))
+        command = command.split(" | ")[0] + " | tar -t >/dev/null"
+        subprocess.run(["sh", "-c", command], check=True)
+
     def test_share_mount_is_read_only_9p_and_idempotent(self) -> None:
         command = kube.mount_share_command()
         assert "mount -t 9p -o trans=virtio,ro,version=9p2000.L kimages /mnt/kimages" in command
@@ -535,12 +564,28 @@ class TestGuestCommands:
 
     def test_helper_alias_only_when_needed_and_possible(self) -> None:
         stable = "docker.io/library/busybox:stable"
-        assert kube.helper_alias_command("/s", [stable], "busybox:stable") == (
-            f"ctr -a /s -n k8s.io images tag {stable} {kube.LOCAL_PATH_HELPER_IMAGE}"
-        )
-        both = [stable, kube.LOCAL_PATH_HELPER_IMAGE]
-        assert kube.helper_alias_command("/s", both, "busybox:stable") is None
-        assert kube.helper_alias_command("/s", [], "busybox:stable") is None
+        assert kube.image_tags([stable], [], "busybox:stable") == {
+            kube.LOCAL_PATH_HELPER_IMAGE: stable
+        }
+        assert kube.image_tags([stable, kube.LOCAL_PATH_HELPER_IMAGE], [], "busybox:stable") == {}
+        assert kube.image_tags([], [], "busybox:stable") == {}
+
+    def test_oci_short_names_get_the_name_the_kubelet_asks_for(self) -> None:
+        """ctr keeps an OCI archive's `nginx:stable` as is; the kubelet looks up the
+        normalized name."""
+        present = ["nginx:stable", "busybox:stable", "docker.io/coredns/coredns:1.14.1"]
+        wanted = ["docker.io/library/nginx:stable", "docker.io/library/busybox:stable"]
+        assert kube.image_tags(present, wanted, wanted[1]) == {
+            "docker.io/library/nginx:stable": "nginx:stable",
+            "docker.io/library/busybox:stable": "busybox:stable",
+            kube.LOCAL_PATH_HELPER_IMAGE: "busybox:stable",
+        }
+
+    def test_missing_images_compare_normalized_names(self) -> None:
+        wanted = ["nginx:stable", "docker.io/library/busybox:stable"]
+        assert kube.missing_images(["docker.io/library/nginx:stable"], wanted) == [wanted[1]]
+        assert kube.missing_images(["import-2026-01-01:stable"], wanted) == wanted
+        assert kube.missing_images(["nginx:stable", "busybox:stable"], wanted) == []
 
 
 # --- failure dump ----------------------------------------------------------------------------
@@ -744,6 +789,7 @@ class FakeMachine:
         self.console = console
         self.images = images
         self.commands: list[str] = []
+        self.kubeconfigs: list[str] = []  # what successive machine.kubeconfig() calls return
 
     def succeed(self, command: str, timeout: float = 0) -> str:
         self.commands.append(command)
@@ -758,6 +804,13 @@ class FakeMachine:
 
     def forward_port(self, guest_port: int) -> int:
         return 40000 + guest_port
+
+    def execute(self, command: str, timeout: float = 0) -> tuple[int, str]:
+        self.commands.append(command)
+        return (0 if self.kubeconfigs else 1), ""
+
+    def kubeconfig(self) -> str:
+        return self.kubeconfigs.pop(0)
 
 
 class TestImageImport:
@@ -783,6 +836,26 @@ class TestImageImport:
         ]
         assert "images_imported" in json.loads(node_.timer.path.read_text())["runs"][0]["phases"]
 
+    def test_images_the_suites_need_must_be_there_after_import(self, tmp_path: Path) -> None:
+        (tmp_path / "nginx.tar").write_bytes(b"")
+        machine = FakeMachine(tmp_path, images="import-2026-01-01:stable\n")
+        node_ = KubeNode(machine, KubeSettings(images_dir=tmp_path))
+        with pytest.raises(KubeBlocked, match=r"nginx:stable, .*busybox:stable not among"):
+            node_.import_images()
+
+    def test_oci_short_names_are_tagged_before_the_check(self, tmp_path: Path) -> None:
+        (tmp_path / "images.tar").write_bytes(b"")
+        machine = FakeMachine(tmp_path, images="nginx:stable\nbusybox:stable\n")
+        node_ = KubeNode(machine, KubeSettings(images_dir=tmp_path))
+        node_.timer.begin("boot")
+        node_.import_images()
+        tags = [c.split(" images tag ")[1] for c in machine.commands if " images tag " in c]
+        assert tags == [
+            "nginx:stable docker.io/library/nginx:stable",
+            "busybox:stable docker.io/library/busybox:stable",
+            f"busybox:stable {kube.LOCAL_PATH_HELPER_IMAGE}",
+        ]
+
     def test_no_images_dir_imports_nothing(self, tmp_path: Path) -> None:
         machine = FakeMachine(tmp_path)
         assert KubeNode(machine, KubeSettings()).import_images() == []
@@ -792,6 +865,19 @@ class TestImageImport:
         node_ = KubeNode(FakeMachine(tmp_path), KubeSettings(images_dir=tmp_path))
         with pytest.raises(KubeBlocked, match="no image archives"):
             node_.import_images()
+
+    def test_kubeconfig_caught_mid_rewrite_is_read_again(self, tmp_path: Path) -> None:
+        """KubeSolo truncates and rewrites the file on every start, also after a reboot."""
+        machine = FakeMachine(tmp_path)
+        half_written = "clusters:\n- name: kubesolo\n  cluster: {ser"
+        machine.kubeconfigs = ["", half_written, kubesolo_kubeconfig()]
+        node_ = KubeNode(machine, KubeSettings())
+        assert node_._kubeconfig() is None
+        assert node_._kubeconfig() is None
+        config = node_._kubeconfig()
+        assert config is not None
+        assert config["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:46443"
+        assert node_._kubeconfig() is None  # no file: not yet written
 
     def test_host_ports_are_forwarded_once(self, tmp_path: Path) -> None:
         node_ = KubeNode(FakeMachine(tmp_path), KubeSettings())
@@ -837,6 +923,8 @@ class TestPluginPieces:
             "k8s_busybox_image": "b:1",
             "expect_netpol_enforced": True,
             "boot_timeout": 300,
+            "vm_memory": 4096,
+            "vm_cpus": 1,
         }
         config = SimpleNamespace(getoption=lambda name, default=None: options.get(name, default))
         settings = kube_plugin.settings_from_config(config)  # type: ignore[arg-type]
@@ -847,6 +935,8 @@ class TestPluginPieces:
             nginx_image="n:1",
             busybox_image="b:1",
             expect_netpol_enforced=True,
+            memory_mb=4096,  # --vm-memory raises the node's memory
+            cpus=2,  # but never below what KubeSolo needs
         )
 
     def test_missing_images_dir_is_a_usage_error(self, tmp_path: Path) -> None:
@@ -1006,3 +1096,83 @@ def test_rollout_wait_stops_at_once_on_a_missing_image(fake_api: FakeApi, tmp_pa
     fake_api.routes[("GET", "/api/v1/namespaces/t-1/pods")] = (200, {"items": [blocked]})
     with pytest.raises(KubeBlocked, match=r"ErrImageNeverPull.*--kubesolo-images"):
         node_on(fake_api, tmp_path).wait_rollout("t-1", "nginx")
+
+
+def test_new_namespace_waits_for_its_default_service_account(
+    fake_api: FakeApi, tmp_path: Path
+) -> None:
+    """Pods are rejected until the controller manager has added `default` (ServiceAccount
+    admission): the namespace is handed out only once it is there."""
+    account = "/api/v1/namespaces/t-1/serviceaccounts/default"
+    fake_api.routes[("GET", account)] = (200, {"metadata": {"name": "default"}})
+    node_on(fake_api, tmp_path).create_namespace("t-1")
+    assert [(m, p) for m, p, _ in fake_api.requests] == [
+        ("POST", "/api/v1/namespaces"),
+        ("GET", account),
+    ]
+    assert fake_api.requests[0][2]["metadata"]["name"] == "t-1"
+
+
+def test_namespace_without_service_account_is_a_timeout(fake_api: FakeApi, tmp_path: Path) -> None:
+    account = "/api/v1/namespaces/t-1/serviceaccounts/default"
+    fake_api.routes[("GET", account)] = (404, {"kind": "Status", "code": 404})
+    node_ = node_on(fake_api, tmp_path)
+    node_.settings = KubeSettings(timeout=0.3)
+    with pytest.raises(KubeWaitTimeout, match="ServiceAccount t-1/default"):
+        node_.create_namespace("t-1")
+
+
+def test_host_get_ignores_the_hosts_proxy(
+    fake_api: FakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NodePort forwards listen on 127.0.0.1, where no proxy can reach."""
+    for var in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(var, "http://proxy.invalid:3128")
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    fake_api.routes[("GET", "/")] = (200, "Welcome to nginx!")
+    assert kube.http_get(fake_api.url + "/") == (200, "Welcome to nginx!")
+
+
+class TestTimeLimit:
+    def test_limit_covers_the_budgets_and_never_lowers_the_users(self) -> None:
+        assert kube_plugin.k8s_time_limit(240, 900, 1800) == 2 * 240 + 4 * 900
+        assert kube_plugin.k8s_time_limit(240, 60, 1800) == 1800
+        assert kube_plugin.k8s_time_limit(240, 900, 99999) == 99999
+
+    @pytest.mark.parametrize("configured", [None, 0.0])
+    def test_no_limit_stays_no_limit(self, configured: float | None) -> None:
+        assert kube_plugin.k8s_time_limit(240, 900, configured) == 0
+
+    def test_k8s_tests_get_the_limit_others_keep_theirs(self, pytester: pytest.Pytester) -> None:
+        pytester.makeconftest(
+            'def pytest_configure(config):\n    config.addinivalue_line("markers", "k8s: x")\n'
+        )
+        pytester.makepyfile(
+            textwrap.dedent(
+                """
+                import pytest
+
+                def limit(request):
+                    marker = request.node.get_closest_marker("timeout")
+                    return marker.args[0] if marker else None
+
+                @pytest.mark.k8s
+                def test_k8s(request):
+                    assert limit(request) == 2 * 900 + 4 * 120
+
+                @pytest.mark.k8s
+                @pytest.mark.timeout(7)
+                def test_own(request):
+                    assert limit(request) == 7
+
+                def test_other(request):
+                    assert limit(request) is None
+                """
+            )
+        )
+        isolated = ("-p", "no:kubesolo", "-p", "no:kubesolo-k8s", "-p", "harness.kube_plugin")
+        result = pytester.runpytest_inprocess(
+            *isolated, "--timeout", "1800", "--k8s-timeout", "120"
+        )
+        result.assert_outcomes(passed=3)
