@@ -37,6 +37,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from harness.console import find_failure
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -647,6 +649,19 @@ class KubeNode:
             self._ports[guest_port] = self.machine.forward_port(guest_port)
         return self._ports[guest_port]
 
+    def _wait(self, what: str, probe: Callable[[], T | None], timeout: float) -> T:
+        """`wait_for`, stopped at once by a failure on the console: when KubeSolo (PID 1)
+        exits the kernel panics, and no API will ever answer within the budget."""
+
+        def watched() -> T | None:
+            failure = find_failure(self.machine.console_text())
+            if failure:
+                pattern, match = failure
+                raise KubeBlocked(f"{pattern.description} on the console: {match.group(0)}")
+            return probe()
+
+        return wait_for(what, watched, timeout)
+
     # life cycle
     def bring_up(self) -> None:
         """Boot, then wait phase by phase; preload images last so timings stay clean."""
@@ -670,12 +685,12 @@ class KubeNode:
         self.timer.mark("boot")
         self._connect(budget)
         self.timer.mark("api")
-        wait_for("kubelet /healthz", self._kubelet_healthy, budget.remaining())
+        self._wait("kubelet /healthz", self._kubelet_healthy, budget.remaining())
         self.timer.mark("kubelet_healthz")
-        wait_for("node Ready", lambda: self._fresh_ready_node(old_boot_id), budget.remaining())
+        self._wait("node Ready", lambda: self._fresh_ready_node(old_boot_id), budget.remaining())
         self.timer.mark("node_ready")
         if old_boot_id is None:  # after a reboot, pod phases are stale until the kubelet syncs
-            wait_for("first pod Running", self._any_running_pod, budget.remaining())
+            self._wait("first pod Running", self._any_running_pod, budget.remaining())
             self.timer.mark("first_pod_running")
         for namespace, name in SYSTEM_ROLLOUTS:
             self.wait_rollout(namespace, name, timeout=budget.remaining())
@@ -683,10 +698,12 @@ class KubeNode:
 
     def _connect(self, budget: Budget) -> None:
         """Kubeconfig exists only once the API passed /healthz; then the API must answer."""
-        config = wait_for("admin kubeconfig", self._kubeconfig, budget.remaining())
+        config = self._wait("admin kubeconfig", self._kubeconfig, budget.remaining())
         self.api = api_client_from_kubeconfig(config)
         version = k8s.VersionApi(self.api)
-        wait_for("API /version", lambda: version.get_code(_request_timeout=10), budget.remaining())
+        self._wait(
+            "API /version", lambda: version.get_code(_request_timeout=10), budget.remaining()
+        )
 
     def _kubeconfig(self) -> dict[str, Any] | None:
         """The rewritten admin kubeconfig, or None while there is none or only part of one:
@@ -762,7 +779,7 @@ class KubeNode:
         manager adds it, the ServiceAccount admission plugin rejects every pod there."""
         namespace = k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name))
         self.core.create_namespace(namespace, _request_timeout=10)
-        wait_for(
+        self._wait(
             f"ServiceAccount {name}/default",
             lambda: self.core.read_namespaced_service_account("default", name, _request_timeout=10),
             self.settings.timeout,
@@ -782,7 +799,7 @@ class KubeNode:
             self._raise_if_blocked(namespace, deployment.spec.selector.match_labels or {})
             return None
 
-        return wait_for(f"rollout of {namespace}/{name}", probe, timeout or self.settings.timeout)
+        return self._wait(f"rollout of {namespace}/{name}", probe, timeout or self.settings.timeout)
 
     def _raise_if_blocked(self, namespace: str, labels: Mapping[str, str]) -> None:
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
@@ -806,7 +823,7 @@ class KubeNode:
                 raise KubeBlocked(reason)
             return None
 
-        return wait_for(f"pod {namespace}/{name}", probe, self.settings.timeout)
+        return self._wait(f"pod {namespace}/{name}", probe, self.settings.timeout)
 
     def run_pod(
         self, namespace: str, manifest: str, name: str, **values: object
@@ -834,7 +851,7 @@ class KubeNode:
                 raise
             return None
 
-        wait_for(f"deletion of pod {namespace}/{name}", gone, self.settings.timeout)
+        self._wait(f"deletion of pod {namespace}/{name}", gone, self.settings.timeout)
 
     def wait_job(self, namespace: str, name: str) -> Any:
         def probe() -> Any:
@@ -846,7 +863,7 @@ class KubeNode:
             self._raise_if_blocked(namespace, {"job-name": name})
             return None
 
-        return wait_for(f"job {namespace}/{name}", probe, self.settings.timeout)
+        return self._wait(f"job {namespace}/{name}", probe, self.settings.timeout)
 
     def wait_pvc_bound(self, namespace: str, name: str) -> Any:
         def probe() -> Any:
@@ -855,12 +872,12 @@ class KubeNode:
             )
             return pvc if pvc_bound(pvc) else None
 
-        return wait_for(f"PVC {namespace}/{name} Bound", probe, self.settings.timeout)
+        return self._wait(f"PVC {namespace}/{name} Bound", probe, self.settings.timeout)
 
     def http_from_host(self, guest_port: int, path: str = "/") -> tuple[int, str]:
         """GET through a host forward, retried while kube-proxy programs its rules."""
         url = f"http://127.0.0.1:{self.host_port(guest_port)}{path}"
-        return wait_for(f"GET {url}", lambda: http_get(url), self.settings.timeout)
+        return self._wait(f"GET {url}", lambda: http_get(url), self.settings.timeout)
 
     # diagnostics
     def dump(self) -> str:

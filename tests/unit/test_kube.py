@@ -15,6 +15,7 @@ import socket
 import subprocess
 import textwrap
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -878,6 +879,17 @@ class TestImageImport:
         assert config is not None
         assert config["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:46443"
         assert node_._kubeconfig() is None  # no file: not yet written
+
+    def test_a_failure_on_the_console_ends_a_wait_at_once(self, tmp_path: Path) -> None:
+        """KubeSolo exiting as PID 1 panics the kernel: no budget is spent on a dead node."""
+        panic = "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100"
+        machine = FakeMachine(tmp_path, console=f"starting kubesolo...\n{panic}\n")
+        node_ = KubeNode(machine, KubeSettings(timeout=600))
+        started = time.monotonic()
+        with pytest.raises(KubeBlocked, match="kernel panic on the console"):
+            node_._connect(kube.Budget(600))
+        assert time.monotonic() - started < 5
+        assert machine.commands == []  # not even the kubeconfig was looked for
 
     def test_host_ports_are_forwarded_once(self, tmp_path: Path) -> None:
         node_ = KubeNode(FakeMachine(tmp_path), KubeSettings())
