@@ -3,6 +3,7 @@ failure reports that carry the console tail and where the artefacts are."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -182,6 +183,8 @@ def _teardown(machines: list[Machine], keep: bool, failed: bool) -> None:
         machine.save_artifacts()
         if not keep and not failed:
             shutil.rmtree(machine.run_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the test's directory, once empty
+                machine.run_dir.parent.rmdir()
         elif not keep:
             for disk in machine.run_dir.glob("*overlay.qcow2"):
                 disk.unlink()
