@@ -185,6 +185,36 @@ def rollout_complete(deployment: Any) -> bool:
     )
 
 
+# pod uid -> container name -> when its running container started (None: not running)
+ContainerStarts = dict[str, dict[str, datetime | None]]
+
+
+def container_starts(pods: Iterable[Any]) -> ContainerStarts:
+    """When each pod's containers started: the picture to compare with after a reboot."""
+    return {
+        pod.metadata.uid: {
+            status.name: status.state.running.started_at
+            if status.state and status.state.running
+            else None
+            for status in (pod.status and pod.status.container_statuses) or []
+        }
+        for pod in pods
+    }
+
+
+def restarted_and_ready(pods: Sequence[Any], before: ContainerStarts) -> bool:
+    """Every pod Ready with each container started after the picture `before`: the API
+    server keeps a pod's Ready=True from before a reboot until the kubelet syncs it."""
+    now = container_starts(pods)
+    for pod in pods:
+        old = before.get(pod.metadata.uid, {})
+        for name, started in now[pod.metadata.uid].items():
+            previous = old.get(name)
+            if started is None or (previous is not None and started <= previous):
+                return False
+    return bool(pods) and all(pod_ready(pod) for pod in pods)
+
+
 def pvc_bound(pvc: Any) -> bool:
     return bool(pvc.status and pvc.status.phase == "Bound")
 
@@ -674,12 +704,19 @@ class KubeNode:
     def reboot(self) -> None:
         """Clean reboot from the guest; back when the *new* boot's kubelet reports Ready."""
         old = node_boot_id(self.node())
+        before = {d: container_starts(self.deployment_pods(*d)) for d in SYSTEM_ROLLOUTS}
         self._boots += 1
         self.timer.begin(f"reboot-{self._boots}")
         self.machine.reboot()
-        self._come_up(old_boot_id=old)
+        self._come_up(old_boot_id=old, before=before)
 
-    def _come_up(self, old_boot_id: str | None) -> None:
+    def _come_up(
+        self,
+        old_boot_id: str | None,
+        before: Mapping[tuple[str, str], ContainerStarts] | None = None,
+    ) -> None:
+        """Phase by phase to a usable node; after a reboot (`before` given) the system
+        rollouts count only once their pods run containers started by the new boot."""
         budget = Budget(self.settings.timeout)
         self.machine.wait_for_boot(timeout=self.settings.boot_timeout)
         self.timer.mark("boot")
@@ -694,7 +731,24 @@ class KubeNode:
             self.timer.mark("first_pod_running")
         for namespace, name in SYSTEM_ROLLOUTS:
             self.wait_rollout(namespace, name, timeout=budget.remaining())
+            if before is not None:
+                self._wait_restarted(namespace, name, before[namespace, name], budget)
             self.timer.mark(f"{name}_rollout")
+
+    def _wait_restarted(
+        self, namespace: str, name: str, before: ContainerStarts, budget: Budget
+    ) -> None:
+        def probe() -> bool | None:
+            return (
+                True if restarted_and_ready(self.deployment_pods(namespace, name), before) else None
+            )
+
+        self._wait(f"pods of {namespace}/{name} restarted", probe, budget.remaining())
+
+    def deployment_pods(self, namespace: str, name: str) -> list[Any]:
+        """The pods a Deployment selects."""
+        deployment = self.apps.read_namespaced_deployment(name, namespace, _request_timeout=10)
+        return list(self._pods(namespace, deployment.spec.selector.match_labels or {}))
 
     def _connect(self, budget: Budget) -> None:
         """Kubeconfig exists only once the API passed /healthz; then the API must answer."""
@@ -801,12 +855,16 @@ class KubeNode:
 
         return self._wait(f"rollout of {namespace}/{name}", probe, timeout or self.settings.timeout)
 
-    def _raise_if_blocked(self, namespace: str, labels: Mapping[str, str]) -> None:
+    def _pods(self, namespace: str, labels: Mapping[str, str]) -> list[Any]:
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
-        pods = self.core.list_namespaced_pod(
-            namespace, label_selector=selector, _request_timeout=10
-        ).items
-        for pod in pods:
+        return list(
+            self.core.list_namespaced_pod(
+                namespace, label_selector=selector, _request_timeout=10
+            ).items
+        )
+
+    def _raise_if_blocked(self, namespace: str, labels: Mapping[str, str]) -> None:
+        for pod in self._pods(namespace, labels):
             reason = pod_blocker(pod)
             if reason:
                 raise KubeBlocked(reason)

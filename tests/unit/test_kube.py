@@ -261,6 +261,53 @@ def pod(phase: str | None = "Pending", waiting: str | None = None) -> Any:
     )
 
 
+def system_pod(uid: str, started: datetime | None, ready: bool = True) -> Any:
+    """A CoreDNS-like pod whose one container runs since `started` (None: not running)."""
+    state = k8s.V1ContainerState(
+        running=k8s.V1ContainerStateRunning(started_at=started) if started else None,
+        waiting=None if started else k8s.V1ContainerStateWaiting(reason="ContainerCreating"),
+    )
+    status = k8s.V1ContainerStatus(
+        name="coredns", image="coredns", image_id="", ready=ready, restart_count=0, state=state
+    )
+    condition = k8s.V1PodCondition(type="Ready", status="True" if ready else "False")
+    return k8s.V1Pod(
+        metadata=k8s.V1ObjectMeta(name="coredns-1", namespace="kube-system", uid=uid),
+        status=k8s.V1PodStatus(
+            phase="Running", conditions=[condition], container_statuses=[status]
+        ),
+    )
+
+
+class TestRestartedAfterReboot:
+    BEFORE_REBOOT = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    AFTER_REBOOT = datetime(2026, 11, 25, 10, 5, tzinfo=UTC)
+
+    def before(self) -> kube.ContainerStarts:
+        return kube.container_starts([system_pod("u1", self.BEFORE_REBOOT)])
+
+    def test_the_picture_records_each_containers_start(self) -> None:
+        assert self.before() == {"u1": {"coredns": self.BEFORE_REBOOT}}
+        assert kube.container_starts([system_pod("u2", None)]) == {"u2": {"coredns": None}}
+
+    @pytest.mark.parametrize(
+        ("pods", "expected"),
+        [
+            ([system_pod("u1", BEFORE_REBOOT)], False),  # stale status from before the reboot
+            ([system_pod("u1", None, ready=False)], False),  # not running yet
+            ([system_pod("u1", AFTER_REBOOT, ready=False)], False),  # started, not Ready
+            ([system_pod("u1", AFTER_REBOOT)], True),  # restarted by the new boot
+            ([system_pod("u9", AFTER_REBOOT)], True),  # a replacement pod
+            ([system_pod("u1", AFTER_REBOOT), system_pod("u2", None)], False),
+            ([], False),  # no pod at all is no rollout
+        ],
+    )
+    def test_only_pods_restarted_by_the_new_boot_count(
+        self, pods: list[Any], expected: bool
+    ) -> None:
+        assert kube.restarted_and_ready(pods, self.before()) is expected
+
+
 class TestPodAndFriends:
     @pytest.mark.parametrize(
         ("phase", "running", "succeeded", "finished"),
@@ -1188,3 +1235,26 @@ class TestTimeLimit:
             *isolated, "--timeout", "1800", "--k8s-timeout", "120"
         )
         result.assert_outcomes(passed=3)
+
+
+def test_deployment_pods_are_listed_by_the_deployments_selector(fake_api: FakeApi, tmp_path):
+    """After a reboot the harness compares the pods a system Deployment selects."""
+    deployment = "/apis/apps/v1/namespaces/kube-system/deployments/coredns"
+    fake_api.routes[("GET", deployment)] = (
+        200,
+        {
+            "metadata": {"name": "coredns"},
+            "spec": {
+                "selector": {"matchLabels": {"k8s-app": "coredns"}},
+                "template": {"spec": {"containers": []}},
+            },
+        },
+    )
+    pods = {"items": [{"metadata": {"name": "coredns-1", "uid": "u1"}}]}
+    fake_api.routes[("GET", "/api/v1/namespaces/kube-system/pods")] = (200, pods)
+    found = node_on(fake_api, tmp_path).deployment_pods("kube-system", "coredns")
+    assert [p.metadata.uid for p in found] == ["u1"]
+    assert [r[:2] for r in fake_api.requests] == [
+        ("GET", deployment),
+        ("GET", "/api/v1/namespaces/kube-system/pods"),
+    ]
