@@ -113,11 +113,11 @@ def resolve(specs: list[PackageSpec]) -> list[ResolvedPackage]:
 APT_STATE = (Path("/var/lib/apt/lists"), Path("/etc/apt"))
 
 
-def apt_state(roots: tuple[Path, ...] | None = None) -> str:
+def apt_state() -> str:
     """A fingerprint of apt's package lists and configuration (names, sizes,
     mtimes): it changes with `apt-get update` or a new source."""
     digest = hashlib.sha256()
-    for root in roots or APT_STATE:
+    for root in APT_STATE:
         for path in sorted(root.rglob("*")):
             if path.is_file():
                 stat = path.stat()

@@ -748,7 +748,7 @@ class KubeNode:
     def deployment_pods(self, namespace: str, name: str) -> list[Any]:
         """The pods a Deployment selects."""
         deployment = self.apps.read_namespaced_deployment(name, namespace, _request_timeout=10)
-        return list(self._pods(namespace, deployment.spec.selector.match_labels or {}))
+        return self._pods(namespace, deployment.spec.selector.match_labels or {})
 
     def _connect(self, budget: Budget) -> None:
         """Kubeconfig exists only once the API passed /healthz; then the API must answer."""

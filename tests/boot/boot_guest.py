@@ -40,6 +40,7 @@ KUBESOLO_BIN = "/usr/local/bin/kubesolo"
 # QEMU user networking (slirp): the address its DHCP server hands out
 GUEST_IP = "10.0.2.15"
 
+TRACE_LINE = re.compile(r"^\++ \S", re.M)  # sh -x
 OK_MARKER = re.compile(r"\[kubesolo-init\] \[OK\] Stage (\S+) complete")
 START_MARKER = r"\[kubesolo-init\] \[INFO\] Stage {} starting"
 ERROR_MARKER = r"\[kubesolo-init\] \[ERROR\]"

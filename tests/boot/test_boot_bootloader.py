@@ -11,6 +11,7 @@ from boot_guest import (
     DATA_MNT,
     SHELL_PROMPT,
     START_MARKER,
+    TRACE_LINE,
     boot_env,
     mounts,
 )
@@ -25,7 +26,6 @@ SPEC_LABELS = ("kubesolo", "kubesolo-debug", "kubesolo-shell", "kubesolo-nopersi
 SPEC_DEFAULT_LABEL = "kubesolo"
 SPEC_TIMEOUT_SECONDS = 3.0
 DATA_PARAM = "kubesolo.data=LABEL=KSOLODATA"
-TRACE_LINE = re.compile(r"^\++ \S", re.M)  # sh -x
 
 
 def cmdline_words(vm) -> list[str]:

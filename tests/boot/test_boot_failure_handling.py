@@ -12,15 +12,16 @@ from boot_guest import (
     SHELL_PROMPT,
     STAGES,
     START_MARKER,
+    TRACE_LINE,
     boot_env,
     mounts,
     wait_for_kubesolo,
 )
 
+from harness.machine import BOOT_MARKER
+
 pytestmark = pytest.mark.boot
 
-BOOT_MARKER = r"\[kubesolo-init\] \[OK\] Stage 90-kubesolo\.sh complete"
-TRACE_LINE = re.compile(r"^\++ \S", re.M)  # sh -x
 MISSING_DEVICE = "/dev/ksolo-missing"
 
 

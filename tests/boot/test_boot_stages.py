@@ -12,6 +12,7 @@ from boot_guest import (
     KUBESOLO_BIN,
     SHELL_PROMPT,
     START_MARKER,
+    TRACE_LINE,
     boot_env,
     flag_value,
     mounts,
@@ -29,8 +30,6 @@ from boot_scenarios import (
 )
 
 pytestmark = pytest.mark.boot
-
-TRACE_LINE = re.compile(r"^\++ \S", re.M)  # sh -x
 
 
 def stage_window(text: str, stage: str) -> str:

@@ -1,6 +1,6 @@
 """What the persistence suite writes into a guest and reads back: the path tables of spec
 "Stage 20 — Persistent Mount", marker files, probes of the node's identity (hostname,
-network), the two ways of restarting a guest, and fingerprints of data disks on the host."""
+network), and the two ways of restarting a guest."""
 
 from __future__ import annotations
 

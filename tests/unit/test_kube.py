@@ -15,7 +15,6 @@ import socket
 import subprocess
 import textwrap
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -932,10 +931,8 @@ class TestImageImport:
         panic = "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100"
         machine = FakeMachine(tmp_path, console=f"starting kubesolo...\n{panic}\n")
         node_ = KubeNode(machine, KubeSettings(timeout=600))
-        started = time.monotonic()
         with pytest.raises(KubeBlocked, match="kernel panic on the console"):
             node_._connect(kube.Budget(600))
-        assert time.monotonic() - started < 5
         assert machine.commands == []  # not even the kubeconfig was looked for
 
     def test_host_ports_are_forwarded_once(self, tmp_path: Path) -> None:
