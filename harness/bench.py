@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.errors import UserError
-from harness.image import BuildRequest, Image, build
-from harness.machine import Machine, MachineConfig
+from harness.artefact import Image
+from harness.build.builder import BuildRequest, build
+from harness.vm.machine import Machine, MachineConfig
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -65,8 +64,8 @@ def measure(runs: int, accel: str) -> dict[str, list[float]]:
         results.setdefault(name, []).append(round(seconds, 3))
         print(f"[bench] {name}: {seconds:.2f}s", flush=True)
 
-    image = build(BuildRequest(flavour="test"), progress=lambda _: None)
-    record("image build, cache hit", timed(lambda: build(BuildRequest(), progress=lambda _: None)))
+    image = build(BuildRequest(flavour="test"))
+    record("image build, cache hit", timed(lambda: build(BuildRequest())))
     for _ in range(runs):
         bench_kernel_boot(image, accel, record)
         bench_iso_boot(image, accel, record)
@@ -74,11 +73,7 @@ def measure(runs: int, accel: str) -> dict[str, list[float]]:
 
 
 def main_bench(runs: int, accel: str, out: str | None) -> int:
-    try:
-        results = measure(runs, accel)
-    except UserError as err:
-        print(f"kubesolo-harness bench: error: {err}", file=sys.stderr)
-        return 2
+    results = measure(runs, accel)
     summary = {name: {"median": statistics.median(v), "runs": v} for name, v in results.items()}
     print("\n| measure | median (s) | runs |\n|---|---|---|")
     for name, runs_of in results.items():

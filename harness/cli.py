@@ -1,12 +1,19 @@
-"""`kubesolo-harness` (also `python -m harness`): build images from the shell."""
+"""`kubesolo-harness` (also `python -m harness`): build images and measure
+speed from the shell. Progress lines are the harness's log (harness.log),
+printed to stdout; errors are one line on stderr and exit status 2."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from pathlib import Path
 
+from harness.artefact import FLAVOURS
 from harness.bench import main_bench
-from harness.image import FLAVOURS, main_build
+from harness.build.builder import BuildRequest, build
+from harness.errors import UserError
+from harness.log import ROOT
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,11 +34,37 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def show_progress() -> None:
+    """The harness's INFO lines on stdout, as they come."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger(ROOT)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def main_build(flavour: str, kubesolo_bin: str | None, out: str | None) -> int:
+    """`kubesolo-harness build`: one line per step, one line on error."""
+    request = BuildRequest(
+        flavour=flavour,
+        kubesolo_bin=Path(kubesolo_bin) if kubesolo_bin else None,
+        out=Path(out) if out else None,
+    )
+    image = build(request)
+    print(image.path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command == "build":
-        return main_build(args.flavour, args.kubesolo_bin, args.out)
-    return main_bench(args.runs, args.accel, args.json)
+    show_progress()
+    try:
+        if args.command == "build":
+            return main_build(args.flavour, args.kubesolo_bin, args.out)
+        return main_bench(args.runs, args.accel, args.json)
+    except UserError as err:
+        print(f"kubesolo-harness {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

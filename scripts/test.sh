@@ -11,6 +11,8 @@ echo "[test] ruff check"
 .venv/bin/ruff check harness tests conftest.py
 echo "[test] ruff format --check"
 .venv/bin/ruff format --check harness tests conftest.py
+echo "[test] lint-imports (the layers of docs/architecture.md)"
+.venv/bin/lint-imports --no-cache >/dev/null || .venv/bin/lint-imports --no-cache
 echo "[test] mypy harness"
 .venv/bin/mypy harness
 set +e

@@ -5,48 +5,18 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.machine import Machine
+from harness import guest
+from harness.disk import ext4_qcow2
+from harness.vm.machine import Machine
 
-# spec "Overview": the stages in the order init runs them.
-STAGES = (
-    "00-early-mount.sh",
-    "10-parse-cmdline.sh",
-    "20-persistent-mount.sh",
-    "30-kernel-modules.sh",
-    "40-sysctl.sh",
-    "50-network.sh",
-    "60-hostname.sh",
-    "70-clock.sh",
-    "80-containerd.sh",
-    "90-kubesolo.sh",
-)
-# spec "Stage 20": (directory on the data partition, mount point).
-BIND_MOUNTS = (
-    ("kubesolo", "/var/lib/kubesolo"),
-    ("containerd", "/var/lib/containerd"),
-    ("etc-kubesolo", "/etc/kubesolo"),
-    ("log", "/var/log"),
-    ("usr-local", "/usr/local"),
-)
-DATA_MNT = "/mnt/data"
-BOOT_ENV = "/run/kubesolo-os/boot.env"
-NETWORK_ENV = "/run/kubesolo-os/network.env"
-STANDIN_ARGV = "/run/kubesolo-standin/argv"
-KUBESOLO_BIN = "/usr/local/bin/kubesolo"
 # QEMU user networking (slirp): the address its DHCP server hands out
 GUEST_IP = "10.0.2.15"
-
 TRACE_LINE = re.compile(r"^\++ \S", re.M)  # sh -x
-OK_MARKER = re.compile(r"\[kubesolo-init\] \[OK\] Stage (\S+) complete")
-START_MARKER = r"\[kubesolo-init\] \[INFO\] Stage {} starting"
-ERROR_MARKER = r"\[kubesolo-init\] \[ERROR\]"
-ACCEPTED = re.compile(r"^\[kubesolo-standin\] accepted: (.*?)\r?$", re.M)
-EMERGENCY_PROMPT = r"\(kubesolo-emergency\) # "
-SHELL_PROMPT = r"\(kubesolo-shell\) # "
+OK_MARKER = re.compile(guest.stage_done())
+ACCEPTED = re.compile(guest.STANDIN_ACCEPTED, re.M)
 
 
 @dataclass(frozen=True)
@@ -71,12 +41,12 @@ def parse_sh_assignments(text: str) -> dict[str, str]:
 
 def boot_env(vm: Machine) -> dict[str, str]:
     """The variables stage 10 saved for the later stages."""
-    return parse_sh_assignments(vm.succeed(f"cat {BOOT_ENV}"))
+    return parse_sh_assignments(vm.succeed(f"cat {guest.BOOT_ENV}"))
 
 
 def network_env(vm: Machine) -> dict[str, str]:
     """What stage 50 recorded: NET_SOURCE, NET_IFACE, NET_ADDRESS, ..."""
-    return parse_sh_assignments(vm.succeed(f"cat {NETWORK_ENV}"))
+    return parse_sh_assignments(vm.succeed(f"cat {guest.NETWORK_ENV}"))
 
 
 def mounts(vm: Machine) -> dict[str, Mount]:
@@ -94,7 +64,7 @@ def mounts(vm: Machine) -> dict[str, Mount]:
 
 def standin_argv(vm: Machine) -> list[str]:
     """The argv the KubeSolo stand-in received (it records it as PID 1)."""
-    return vm.succeed(f"cat {STANDIN_ARGV}").splitlines()
+    return vm.succeed(f"cat {guest.STANDIN_ARGV}").splitlines()
 
 
 def flag_value(argv: list[str], flag: str) -> str | None:
@@ -127,7 +97,7 @@ def wait_for_kubesolo(vm: Machine) -> None:
     recorded it."""
     vm.wait_for_boot()
     vm.wait_for_console(ACCEPTED.pattern, timeout=60)
-    vm.wait_until_succeeds(f"test -s {STANDIN_ARGV}", timeout=60)
+    vm.wait_until_succeeds(f"test -s {guest.STANDIN_ARGV}", timeout=60)
 
 
 def console_lines(vm: Machine, since: int | None = None) -> list[str]:
@@ -138,22 +108,4 @@ def preseeded_data_disk(directory: Path, files: dict[str, str], size: str = "64M
     """A qcow2 KSOLODATA ext4 disk whose file system already holds `files`
     (paths relative to the data partition's root), as a node configured on
     an earlier boot or by an installer would have it."""
-    root = directory / "root"
-    for relative, content in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
-    root.mkdir(parents=True, exist_ok=True)
-    raw, disk = directory / "data.raw", directory / "data.qcow2"
-    subprocess.run(
-        ["mkfs.ext4", "-q", "-F", "-L", "KSOLODATA", "-m", "0", "-d", str(root), str(raw), size],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        ["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(disk)],
-        check=True,
-        capture_output=True,
-    )
-    raw.unlink()
-    return disk
+    return ext4_qcow2(directory / "data.qcow2", size, files)

@@ -7,10 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from boot_guest import SHELL_PROMPT, preseeded_data_disk, wait_for_kubesolo
+from boot_guest import (
+    preseeded_data_disk,
+    wait_for_kubesolo,
+)
 from boot_scenarios import SCENARIOS
 
-from harness.machine import Machine
+from harness import guest
+from harness.vm.machine import Machine
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +46,7 @@ def scenario(
         vm = session_machine_factory(**settings)
         vm.start()
         if spec.up == "shell":
-            vm.wait_for_console(SHELL_PROMPT, timeout=vm.config.boot_timeout)
+            vm.wait_for_console(guest.SHELL_PROMPT, timeout=vm.config.boot_timeout)
         else:
             wait_for_kubesolo(vm)
         return vm

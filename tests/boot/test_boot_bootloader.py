@@ -8,16 +8,14 @@ import time
 
 import pytest
 from boot_guest import (
-    DATA_MNT,
-    SHELL_PROMPT,
-    START_MARKER,
     TRACE_LINE,
     boot_env,
     mounts,
 )
 
-from harness.image import sha256_file
-from harness.machine import create_overlay
+from harness import guest
+from harness.artefact import sha256_file
+from harness.disk import create_overlay
 
 pytestmark = pytest.mark.boot
 
@@ -25,7 +23,6 @@ pytestmark = pytest.mark.boot
 SPEC_LABELS = ("kubesolo", "kubesolo-debug", "kubesolo-shell", "kubesolo-nopersist")
 SPEC_DEFAULT_LABEL = "kubesolo"
 SPEC_TIMEOUT_SECONDS = 3.0
-DATA_PARAM = "kubesolo.data=LABEL=KSOLODATA"
 
 
 def cmdline_words(vm) -> list[str]:
@@ -37,7 +34,7 @@ def assert_booted_through_isolinux(vm, label: str, kubesolo_image) -> None:
     always names the data partition."""
     words = cmdline_words(vm)
     assert "BOOT_IMAGE=/boot/vmlinuz" in words, "the kernel was not started by isolinux"
-    assert DATA_PARAM in words
+    assert guest.DATA_PARAM in words
     label_words = kubesolo_image.manifest["labels"][label].split()
     assert [w for w in words if w in label_words] == label_words
 
@@ -50,7 +47,7 @@ def test_image_has_the_spec_labels(kubesolo_image):
     assert sorted(manifest["labels"]) == sorted(SPEC_LABELS)
     assert manifest["default_label"] == SPEC_DEFAULT_LABEL
     for label, cmdline in manifest["labels"].items():
-        assert DATA_PARAM in cmdline.split(), label
+        assert guest.DATA_PARAM in cmdline.split(), label
 
 
 def test_label_kubesolo_normal_boot(machine_factory, kubesolo_image):
@@ -67,10 +64,10 @@ def test_label_kubesolo_normal_boot(machine_factory, kubesolo_image):
         "0",
         "0",
     )
-    assert mounts(vm)[DATA_MNT].fstype == "ext4"
+    assert mounts(vm)[guest.DATA_MNT].fstype == "ext4"
     text = vm.console_text()
     assert not TRACE_LINE.search(text)
-    assert not re.search(SHELL_PROMPT, text)
+    assert not re.search(guest.SHELL_PROMPT, text)
 
 
 def test_label_kubesolo_debug_traces_the_stages(machine_factory, kubesolo_image):
@@ -84,7 +81,7 @@ def test_label_kubesolo_debug_traces_the_stages(machine_factory, kubesolo_image)
     assert "console=ttyS0,115200n8" in cmdline_words(vm)
     assert boot_env(vm)["KUBESOLO_DEBUG"] == "1"
     text = vm.console_text()
-    after_stage_10 = text[text.index("Stage 20-persistent-mount.sh starting") :]
+    after_stage_10 = text[re.search(guest.stage_started("20-persistent-mount.sh"), text).start() :]
     assert TRACE_LINE.search(after_stage_10), "no sh -x trace after stage 10"
 
 
@@ -93,15 +90,15 @@ def test_label_kubesolo_shell_drops_to_a_shell(machine_factory, kubesolo_image):
     on the console before stage 20; `exit` continues the boot."""
     vm = machine_factory(boot="iso", label="kubesolo-shell")
     vm.start()
-    vm.wait_for_console(SHELL_PROMPT, timeout=vm.config.boot_timeout)
+    vm.wait_for_console(guest.SHELL_PROMPT, timeout=vm.config.boot_timeout)
     assert_booted_through_isolinux(vm, "kubesolo-shell", kubesolo_image)
-    assert not re.search(START_MARKER.format(r"20-persistent-mount\.sh"), vm.console_text())
-    assert DATA_MNT not in mounts(vm)
+    assert not re.search(guest.stage_started("20-persistent-mount.sh"), vm.console_text())
+    assert guest.DATA_MNT not in mounts(vm)
     cursor = vm.console_cursor()
     vm.send_console("exit\r")
-    vm.wait_for_console(START_MARKER.format(r"20-persistent-mount\.sh"), 60, since=cursor)
+    vm.wait_for_console(guest.stage_started("20-persistent-mount.sh"), 60, since=cursor)
     vm.wait_for_boot()
-    assert mounts(vm)[DATA_MNT].fstype == "ext4"
+    assert mounts(vm)[guest.DATA_MNT].fstype == "ext4"
 
 
 def test_label_kubesolo_nopersist_runs_in_ram(machine_factory, kubesolo_image, tmp_path):
@@ -116,7 +113,7 @@ def test_label_kubesolo_nopersist_runs_in_ram(machine_factory, kubesolo_image, t
     assert_booted_through_isolinux(vm, "kubesolo-nopersist", kubesolo_image)
     assert boot_env(vm)["KUBESOLO_NOPERSIST"] == "1"
     table = mounts(vm)
-    assert table[DATA_MNT].fstype == "tmpfs"
+    assert table[guest.DATA_MNT].fstype == "tmpfs"
     assert not [m for m in table.values() if m.source.startswith("/dev/vd")]
     vm.power_off()
     assert sha256_file(disk) == before

@@ -7,7 +7,13 @@ import itertools
 import re
 
 import pytest
-from boot_guest import ACCEPTED, ERROR_MARKER, OK_MARKER, STAGES, standin_argv
+from boot_guest import (
+    ACCEPTED,
+    OK_MARKER,
+    standin_argv,
+)
+
+from harness import guest
 
 pytestmark = pytest.mark.boot
 
@@ -19,19 +25,19 @@ def test_normal_boot_shows_every_stage_marker_in_order(scenario):
     vm = scenario("default")
     text = vm.console_text()
     done = [(m.group(1), m.end()) for m in OK_MARKER.finditer(text)]
-    assert [name for name, _ in done] == list(STAGES)
+    assert [name for name, _ in done] == list(guest.STAGES)
     accepted = ACCEPTED.search(text)
     assert accepted, "no '[kubesolo-standin] accepted:' line on the console"
     assert accepted.start() > done[-1][1], "KubeSolo started before the stage 90 marker"
     assert accepted.group(1).split() == standin_argv(vm)
-    assert not re.search(ERROR_MARKER, text)
+    assert not re.search(guest.ERROR_MARKER, text)
 
 
 def test_stages_start_and_complete_in_sequence(scenario):
     """spec "Overview": each stage starts only after the previous one
     completed (the stage timeline of the console)."""
     timeline = scenario("default").stage_timeline()
-    assert [s.name for s in timeline] == list(STAGES)
+    assert [s.name for s in timeline] == list(guest.STAGES)
     assert all(s.ok for s in timeline), timeline
     for before, after in itertools.pairwise(timeline):
         # 10 ms of slack: the timeline rounds to milliseconds

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import yaml
 from boot_guest import (
-    DATA_MNT,
     GUEST_IP,
     ipv4_addresses,
     network_env,
@@ -16,9 +15,11 @@ from boot_guest import (
 )
 from boot_scenarios import CLOUD_INIT_FIXTURES
 
+from harness import guest
+
 pytestmark = pytest.mark.boot
 
-SAVED_CONFIG = f"{DATA_MNT}/network/interfaces.sh"
+SAVED_CONFIG = f"{guest.DATA_MNT}/network/interfaces.sh"
 
 
 def default_route(vm) -> list[str]:

@@ -7,11 +7,6 @@ import re
 
 import pytest
 from boot_guest import (
-    BIND_MOUNTS,
-    DATA_MNT,
-    KUBESOLO_BIN,
-    SHELL_PROMPT,
-    START_MARKER,
     TRACE_LINE,
     boot_env,
     flag_value,
@@ -29,13 +24,15 @@ from boot_scenarios import (
     SAVED_HOSTNAME,
 )
 
+from harness import guest
+
 pytestmark = pytest.mark.boot
 
 
 def stage_window(text: str, stage: str) -> str:
     """The console text between a stage's start and its OK marker."""
-    start = text.index(f"Stage {stage} starting")
-    end = text.index(f"[OK] Stage {stage} complete", start)
+    start = re.search(guest.stage_started(stage), text).start()
+    end = re.compile(guest.stage_done(stage)).search(text, start).start()
     return text[start:end]
 
 
@@ -81,8 +78,8 @@ def test_stage00_cgroup_v2_unified_hierarchy(scenario):
 def check_data(vm):
     """kubesolo.data: that device is mounted on /mnt/data."""
     device = vm.succeed(f"findfs {boot_env(vm)['KUBESOLO_DATA_DEV']}").strip()
-    assert mounts(vm)[DATA_MNT].source == device
-    assert mounts(vm)[DATA_MNT].fstype == "ext4"
+    assert mounts(vm)[guest.DATA_MNT].source == device
+    assert mounts(vm)[guest.DATA_MNT].fstype == "ext4"
 
 
 def check_debug(vm):
@@ -93,14 +90,15 @@ def check_debug(vm):
 def check_shell(vm):
     """kubesolo.shell: a shell prompt on the console right after stage 10."""
     text = vm.console_text()
-    assert re.search(SHELL_PROMPT, text[text.index("[OK] Stage 10-parse-cmdline.sh") :])
-    assert not re.search(START_MARKER.format(r"20-persistent-mount\.sh"), text)
+    stage10 = re.search(guest.stage_done("10-parse-cmdline.sh"), text)
+    assert stage10 and re.search(guest.SHELL_PROMPT, text[stage10.end() :])
+    assert not re.search(guest.stage_started("20-persistent-mount.sh"), text)
 
 
 def check_nopersist(vm):
     """kubesolo.nopersist: /mnt/data is tmpfs, no disk is mounted."""
     table = mounts(vm)
-    assert table[DATA_MNT].fstype == "tmpfs"
+    assert table[guest.DATA_MNT].fstype == "tmpfs"
     assert not [m for m in table.values() if m.source.startswith("/dev/vd")]
 
 
@@ -175,7 +173,7 @@ def test_stage10_finds_data_partition_by_label(scenario):
     env = boot_env(vm)
     assert env["KUBESOLO_DATA_DEV"] == device
     assert env["KUBESOLO_NOPERSIST"] == "0"
-    assert mounts(vm)[DATA_MNT].source == device
+    assert mounts(vm)[guest.DATA_MNT].source == device
     vm.wait_for_console(r"Data partition found by label KSOLODATA", timeout=5)
 
 
@@ -186,21 +184,25 @@ def test_stage10_no_data_partition_means_ram_only(scenario):
     vm.fail("findfs LABEL=KSOLODATA")
     env = boot_env(vm)
     assert (env["KUBESOLO_DATA_DEV"], env["KUBESOLO_NOPERSIST"]) == ("", "1")
-    assert mounts(vm)[DATA_MNT].fstype == "tmpfs"
+    assert mounts(vm)[guest.DATA_MNT].fstype == "tmpfs"
     vm.wait_for_console(r"\[WARN\] .*RAM-only mode", timeout=5)
 
 
 # ---- Stage 20 ------------------------------------------------------------------------
-@pytest.mark.parametrize(("source", "target"), BIND_MOUNTS, ids=[t for _, t in BIND_MOUNTS])
+@pytest.mark.parametrize(
+    ("source", "target"), guest.BIND_MOUNTS, ids=[t for _, t in guest.BIND_MOUNTS]
+)
 def test_stage20_first_boot_creates_layout(scenario, source, target):
     """spec "Stage 20 — Persistent Mount": the first boot on a blank data
     partition creates the directory of each bind mount on it."""
     vm = scenario("default")
-    vm.succeed(f"test -d {DATA_MNT}/{source}")
+    vm.succeed(f"test -d {guest.DATA_MNT}/{source}")
     vm.wait_for_console(r"First boot on this data partition", timeout=5)
 
 
-@pytest.mark.parametrize(("source", "target"), BIND_MOUNTS, ids=[t for _, t in BIND_MOUNTS])
+@pytest.mark.parametrize(
+    ("source", "target"), guest.BIND_MOUNTS, ids=[t for _, t in guest.BIND_MOUNTS]
+)
 def test_stage20_bind_mounts(scenario, source, target):
     """spec "Stage 20 — Persistent Mount": each path of the table is a bind
     mount of its directory on the data partition (same file system, same
@@ -208,14 +210,16 @@ def test_stage20_bind_mounts(scenario, source, target):
     vm = scenario("default")
     table = mounts(vm)
     assert target in table, f"{target} is not a mount point"
-    assert table[target].source == table[DATA_MNT].source
+    assert table[target].source == table[guest.DATA_MNT].source
     assert table[target].fstype == "ext4"
     assert table[target].root == f"/{source}"
-    same = vm.succeed(f"stat -c %d:%i {target} {DATA_MNT}/{source}").split()
+    same = vm.succeed(f"stat -c %d:%i {target} {guest.DATA_MNT}/{source}").split()
     assert same[0] == same[1]
 
 
-@pytest.mark.parametrize(("source", "target"), BIND_MOUNTS, ids=[t for _, t in BIND_MOUNTS])
+@pytest.mark.parametrize(
+    ("source", "target"), guest.BIND_MOUNTS, ids=[t for _, t in guest.BIND_MOUNTS]
+)
 def test_stage20_ram_only_paths_are_tmpfs(scenario, source, target):
     """spec "Stage 20 — Persistent Mount": in RAM-only mode (kubesolo.
     nopersist) the same paths are backed by tmpfs and no disk is mounted."""
@@ -242,8 +246,8 @@ def test_stage20_waits_for_a_late_data_disk(machine_factory):
     vm.wait_for_boot()
     device = vm.succeed("findfs LABEL=KSOLODATA").strip()
     table = mounts(vm)
-    assert table[DATA_MNT].source == device
-    assert table["/var/lib/kubesolo"].source == device
+    assert table[guest.DATA_MNT].source == device
+    assert table[guest.KUBESOLO_PATH].source == device
     stage20 = next(s for s in vm.stage_timeline() if s.name == "20-persistent-mount.sh")
     assert stage20.ok and stage20.duration >= 1, stage20
 
@@ -311,7 +315,7 @@ def test_stage30_module_that_cannot_load_is_a_warning(scenario):
     window = stage_window(vm.console_text(), "30-kernel-modules.sh")
     assert re.search(rf"\[kubesolo-init\] \[WARN\] .*{MISSING_MODULE}", window)
     vm.fail(f"grep -q '^{MISSING_MODULE} ' /proc/modules")
-    assert "[OK] Stage 90-kubesolo.sh complete" in vm.console_text()
+    assert re.search(guest.BOOT_MARKER, vm.console_text())
 
 
 # ---- Stage 40 ------------------------------------------------------------------------
@@ -428,7 +432,7 @@ def test_stage90_kubesolo_command_line(scenario, scenario_name):
         assert i + 1 == len(argv) or argv[i + 1].startswith("--"), argv
     sans = (flag_value(argv, "--apiserver-extra-sans") or "").split(",")
     assert vm.succeed("hostname").strip() in sans
-    accepted = re.search(r"\[kubesolo-standin\] accepted: (.*?)\r?$", vm.console_text(), re.M)
+    accepted = re.search(guest.STANDIN_ACCEPTED, vm.console_text(), re.M)
     assert accepted and accepted.group(1).split() == argv
     assert not re.search(r"^kubesolo: error:", vm.console_text(), re.M)
 
@@ -447,5 +451,5 @@ def test_stage90_kubesolo_is_pid_1(scenario):
     PID 1 with the recorded command line."""
     vm = scenario("default")
     pid1 = vm.succeed("tr '\\0' '\\n' < /proc/1/cmdline").splitlines()
-    assert KUBESOLO_BIN in pid1, pid1
-    assert pid1[pid1.index(KUBESOLO_BIN) + 1 :] == standin_argv(vm)
+    assert guest.KUBESOLO_BIN in pid1, pid1
+    assert pid1[pid1.index(guest.KUBESOLO_BIN) + 1 :] == standin_argv(vm)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.console import BootFailure
+from harness.vm.console import BootFailure
 
 pytestmark = pytest.mark.boot
 

@@ -1,4 +1,4 @@
-"""The Machine API end to end on a real guest (DESIGN.md "The Machine API")."""
+"""The Machine API end to end on a real guest (docs/architecture.md "The Machine API")."""
 
 from __future__ import annotations
 
@@ -6,15 +6,19 @@ import urllib.request
 
 import pytest
 
+from harness import guest
+
 pytestmark = pytest.mark.boot
 
 
-def test_reboot_reset_and_port_forward(machine_factory):
-    """uname, boot id across a clean reboot, a synced file across a hard reset,
-    and a page served in the guest fetched through a forwarded port."""
+def test_api_walk_through(machine_factory):
+    """The API walk-through: stage waits, uname, boot id across a clean reboot, a
+    synced file across a hard reset, and a page served in the guest fetched through
+    a forwarded port. With --log-cli-level=INFO each action logs its start and end."""
     vm = machine_factory()
     host_port = vm.forward_port(8080)
     vm.start()
+    vm.wait_for_stage("50-network.sh")
     vm.wait_for_boot()
     assert vm.succeed("uname -r").strip().endswith("-amd64")
 
@@ -24,10 +28,12 @@ def test_reboot_reset_and_port_forward(machine_factory):
     second_boot = vm.succeed("cat /proc/sys/kernel/random/boot_id").strip()
     assert second_boot != first_boot
 
-    vm.succeed("echo survives > /var/lib/kubesolo/reset-proof && sync")
+    proof = f"{guest.KUBESOLO_PATH}/reset-proof"
+    vm.succeed(f"echo survives > {proof} && sync")
     vm.hard_reset()
+    vm.wait_for_stage("20-persistent-mount.sh")
     vm.wait_for_boot()
-    assert vm.succeed("cat /var/lib/kubesolo/reset-proof") == "survives\n"
+    assert vm.succeed(f"cat {proof}") == "survives\n"
 
     vm.succeed("mkdir -p /tmp/www && echo hello-from-guest > /tmp/www/index.html")
     vm.succeed("httpd -p 8080 -h /tmp/www")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness import accel
+from harness.vm import accel
 
 pytestmark = pytest.mark.boot
 

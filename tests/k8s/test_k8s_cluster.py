@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from harness.kube import (
+from harness.k8s.node import (
     CLUSTER_DNS_IP,
     SYSTEM_ROLLOUTS,
     KubeNode,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.kube import KubeNode, parse_http_status
+from harness.k8s.node import KubeNode, parse_http_status
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 

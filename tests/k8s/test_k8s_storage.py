@@ -12,7 +12,7 @@ import shlex
 
 import pytest
 
-from harness.kube import (
+from harness.k8s.node import (
     LOCAL_PATH_ROOT,
     LOCAL_PATH_STORAGE_CLASS,
     KubeNode,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from persistence_state import Marker
 
-from harness.image import Image
-from harness.machine import create_overlay
+from harness.artefact import Image
+from harness.disk import create_overlay
 
 _names = itertools.count()
 

@@ -9,19 +9,14 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.machine import Machine
+from harness import guest
+from harness.vm.machine import Machine
 
 # The spec's table: the five mount points backed by the data partition.
-PERSISTENT_PATHS = (
-    "/var/lib/kubesolo",
-    "/var/lib/containerd",
-    "/etc/kubesolo",
-    "/var/log",
-    "/usr/local",
-)
+PERSISTENT_PATHS = tuple(target for _, target in guest.BIND_MOUNTS)
 # Places on the immutable root (the initramfs): nothing written there may outlive a boot.
 EPHEMERAL_PATHS = ("/etc", "/root", "/opt")
-DATA_MOUNT = "/mnt/data"
+DATA_MOUNT = guest.DATA_MNT
 
 ABSENT_STATUS = 3  # exit status of `read` when the marker file does not exist
 
@@ -79,8 +74,8 @@ PROBES: dict[str, tuple[str, Callable[[str], str]]] = {
     "routes": ("ip -4 route show", _stripped),
     "default-route": ("ip -4 route show default", _stripped),
     "dns": ("grep '^nameserver' /etc/resolv.conf || true", _stripped),
-    "mac": (". /run/kubesolo-os/network.env && cat /sys/class/net/$NET_IFACE/address", _stripped),
-    "net-source": ('. /run/kubesolo-os/network.env && echo "$NET_SOURCE"', _stripped),
+    "mac": (f". {guest.NETWORK_ENV} && cat /sys/class/net/$NET_IFACE/address", _stripped),
+    "net-source": (f'. {guest.NETWORK_ENV} && echo "$NET_SOURCE"', _stripped),
 }
 
 

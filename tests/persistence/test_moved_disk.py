@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 from persistence_state import PERSISTENT_PATHS, Marker, path_id, probe, probe_all
 
-from harness.machine import Machine, default_mac
+from harness.vm.machine import Machine, default_mac
 
 pytestmark = pytest.mark.persistence
 

@@ -20,7 +20,7 @@ from persistence_state import (
     path_id,
 )
 
-from harness.image import sha256_file
+from harness.artefact import sha256_file
 
 pytestmark = pytest.mark.persistence
 

@@ -21,7 +21,7 @@ from persistence_state import (
     probe_all,
 )
 
-from harness.machine import Machine
+from harness.vm.machine import Machine
 
 pytestmark = pytest.mark.persistence
 

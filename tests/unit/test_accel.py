@@ -2,7 +2,8 @@
 
 import pytest
 
-from harness.accel import Verdict, decide
+from harness.errors import UserError
+from harness.vm.accel import Verdict, decide
 
 
 @pytest.mark.parametrize(
@@ -26,5 +27,5 @@ def test_fallback_says_why():
 
 
 def test_unknown_request_is_refused():
-    with pytest.raises(ValueError, match="unknown accel"):
+    with pytest.raises(UserError, match="unknown accel"):
         decide("hvf", None)

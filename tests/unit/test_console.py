@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from harness.console import (
+from harness.vm.console import (
     FAILURE_PATTERNS,
     BootFailure,
     Console,

@@ -2,7 +2,7 @@
 
 import stat
 
-from harness import cpio
+from harness.build import cpio
 
 
 def test_round_trip_keeps_every_kind_of_entry():

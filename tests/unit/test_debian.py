@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import debian
+from harness.build import debian
 from harness.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import image
+from harness import artefact
+from harness.build import builder as image
 from harness.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,7 +77,7 @@ def test_list_files_ignore_comments():
 def test_an_incomplete_image_directory_is_refused(tmp_path):
     (tmp_path / "vmlinuz").write_bytes(b"")
     with pytest.raises(UserError, match="not a KubeSolo OS image directory"):
-        image.Image.open(tmp_path)
+        artefact.Image.open(tmp_path)
 
 
 def test_unknown_flavour_is_refused():

@@ -4,8 +4,9 @@ import struct
 
 import pytest
 
-from harness import kmod
-from harness.kmod import ModuleInfo
+from harness import elf
+from harness.build import kmod
+from harness.build.kmod import ModuleInfo
 
 
 def elf_with_sections(sections: dict[str, bytes]) -> bytes:
@@ -29,7 +30,7 @@ def elf_with_sections(sections: dict[str, bytes]) -> bytes:
 def test_modinfo_is_read_from_the_elf_section():
     info = b"license=GPL\0depends=virtio,virtio_ring\0alias=virtio:d00000002v*\0"
     data = elf_with_sections({".text": b"\x90" * 8, ".modinfo": info})
-    assert kmod.parse_modinfo(kmod.elf_section(data, ".modinfo")) == {
+    assert kmod.parse_modinfo(elf.section(data, ".modinfo")) == {
         "license": ["GPL"],
         "depends": ["virtio,virtio_ring"],
         "alias": ["virtio:d00000002v*"],
@@ -38,7 +39,7 @@ def test_modinfo_is_read_from_the_elf_section():
 
 def test_not_an_elf_file_is_refused():
     with pytest.raises(ValueError):
-        kmod.elf_section(b"not elf", ".modinfo")
+        elf.section(b"not elf", ".modinfo")
 
 
 @pytest.mark.parametrize(

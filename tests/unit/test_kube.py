@@ -26,8 +26,8 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from harness import kube, kube_plugin
-from harness.kube import (
+from harness.k8s import node as kube
+from harness.k8s.node import (
     KubeBlocked,
     KubeconfigError,
     KubeNode,
@@ -35,6 +35,7 @@ from harness.kube import (
     KubeWaitTimeout,
     ManifestError,
 )
+from harness.pytest import k8s as kube_plugin
 
 pytest_plugins = ["pytester"]
 
@@ -1036,7 +1037,7 @@ def test_k8s_suites_skip_without_kubesolo_and_boot_with_it(
         # a fresh module name: the real suites may already be imported in this session
         pytester.makepyfile(**{f"test_copy_{source.stem[5:]}": source.read_text()})
     # Only this plugin, under its module name: the entry points (if installed) stay out.
-    isolated = ("-p", "no:kubesolo", "-p", "no:kubesolo-k8s", "-p", "harness.kube_plugin")
+    isolated = ("-p", "no:kubesolo", "-p", "no:kubesolo-k8s", "-p", "harness.pytest.k8s")
     result = pytester.runpytest_inprocess(*isolated, "-rs")
     outcomes = result.parseoutcomes()
     if flavour == "standin":
@@ -1227,7 +1228,7 @@ class TestTimeLimit:
                 """
             )
         )
-        isolated = ("-p", "no:kubesolo", "-p", "no:kubesolo-k8s", "-p", "harness.kube_plugin")
+        isolated = ("-p", "no:kubesolo", "-p", "no:kubesolo-k8s", "-p", "harness.pytest.k8s")
         result = pytester.runpytest_inprocess(
             *isolated, "--timeout", "1800", "--k8s-timeout", "120"
         )

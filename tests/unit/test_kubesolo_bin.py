@@ -5,7 +5,7 @@ import tarfile
 
 import pytest
 
-from harness import kubesolo_bin
+from harness.build import kubesolo_bin
 from harness.errors import UserError
 
 ELF = b"\x7fELF\x02\x01\x01" + b"\0" * 11 + b"\x3e\x00" + b"\0" * 100

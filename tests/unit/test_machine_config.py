@@ -4,10 +4,10 @@ import json
 
 import pytest
 
+from harness.artefact import Image
 from harness.errors import UserError
-from harness.image import Image
-from harness.machine import MachineConfig, kernel_cmdline, validate
-from harness.plugin import Settings, run_dir_name
+from harness.pytest.plugin import Settings, run_dir_name
+from harness.vm.machine import MachineConfig, kernel_cmdline, validate
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import multiprocessing
 import socket
 
-from harness import ports
+from harness.vm import ports
 
 
 def hold_in_child(lock_dir, port, held, release):

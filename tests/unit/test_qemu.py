@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import qemu
-from harness.qemu import Forward, QemuPlan
+from harness.errors import UserError
+from harness.vm import qemu
+from harness.vm.qemu import Forward, QemuPlan
 
 KERNEL_PLAN = QemuPlan(
     accel="tcg",
@@ -89,5 +90,5 @@ def test_multithreaded_tcg_only_with_several_cpus():
 
 @pytest.mark.parametrize("boot", ["floppy", "pxe"])
 def test_unknown_boot_mode_is_refused(boot):
-    with pytest.raises(ValueError, match="unknown boot"):
+    with pytest.raises(UserError, match="unknown boot"):
         qemu.command_line(QemuPlan(**{**KERNEL_PLAN.__dict__, "boot": boot}))

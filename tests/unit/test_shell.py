@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from harness import shell
+from harness.vm import shell
 
 
 def test_request_carries_id_timeout_and_base64_script():
@@ -54,7 +54,7 @@ class FakeGuest:
 
 def test_round_trip_over_a_socket_with_one_mebibyte():
     guest = FakeGuest()
-    client = shell.TestShell(guest.host)
+    client = shell.GuestShell(guest.host)
     assert client.wait_ready(1, timeout=5) == "boot-1"
     payload = bytes(range(256)) * 4096
     threading.Thread(target=guest.answer, args=(0, payload)).start()
@@ -64,7 +64,7 @@ def test_round_trip_over_a_socket_with_one_mebibyte():
 
 def test_a_reboot_while_running_is_reported():
     guest = FakeGuest()
-    client = shell.TestShell(guest.host)
+    client = shell.GuestShell(guest.host)
     client.wait_ready(1, timeout=5)
     threading.Timer(0.2, lambda: guest.guest.sendall(b"KSH-READY boot-2\n")).start()
     with pytest.raises(shell.ShellError, match="rebooted"):
@@ -73,6 +73,6 @@ def test_a_reboot_while_running_is_reported():
 
 def test_no_ready_line_times_out_clearly():
     host, _guest = socket.socketpair()
-    client = shell.TestShell(host)
+    client = shell.GuestShell(host)
     with pytest.raises(shell.ShellTimeout, match="test-flavour"):
         client.wait_ready(1, timeout=0.3)

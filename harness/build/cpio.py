@@ -7,6 +7,8 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from harness.errors import UserError
+
 TRAILER = "TRAILER!!!"
 
 
@@ -77,7 +79,7 @@ def parse(data: bytes) -> list[Entry]:
     offset = 0
     while True:
         if data[offset : offset + 6] != b"070701":
-            raise ValueError(f"bad cpio magic at {offset}")
+            raise UserError(f"bad cpio magic at {offset}")
         f = [int(data[offset + 6 + i * 8 : offset + 14 + i * 8], 16) for i in range(13)]
         namesize, filesize = f[11], f[6]
         name_start = offset + 110

@@ -14,27 +14,47 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import GuestAssertion, HarnessTimeout, MachineNotRunning, UserError
+from harness.guest import ERROR_MARKER
+
 
 @dataclass(frozen=True)
 class FailurePattern:
+    name: str  # what a test names to allow it (MachineConfig.allow_failures)
     description: str
     regex: re.Pattern[str]
 
 
-def _pattern(description: str, regex: str) -> FailurePattern:
-    return FailurePattern(description, re.compile(regex, re.M))
+def _pattern(name: str, description: str, regex: str) -> FailurePattern:
+    return FailurePattern(name, description, re.compile(regex, re.M))
 
 
 # kola-style table: what on a console means the boot has failed.
 FAILURE_PATTERNS: tuple[FailurePattern, ...] = (
-    _pattern("kernel panic", r"Kernel panic - not syncing"),
-    _pattern("init died", r"Attempted to kill init"),
-    _pattern("kernel oops", r"^(?:\[[ \d.]+\] )?Oops: "),
-    _pattern("kernel BUG", r"^(?:\[[ \d.]+\] )?(?:kernel )?BUG: "),
-    _pattern("init stage error", r"\[kubesolo-init\] \[ERROR\]"),
-    _pattern("KubeSolo rejected its command line", r"^kubesolo: error: .*"),
-    _pattern("KubeSolo shut down early", r"shutdown requested before \S+ was ready"),
+    _pattern("kernel-panic", "kernel panic", r"Kernel panic - not syncing"),
+    _pattern("init-died", "init died", r"Attempted to kill init"),
+    _pattern("kernel-oops", "kernel oops", r"^(?:\[[ \d.]+\] )?Oops: "),
+    _pattern("kernel-bug", "kernel BUG", r"^(?:\[[ \d.]+\] )?(?:kernel )?BUG: "),
+    _pattern("stage-error", "init stage error", ERROR_MARKER),
+    _pattern("kubesolo-flags", "KubeSolo rejected its command line", r"^kubesolo: error: .*"),
+    _pattern(
+        "kubesolo-shutdown", "KubeSolo shut down early", r"shutdown requested before \S+ was ready"
+    ),
 )
+FAILURE_NAMES = frozenset(p.name for p in FAILURE_PATTERNS)
+
+
+def failures_except(allowed: Iterable[str]) -> tuple[FailurePattern, ...]:
+    """The failure patterns a wait watches when the names in `allowed` are expected;
+    an unknown name is an error, so a typo cannot silently allow nothing."""
+    allowed = frozenset(allowed)
+    unknown = allowed - FAILURE_NAMES
+    if unknown:
+        raise UserError(
+            f"unknown failure pattern {', '.join(sorted(unknown))}: "
+            f"use {', '.join(sorted(FAILURE_NAMES))}"
+        )
+    return tuple(p for p in FAILURE_PATTERNS if p.name not in allowed)
 
 
 def find_failure(
@@ -48,12 +68,12 @@ def find_failure(
     return pattern, match
 
 
-class ConsoleTimeout(TimeoutError):
-    pass
+class ConsoleTimeout(HarnessTimeout):
+    """A console wait ran out."""
 
 
-class ConsoleClosed(EOFError):
-    pass
+class ConsoleClosed(MachineNotRunning, EOFError):
+    """QEMU exited (the console socket closed) before the wait was satisfied."""
 
 
 class Console:
@@ -175,7 +195,7 @@ class Console:
                 self._cond.wait(min(remaining, 1.0))
 
 
-class BootFailure(AssertionError):
+class BootFailure(GuestAssertion):
     """The console showed a failure pattern; carries the console tail."""
 
     def __init__(self, description: str, line: str, tail: str) -> None:

@@ -9,15 +9,14 @@ import gzip
 import hashlib
 import lzma
 import os
-import struct
 import zlib
 from pathlib import Path
 
 from filelock import FileLock
 
-from harness.image import cache_root
+from harness import elf
+from harness.artefact import cache_root
 
-ELF_MAGIC = b"\x7fELF"
 XZ_MAGIC = b"\xfd7zXZ\x00"
 GZIP_MAGIC = b"\x1f\x8b\x08"
 
@@ -42,39 +41,18 @@ def extract_vmlinux(bzimage: bytes) -> bytes | None:
                 payload = decompress(bzimage[offset:])
             except (lzma.LZMAError, zlib.error, gzip.BadGzipFile, EOFError):
                 payload = b""
-            if payload.startswith(ELF_MAGIC):
+            if payload.startswith(elf.MAGIC):
                 return payload
             offset = bzimage.find(magic, offset + 1)
     return None
 
 
-PT_NOTE = 4
 XEN_ELFNOTE_PHYS32_ENTRY = 18
 
 
-def elf_notes(elf: bytes) -> list[tuple[bytes, int]]:
-    """(name, type) of the notes in a 64-bit ELF's PT_NOTE segments."""
-    phoff = struct.unpack_from("<Q", elf, 0x20)[0]
-    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
-    notes = []
-    for i in range(phnum):
-        p_type, _flags, offset, _va, _pa, filesz = struct.unpack_from(
-            "<IIQQQQ", elf, phoff + i * phentsize
-        )
-        if p_type != PT_NOTE:
-            continue
-        pos, end = offset, offset + filesz
-        while pos + 12 <= end:
-            namesz, descsz, n_type = struct.unpack_from("<III", elf, pos)
-            name = elf[pos + 12 : pos + 12 + namesz].rstrip(b"\0")
-            notes.append((name, n_type))
-            pos += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
-    return notes
-
-
-def has_pvh_note(elf: bytes) -> bool:
+def has_pvh_note(data: bytes) -> bool:
     """Xen's PHYS32_ENTRY note: QEMU boots the ELF through it."""
-    return elf.startswith(ELF_MAGIC) and (b"Xen", XEN_ELFNOTE_PHYS32_ENTRY) in elf_notes(elf)
+    return elf.is_elf64_le(data) and (b"Xen", XEN_ELFNOTE_PHYS32_ENTRY) in elf.notes(data)
 
 
 def boot_kernel(vmlinuz: Path) -> Path:
@@ -88,10 +66,10 @@ def boot_kernel(vmlinuz: Path) -> Path:
     with FileLock(str(target) + ".lock"):
         if target.exists():
             return target
-        elf = extract_vmlinux(vmlinuz.read_bytes())
-        if elf is None or not has_pvh_note(elf):
+        vmlinux = extract_vmlinux(vmlinuz.read_bytes())
+        if vmlinux is None or not has_pvh_note(vmlinux):
             return vmlinuz
         tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(elf)
+        tmp.write_bytes(vmlinux)
         tmp.replace(target)
     return target

@@ -7,10 +7,11 @@ so the builder computes what it needs from the modules themselves.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from harness import elf
 
 
 @dataclass(frozen=True)
@@ -26,28 +27,6 @@ def module_name(filename: str) -> str:
     """Module name as modprobe sees it: basename without .ko, '-' as '_'."""
     base = filename.rsplit("/", 1)[-1]
     return base.split(".ko", 1)[0].replace("-", "_")
-
-
-def elf_section(data: bytes, wanted: str) -> bytes:
-    """Contents of a named section of a 64-bit little-endian ELF file."""
-    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
-        raise ValueError("not a 64-bit little-endian ELF file")
-    shoff = struct.unpack_from("<Q", data, 0x28)[0]
-    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
-
-    def header(i: int) -> tuple[int, int, int]:
-        name, _type, _flags, _addr, offset, size = struct.unpack_from(
-            "<IIQQQQ", data, shoff + i * shentsize
-        )
-        return name, offset, size
-
-    _, strtab_off, _ = header(shstrndx)
-    for i in range(shnum):
-        name_off, offset, size = header(i)
-        end = data.index(b"\0", strtab_off + name_off)
-        if data[strtab_off + name_off : end].decode() == wanted:
-            return data[offset : offset + size]
-    raise ValueError(f"no {wanted} section")
 
 
 def parse_modinfo(section: bytes) -> dict[str, list[str]]:
@@ -66,7 +45,7 @@ def softdep_names(specs: Iterable[str]) -> tuple[str, ...]:
 
 
 def read_module(path: Path, relpath: str) -> ModuleInfo:
-    info = parse_modinfo(elf_section(path.read_bytes(), ".modinfo"))
+    info = parse_modinfo(elf.section(path.read_bytes(), ".modinfo"))
     depends = tuple(d for dep in info.get("depends", []) for d in dep.split(",") if d)
     return ModuleInfo(
         name=module_name(relpath),

@@ -3,10 +3,12 @@ its paths (unit-tested; no process is started here)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-SHELL_PORT_NAME = "org.kubesolo.shell"
+from harness.errors import UserError
+from harness.guest import SHELL_PORT_NAME
+
 HOTPLUG_PORTS = 2  # PCIe root ports left free for QMP device_add
 
 
@@ -14,10 +16,9 @@ HOTPLUG_PORTS = 2  # PCIe root ports left free for QMP device_add
 class Forward:
     host_port: int
     guest_port: int
-    proto: str = "tcp"
 
     def hostfwd(self) -> str:
-        return f"hostfwd={self.proto}:127.0.0.1:{self.host_port}-:{self.guest_port}"
+        return f"hostfwd=tcp:127.0.0.1:{self.host_port}-:{self.guest_port}"
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,6 @@ class QemuPlan:
     console_socket: Path = Path("console.sock")
     qmp_socket: Path = Path("qmp.sock")
     shell_socket: Path | None = None
-    extra: tuple[str, ...] = field(default=())
 
 
 def netdev(index: int, restricted: bool, forwards: tuple[Forward, ...]) -> str:
@@ -81,7 +81,7 @@ def command_line(plan: QemuPlan, qemu: str = "qemu-system-x86_64") -> list[str]:
     ]
     if plan.boot == "kernel":
         if plan.kernel is None or plan.initramfs is None:
-            raise ValueError("kernel boot needs a kernel and an initramfs")
+            raise UserError("kernel boot needs a kernel and an initramfs")
         cmd += [
             "-kernel",
             str(plan.kernel),
@@ -92,10 +92,10 @@ def command_line(plan: QemuPlan, qemu: str = "qemu-system-x86_64") -> list[str]:
         ]
     elif plan.boot == "iso":
         if plan.iso is None:
-            raise ValueError("ISO boot needs an ISO")
+            raise UserError("ISO boot needs an ISO")
         cmd += ["-drive", f"file={plan.iso},media=cdrom,if=ide,readonly=on", "-boot", "order=d"]
     else:
-        raise ValueError(f"unknown boot {plan.boot!r}: use kernel or iso")
+        raise UserError(f"unknown boot {plan.boot!r}: use kernel or iso")
     if plan.data_disk:
         cmd += [
             "-drive",
@@ -123,4 +123,4 @@ def command_line(plan: QemuPlan, qemu: str = "qemu-system-x86_64") -> list[str]:
         cmd += ["-virtfs", f"local,path={path},mount_tag={tag},security_model=none,readonly=on"]
     for i in range(HOTPLUG_PORTS):
         cmd += ["-device", f"pcie-root-port,id=hotplug{i},chassis={i + 1}"]
-    return cmd + list(plan.extra)
+    return cmd

@@ -16,8 +16,11 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from harness.image import cache_root
+from harness.artefact import cache_root
+from harness.errors import UserError
+from harness.log import logger
 
+log = logger("vm.accel")
 PROBE_TIMEOUT = 8.0
 PROBE_MARKER = b"Linux version"
 
@@ -33,7 +36,7 @@ def decide(requested: str, kvm_usable: bool | None, kvm_reason: str = "") -> Ver
     if requested in ("tcg", "kvm"):
         return Verdict(requested, f"--accel {requested} requested")
     if requested != "auto":
-        raise ValueError(f"unknown accel {requested!r}: use auto, kvm or tcg")
+        raise UserError(f"unknown accel {requested!r}: use auto, kvm or tcg")
     if kvm_usable:
         return Verdict("kvm", "KVM probe booted a kernel")
     return Verdict("tcg", f"KVM unusable ({kvm_reason or 'no /dev/kvm'}): using TCG")
@@ -78,7 +81,7 @@ def probe_kvm(qemu: str, kernel: Path, timeout: float = PROBE_TIMEOUT) -> tuple[
     return False, f"a kernel under KVM printed nothing within {timeout:.0f}s"
 
 
-def resolve(requested: str, qemu: str, kernel: Path, say: object = print) -> Verdict:
+def resolve(requested: str, qemu: str, kernel: Path) -> Verdict:
     """The accelerator to use; `auto` probes once per host and caches."""
     if requested != "auto":
         return decide(requested, None)
@@ -91,8 +94,7 @@ def resolve(requested: str, qemu: str, kernel: Path, say: object = print) -> Ver
         usable, reason = probe_kvm(qemu, kernel)
         verdict = decide("auto", usable, reason)
         cache.write_text(json.dumps({"accel": verdict.accel, "reason": verdict.reason}))
-    if callable(say):
-        say(f"[accel] {verdict.reason}")
+    log.info("[accel] %s", verdict.reason)
     return verdict
 
 

@@ -11,6 +11,8 @@ import socket
 import tempfile
 from pathlib import Path
 
+from harness.errors import HarnessError
+
 LOCK_DIR = Path(tempfile.gettempdir()) / "kubesolo-harness-ports"
 
 
@@ -50,4 +52,4 @@ def reserve_port(lock_dir: Path = LOCK_DIR, attempts: int = 200) -> PortReservat
         reservation = try_reserve(free_port(), lock_dir)
         if reservation:
             return reservation
-    raise RuntimeError("no free 127.0.0.1 port could be reserved")
+    raise HarnessError("no free 127.0.0.1 port could be reserved")

@@ -37,7 +37,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from harness.console import find_failure
+from harness.vm.console import find_failure
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,7 +65,7 @@ CLUSTER_DNS_IP = "10.43.0.10"
 LOCAL_PATH_HELPER_IMAGE = "docker.io/library/busybox:latest"
 
 # --- harness conventions -----------------------------------------------------------------------
-MANIFEST_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "manifests"
+MANIFEST_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "manifests"
 IMAGES_SHARE_TAG = "kimages"
 IMAGES_MOUNT_POINT = "/mnt/kimages"
 IMAGE_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")

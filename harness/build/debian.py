@@ -8,12 +8,12 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.errors import UserError
+from harness.tools import run_tool
 
 
 @dataclass(frozen=True)
@@ -78,17 +78,6 @@ def metapackage_target(name: str, depends: list[str]) -> str:
     raise UserError(f"cannot resolve Debian metapackage {name}: it depends on {depends}")
 
 
-def _apt(args: list[str], cwd: Path | None = None) -> str:
-    try:
-        done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=False)
-    except FileNotFoundError as err:
-        raise UserError(f"{args[0]} not found: build images on Debian 12 (apt)") from err
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        raise UserError(f"{' '.join(args)} failed: {' | '.join(tail)}")
-    return done.stdout
-
-
 def resolve(specs: list[PackageSpec]) -> list[ResolvedPackage]:
     """Concrete package names and candidate versions, in one apt-cache call
     per kind of question."""
@@ -96,11 +85,11 @@ def resolve(specs: list[PackageSpec]) -> list[ResolvedPackage]:
     for spec in specs:
         if spec.metapackage:
             concrete[spec.name] = metapackage_target(
-                spec.name, parse_depends(_apt(["apt-cache", "depends", spec.name]))
+                spec.name, parse_depends(run_tool(["apt-cache", "depends", spec.name]))
             )
         else:
             concrete[spec.name] = spec.name
-    versions = parse_policy(_apt(["apt-cache", "policy", *concrete.values()]))
+    versions = parse_policy(run_tool(["apt-cache", "policy", *concrete.values()]))
     missing = [p for p in concrete.values() if p not in versions]
     if missing:
         raise UserError(
@@ -158,7 +147,7 @@ def download(pkg: ResolvedPackage, cache: Path) -> Path:
         path = cache / deb_filename(pkg.package, pkg.version, arch)
         if path.exists():
             return path
-    _apt(
+    run_tool(
         [
             "apt-get",
             "download",
@@ -179,5 +168,5 @@ def download(pkg: ResolvedPackage, cache: Path) -> Path:
 def unpack(deb: Path, dest: Path) -> Path:
     """Extract a .deb's files (no maintainer scripts run)."""
     dest.mkdir(parents=True, exist_ok=True)
-    _apt(["dpkg-deb", "-x", str(deb), str(dest)])
+    run_tool(["dpkg-deb", "-x", str(deb), str(dest)])
     return dest

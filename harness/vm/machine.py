@@ -1,5 +1,6 @@
 """One KubeSolo OS virtual machine with the API of the NixOS test driver:
-start, console waits, the test shell, power, ports and disks."""
+start, console waits, the test shell, power, ports and disks. Every public
+action is a logged step (harness.log): start, end, duration and outcome."""
 
 from __future__ import annotations
 
@@ -15,26 +16,31 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
-from harness import accel as accel_mod
-from harness import ports, pvh, qemu
-from harness.console import FAILURE_PATTERNS, BootFailure, Console, FailurePattern
-from harness.errors import UserError
-from harness.image import Image
-from harness.shell import Result, TestShell
-from harness.timeline import Stage, stage_timeline
+from harness import guest
+from harness.artefact import Image
+from harness.disk import create_overlay
+from harness.errors import GuestAssertion, HarnessError, MachineNotRunning, UserError
+from harness.log import logger, step
+from harness.vm import accel as accel_mod
+from harness.vm import ports, pvh, qemu
+from harness.vm.console import Console, failures_except
+from harness.vm.shell import GuestShell, Result
+from harness.vm.timeline import Stage, stage_timeline
 
-BOOT_MARKER = r"\[kubesolo-init\] \[OK\] Stage 90-kubesolo\.sh complete"
-DEFAULT_BOOT_TIMEOUT = 240.0  # TCG, two workers on two cores
+# The one boot timeout: a boot to stage 90 under TCG, two workers on two cores.
+# A KubeSolo node's boot is the same OS boot (KubeSolo starts after stage 90).
+DEFAULT_BOOT_TIMEOUT = 240.0
 DEFAULT_COMMAND_TIMEOUT = 120.0
 PR_SET_PDEATHSIG = 1
 QMP_CONNECT_TIMEOUT = 30.0
-ISOLINUX_PROMPT = r"(?<![^\r\n])boot: "
+log = logger("vm")
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,9 @@ class MachineConfig:
     forwards: tuple[int, ...] = ()
     name: str = "vm"
     boot_timeout: float = DEFAULT_BOOT_TIMEOUT
-    allow_failures: bool = False
+    # names of console failure patterns this machine is expected to show
+    # (harness.vm.console.FAILURE_PATTERNS), e.g. {"stage-error"}
+    allow_failures: frozenset[str] = frozenset()
 
 
 def default_mac(index: int) -> str:
@@ -91,38 +99,16 @@ def validate(config: MachineConfig) -> None:
     for tag, path in config.shares.items():
         if not Path(path).is_dir():
             raise UserError(f"share {tag}: {path} is not a directory")
+    if isinstance(config.allow_failures, bool | str):
+        raise UserError(
+            "MachineConfig allow_failures: a set of failure pattern names, e.g. {'stage-error'}"
+        )
+    failures_except(config.allow_failures)
 
 
 def kernel_cmdline(image: Image, config: MachineConfig) -> str:
     base = config.base_cmdline if config.base_cmdline is not None else image.cmdline(config.label)
     return " ".join(p for p in (base, config.kernel_args) if p)
-
-
-def create_overlay(backing: Path, path: Path) -> Path:
-    """A qcow2 overlay: the machine writes there, `backing` stays untouched."""
-    try:
-        subprocess.run(
-            [
-                "qemu-img",
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-F",
-                "qcow2",
-                "-b",
-                str(backing.resolve()),
-                str(path),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-    except FileNotFoundError:
-        raise UserError("qemu-img not found: install qemu-utils") from None
-    except subprocess.CalledProcessError as err:
-        raise UserError(f"qemu-img create {path} failed: {err.stderr.strip()}") from None
-    return path
 
 
 def _die_with_parent() -> None:
@@ -132,8 +118,8 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-class CommandFailed(AssertionError):
-    pass
+class CommandFailed(GuestAssertion):
+    """A guest command's status was not what succeed()/fail() required."""
 
 
 class Machine:
@@ -145,7 +131,6 @@ class Machine:
         config: MachineConfig | None = None,
         run_dir: Path | None = None,
         qemu_binary: str = "qemu-system-x86_64",
-        log: Any = None,
     ) -> None:
         self.image = image
         self.config = config or MachineConfig()
@@ -159,10 +144,10 @@ class Machine:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._sock_dir = Path(tempfile.mkdtemp(prefix="ksh-", dir="/tmp"))
         self.console = Console(self.run_dir / "console.log")
-        self._log = log or (lambda msg: None)
+        self.activity = 0  # public actions so far: tells which machines a test used
         self._proc: subprocess.Popen[bytes] | None = None
         self._qmp: QEMUMonitorProtocol | None = None
-        self._shell: TestShell | None = None
+        self._shell: GuestShell | None = None
         self._forwards: dict[int, ports.PortReservation] = {}
         self._boot_cursor = 0  # console offset of the current boot
         self._boots_seen = 0  # READY lines the test shell should have sent
@@ -216,33 +201,39 @@ class Machine:
             shell_socket=self._sock_dir / "shell.sock",
         )
 
+    @contextlib.contextmanager
+    def _step(self, what: str) -> Iterator[None]:
+        """A public action: counted (see `activity`) and logged as a step."""
+        self.activity += 1
+        with step(log, f"[{self.config.name}] {what}"):
+            yield
+
     def start(self) -> None:
         """Start QEMU; returns once the console is being captured."""
         if self.is_up:
             return
-        self.verdict = accel_mod.resolve(
-            self.config.accel, self.qemu_binary, self.image.kernel, say=self._log
-        )
-        for attempt in range(3):
-            cmd = qemu.command_line(self.plan(), self.qemu_binary)
-            (self.run_dir / "qemu-cmdline.txt").write_text(shlex.join(cmd) + "\n")
-            self._log(f"[{self.config.name}] starting QEMU ({self.verdict.accel})")
-            stderr = (self.run_dir / "qemu-stderr.log").open("wb")
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=stderr,
-                preexec_fn=_die_with_parent,
-            )
-            try:
-                self._connect()
-                return
-            except _LostPortRace:
-                self._kill()
-                self._reforward()
-                self._log(f"[{self.config.name}] host port taken, retrying ({attempt + 1})")
-        raise RuntimeError("could not start QEMU: host ports kept being taken")
+        with self._step("start"):
+            self.verdict = accel_mod.resolve(self.config.accel, self.qemu_binary, self.image.kernel)
+            for attempt in range(3):
+                cmd = qemu.command_line(self.plan(), self.qemu_binary)
+                (self.run_dir / "qemu-cmdline.txt").write_text(shlex.join(cmd) + "\n")
+                log.debug("[%s] QEMU (%s): %s", self.config.name, self.verdict.accel, cmd)
+                stderr = (self.run_dir / "qemu-stderr.log").open("wb")
+                self._proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=stderr,
+                    stderr=stderr,
+                    preexec_fn=_die_with_parent,
+                )
+                try:
+                    self._connect()
+                    return
+                except _LostPortRace:
+                    self._kill()
+                    self._reforward()
+                    log.info("[%s] host port taken, retrying (%d)", self.config.name, attempt + 1)
+            raise HarnessError("could not start QEMU: host ports kept being taken")
 
     def _socket_connect(self, path: Path, timeout: float) -> socket.socket:
         deadline = time.monotonic() + timeout
@@ -261,7 +252,7 @@ class Machine:
                     s.close()
                     raise
             if time.monotonic() > deadline:
-                raise TimeoutError(f"QEMU did not open {path.name} within {timeout:.0f}s")
+                raise MachineNotRunning(f"QEMU did not open {path.name} within {timeout:.0f}s")
             time.sleep(0.02)
 
     def _connect(self) -> None:
@@ -272,15 +263,14 @@ class Machine:
         self._socket_connect(qmp_path, QMP_CONNECT_TIMEOUT).close()
         self._qmp = QEMUMonitorProtocol(str(qmp_path))
         self._qmp.connect()
-        self._shell = TestShell(self._socket_connect(self._sock_dir / "shell.sock", 30))
+        self._shell = GuestShell(self._socket_connect(self._sock_dir / "shell.sock", 30))
         self._boots_seen = 1
         self._choose_label()
 
     def _choose_label(self) -> None:
         """ISO boot with a label: type it at the isolinux prompt."""
         if self.config.boot == "iso" and self.config.label:
-            # At a line start: the kernel's "reboot: Restarting system" is not it.
-            self.expect_console([ISOLINUX_PROMPT], timeout=60)
+            self.expect_console([guest.ISOLINUX_PROMPT], timeout=60)
             self.send_console(self.config.label + "\r")
 
     def _reforward(self) -> None:
@@ -316,85 +306,118 @@ class Machine:
         return self.console.cursor()
 
     def console_text(self, since: int | None = None) -> str:
+        """The console since `since` (default: the start of this boot)."""
+        self.activity += 1
         return self.console.text(self._boot_cursor if since is None else since)
-
-    def _failures(self, allow: bool | None) -> tuple[FailurePattern, ...]:
-        allowed = self.config.allow_failures if allow is None else allow
-        return () if allowed else FAILURE_PATTERNS
 
     def wait_for_console(
         self,
         regex: str,
         timeout: float = 60,
         since: int | None = None,
-        allow_failures: bool | None = None,
+        allow_failures: Iterable[str] | None = None,
     ) -> re.Match[str]:
-        """The first match of `regex` after `since` (default: this boot)."""
+        """The first match of `regex` after `since` (default: this boot). A failure
+        pattern on the console raises BootFailure at once, except those named in
+        `allow_failures` (default: the machine's own allow_failures)."""
         start = self._boot_cursor if since is None else since
+        allowed = self.config.allow_failures if allow_failures is None else allow_failures
         with self._step(f"wait for /{regex}/ on the console"):
-            return self.console.wait_for(regex, timeout, start, self._failures(allow_failures))
+            return self.console.wait_for(regex, timeout, start, failures_except(allowed))
 
     def wait_for_boot(self, timeout: float | None = None) -> None:
-        """Wait for the stage 90 marker of the current boot; a failure on
-        the console (panic, [ERROR], ...) raises BootFailure at once."""
-        self.wait_for_console(
-            BOOT_MARKER, timeout or self.config.boot_timeout, allow_failures=False
-        )
+        """Wait for the stage 90 marker of the current boot; any failure on the
+        console (panic, [ERROR], ...) raises BootFailure at once."""
+        with self._step("wait for boot (stage 90)"):
+            self.console.wait_for(
+                guest.BOOT_MARKER,
+                timeout or self.config.boot_timeout,
+                self._boot_cursor,
+                failures_except(()),
+            )
+
+    def wait_for_stage(
+        self, stage: str, timeout: float | None = None, since: int | None = None
+    ) -> None:
+        """Wait until init reports `stage` (e.g. "50-network.sh") complete in this
+        boot, or after `since`; like the NixOS driver's wait_for_unit."""
+        if stage not in guest.STAGES:
+            raise UserError(f"unknown stage {stage!r}: use one of {', '.join(guest.STAGES)}")
+        start = self._boot_cursor if since is None else since
+        failures = failures_except(self.config.allow_failures)
+        with self._step(f"wait for stage {stage}"):
+            self.console.wait_for(
+                guest.stage_done(stage), timeout or self.config.boot_timeout, start, failures
+            )
 
     def send_console(self, text: str) -> None:
-        self.console.send(text.encode())
+        with self._step(f"type {text!r} on the console"):
+            self.console.send(text.encode())
 
     def expect_console(self, patterns: list[str], timeout: float = 60) -> tuple[int, re.Match[str]]:
         """pexpect style: (index of the pattern that matched first, match),
         reading from the console cursor after the last expect."""
         combined = "|".join(f"(?P<p{i}>{p})" for i, p in enumerate(patterns))
         start = max(self._expect_cursor, self._boot_cursor)
-        match = self.console.wait_for(combined, timeout, start, ())
+        with self._step(f"expect {patterns} on the console"):
+            match = self.console.wait_for(combined, timeout, start, ())
         self._expect_cursor = start + len(self.console.text(start)[: match.end()].encode())
         index = next(i for i in range(len(patterns)) if match.group(f"p{i}") is not None)
         return index, match
 
     # ---- test shell ---------------------------------------------------------
-    def _shell_ready(self, timeout: float) -> TestShell:
+    def _shell_ready(self, timeout: float) -> GuestShell:
         if not self._shell:
-            raise RuntimeError(f"machine {self.config.name} is not running: call start()")
+            raise MachineNotRunning(f"machine {self.config.name} is not running: call start()")
         self._shell.wait_ready(self._boots_seen, timeout)
         return self._shell
 
-    def run(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> Result:
-        """Run a shell command in the guest: exit status, stdout and stderr bytes."""
+    def _run(self, command: str, timeout: float) -> Result:
         if not self.is_up:
             self.start()
-        shell = self._shell_ready(self.config.boot_timeout)
-        return shell.run(command, timeout)
+        return self._shell_ready(self.config.boot_timeout).run(command, timeout)
+
+    def run(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> Result:
+        """Run a shell command in the guest: exit status, stdout and stderr bytes."""
+        with self._step(f"run: {command}"):
+            return self._run(command, timeout)
 
     def execute(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> tuple[int, str]:
-        result = self.run(command, timeout)
+        """(exit status, stdout) of a guest command."""
+        with self._step(f"execute: {command}"):
+            result = self._run(command, timeout)
         return result.status, result.stdout.decode(errors="replace")
 
     def succeed(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> str:
-        result = self.run(command, timeout)
-        if result.status != 0:
-            raise CommandFailed(
-                f"command failed with status {result.status}: {command}\n"
-                f"stdout: {result.stdout.decode(errors='replace')[-2000:]}\n"
-                f"stderr: {result.stderr.decode(errors='replace')[-2000:]}"
-            )
+        """stdout of a guest command that must exit 0 (else CommandFailed)."""
+        with self._step(f"succeed: {command}"):
+            result = self._run(command, timeout)
+            if result.status != 0:
+                raise CommandFailed(
+                    f"command failed with status {result.status}: {command}\n"
+                    f"stdout: {result.stdout.decode(errors='replace')[-2000:]}\n"
+                    f"stderr: {result.stderr.decode(errors='replace')[-2000:]}"
+                )
         return result.stdout.decode(errors="replace")
 
     def fail(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> str:
-        result = self.run(command, timeout)
-        if result.status == 0:
-            raise CommandFailed(f"command unexpectedly succeeded: {command}")
+        """stdout of a guest command that must exit non-zero (else CommandFailed)."""
+        with self._step(f"fail: {command}"):
+            result = self._run(command, timeout)
+            if result.status == 0:
+                raise CommandFailed(f"command unexpectedly succeeded: {command}")
         return result.stdout.decode(errors="replace")
 
     def wait_until_succeeds(self, command: str, timeout: float = 60) -> str:
+        """stdout of the first successful run of a guest command, retried until
+        `timeout` (then CommandFailed with the last output)."""
         deadline = time.monotonic() + timeout
         with self._step(f"wait until succeeds: {command}"):
             while True:
                 remaining = deadline - time.monotonic()
-                status, output = self.execute(command, timeout=max(5, remaining))
-                if status == 0:
+                result = self._run(command, timeout=max(5, remaining))
+                output = result.stdout.decode(errors="replace")
+                if result.status == 0:
                     return output
                 if remaining <= 0:
                     raise CommandFailed(
@@ -411,26 +434,27 @@ class Machine:
 
     def reboot(self) -> None:
         """A clean reboot from inside the guest: sync, then reboot(2)."""
-        shell = self._shell_ready(30)
-        self._new_boot()
-        shell.send_detached("sync; reboot -f")
-        self._choose_label()
+        with self._step("reboot"):
+            shell = self._shell_ready(30)
+            self._new_boot()
+            shell.send_detached("sync; reboot -f")
+            self._choose_label()
 
     def hard_reset(self) -> None:
         """QMP system_reset: the reset button, no sync."""
-        self._new_boot()
-        self.qmp("system_reset")
-        self._choose_label()
+        with self._step("hard reset"):
+            self._new_boot()
+            self.qmp("system_reset")
+            self._choose_label()
 
     def power_off(self) -> None:
         """Pull the plug: QEMU stops at once (no guest shutdown)."""
-        self._kill()
-
-    crash = power_off
+        with self._step("power off"):
+            self._kill()
 
     def qmp(self, command: str, **args: Any) -> Any:
         if not self._qmp:
-            raise RuntimeError(f"machine {self.config.name} is not running")
+            raise MachineNotRunning(f"machine {self.config.name} is not running")
         return self._qmp.cmd(command, **args) if args else self._qmp.cmd(command)
 
     # ---- ports and disks --------------------------------------------------------
@@ -438,36 +462,38 @@ class Machine:
         """A 127.0.0.1 port forwarded to `guest_port` (before or after start)."""
         if guest_port in self._forwards:
             return self._forwards[guest_port].port
-        for _ in range(20):
-            reservation = ports.reserve_port()
-            if not self.is_up:
-                self._forwards[guest_port] = reservation
-                return reservation.port
-            rule = f"tcp:127.0.0.1:{reservation.port}-:{guest_port}"
-            reply = self.qmp(
-                "human-monitor-command", **{"command-line": f"hostfwd_add net0 {rule}"}
-            )
-            if not reply:
-                self._forwards[guest_port] = reservation
-                return reservation.port
-            reservation.release()
-        raise RuntimeError(f"could not forward guest port {guest_port}")
+        with self._step(f"forward guest port {guest_port}"):
+            for _ in range(20):
+                reservation = ports.reserve_port()
+                if not self.is_up:
+                    self._forwards[guest_port] = reservation
+                    return reservation.port
+                rule = f"tcp:127.0.0.1:{reservation.port}-:{guest_port}"
+                reply = self.qmp(
+                    "human-monitor-command", **{"command-line": f"hostfwd_add net0 {rule}"}
+                )
+                if not reply:
+                    self._forwards[guest_port] = reservation
+                    return reservation.port
+                reservation.release()
+            raise HarnessError(f"could not forward guest port {guest_port}")
 
     def hotplug_data_disk(self, path: Path | None = None) -> None:
         """Attach a data disk to a running machine (a fresh overlay by default)."""
-        if path is None:
-            path = create_overlay(self.image.data_disk, self.run_dir / "hotplug-overlay.qcow2")
-        self.qmp(
-            "blockdev-add",
-            **{
-                "node-name": "hotdata",
-                "driver": "qcow2",
-                "file": {"driver": "file", "filename": str(path)},
-            },
-        )
-        self.qmp(
-            "device_add", driver="virtio-blk-pci", drive="hotdata", id="hotdisk", bus="hotplug0"
-        )
+        with self._step("hot-plug a data disk"):
+            if path is None:
+                path = create_overlay(self.image.data_disk, self.run_dir / "hotplug-overlay.qcow2")
+            self.qmp(
+                "blockdev-add",
+                **{
+                    "node-name": "hotdata",
+                    "driver": "qcow2",
+                    "file": {"driver": "file", "filename": str(path)},
+                },
+            )
+            self.qmp(
+                "device_add", driver="virtio-blk-pci", drive="hotdata", id="hotdisk", bus="hotplug0"
+            )
 
     # ---- reports ------------------------------------------------------------
     def stage_timeline(self) -> list[Stage]:
@@ -475,7 +501,7 @@ class Machine:
         return stage_timeline(data, arrivals, self._boot_cursor)
 
     def kubeconfig(self) -> str:
-        return self.succeed("cat /var/lib/kubesolo/pki/admin/admin.kubeconfig")
+        return self.succeed(f"cat {guest.ADMIN_KUBECONFIG}")
 
     def save_artifacts(self) -> Path:
         (self.run_dir / "stage-timeline.json").write_text(
@@ -483,17 +509,6 @@ class Machine:
         )
         return self.run_dir
 
-    @contextlib.contextmanager
-    def _step(self, what: str):  # type: ignore[no-untyped-def]
-        started = time.monotonic()
-        try:
-            yield
-        finally:
-            self._log(f"[{self.config.name}] {what} ({time.monotonic() - started:.1f}s)")
 
-
-class _LostPortRace(RuntimeError):
+class _LostPortRace(HarnessError):
     pass
-
-
-__all__ = ["BootFailure", "CommandFailed", "Machine", "MachineConfig", "replace"]

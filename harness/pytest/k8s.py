@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from harness.kube import (
+from harness.k8s.node import (
     TIMINGS_FILE,
     KubeNode,
     KubeSettings,

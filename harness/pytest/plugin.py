@@ -4,7 +4,6 @@ failure reports that carry the console tail and where the artefacts are."""
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 import shutil
@@ -15,13 +14,14 @@ from typing import Any
 
 import pytest
 
-from harness import accel
+from harness.artefact import Image
+from harness.build.builder import BuildRequest, build
 from harness.errors import UserError
-from harness.image import BuildRequest, Image, build
-from harness.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineConfig
+from harness.vm import accel
+from harness.vm.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineConfig
 
-log = logging.getLogger("harness")
 MACHINES = pytest.StashKey[list[Machine]]()  # machines of a test, for its report
+ACTIVITY = pytest.StashKey[dict[int, int]]()  # machine id -> its activity when the test began
 MARKERS = {
     "boot": "boots a VM: boot markers, parameters, stage effects",
     "persistence": "boots a VM more than once on the same data disk",
@@ -151,14 +151,12 @@ def kubesolo_image(pytestconfig: pytest.Config) -> Image:
             return Image.open(Path(prebuilt))
         binary = pytestconfig.getoption("kubesolo_bin")
         request = BuildRequest(flavour="test", kubesolo_bin=Path(binary) if binary else None)
-        return build(request, progress=log.info)
+        return build(request)
     except UserError as err:
         pytest.fail(str(err), pytrace=False)
 
 
-def _factory(
-    node: pytest.Item | pytest.Session, image: Image, settings: Settings, prefix: str
-) -> tuple[MachineFactory, list[Machine]]:
+def _factory(image: Image, settings: Settings, prefix: str) -> tuple[MachineFactory, list[Machine]]:
     machines: list[Machine] = []
     node_dir = settings.artifacts / run_dir_name(prefix)
 
@@ -168,7 +166,7 @@ def _factory(
             config = settings.machine_config(**overrides)
             run_dir = node_dir / config.name
             shutil.rmtree(run_dir, ignore_errors=True)
-            machine = Machine(image, config, run_dir=run_dir, log=log.info)
+            machine = Machine(image, config, run_dir=run_dir)
         except UserError as err:
             pytest.fail(str(err), pytrace=False)
         machines.append(machine)
@@ -196,7 +194,7 @@ def machine_factory(
 ) -> Iterator[MachineFactory]:
     """`machine_factory(**MachineConfig fields) -> Machine`, not started;
     every machine is killed after the test."""
-    make, machines = _factory(request.node, kubesolo_image, harness_settings, request.node.nodeid)
+    make, machines = _factory(kubesolo_image, harness_settings, request.node.nodeid)
     request.node.stash[MACHINES] = machines
     yield make
     rep = getattr(request.node, "rep_call", None)
@@ -211,9 +209,7 @@ def session_machine_factory(
     # one directory per worker process: xdist workers and concurrent runs
     # in the same checkout never clear each other's machines
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    make, machines = _factory(
-        request.session, kubesolo_image, harness_settings, f"session-{worker}-{os.getpid()}"
-    )
+    make, machines = _factory(kubesolo_image, harness_settings, f"session-{worker}-{os.getpid()}")
     request.session.stash[MACHINES] = machines
     yield make
     _teardown(machines, harness_settings.keep, failed=request.session.testsfailed > 0)
@@ -228,14 +224,27 @@ def machine(machine_factory: MachineFactory) -> Machine:
     return vm
 
 
+def used_machines(item: pytest.Item) -> list[Machine]:
+    """The test's own machines, and the shared ones it acted on (their activity
+    grew since it began): a failure report shows their consoles, no others."""
+    before = item.stash.get(ACTIVITY, {})
+    shared = [m for m in item.session.stash.get(MACHINES, []) if m.activity > before.get(id(m), 0)]
+    return item.stash.get(MACHINES, []) + shared
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Any:
+    item.stash[ACTIVITY] = {id(m): m.activity for m in item.session.stash.get(MACHINES, [])}
+    return (yield)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     if report.when == "call":
         item.rep_call = report  # type: ignore[attr-defined]
     if report.failed:
-        machines = item.stash.get(MACHINES, []) + item.session.stash.get(MACHINES, [])
-        for machine in machines:
+        for machine in used_machines(item):
             report.sections.append(
                 (f"console of {machine.config.name} (last 40 lines)", machine.console.tail(40))
             )

@@ -9,12 +9,12 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import elf
 from harness.errors import UserError
 
 TARBALL_NAME = re.compile(
     r"^kubesolo-(?P<version>v?\d[\w.+-]*?)-linux-amd64(?P<musl>-musl)?(?P<offline>-offline)?\.tar\.gz$"
 )
-ELF_X86_64 = (b"\x7fELF\x02\x01", 0x3E)
 
 
 @dataclass(frozen=True)
@@ -22,11 +22,6 @@ class KubeSoloBinary:
     data: bytes
     source: str
     version: str
-
-
-def is_x86_64_elf(head: bytes) -> bool:
-    magic, machine = ELF_X86_64
-    return head[:6] == magic and len(head) >= 20 and head[18] == machine
 
 
 def tarball_version(name: str) -> str | None:
@@ -75,6 +70,6 @@ def load(path: Path) -> KubeSoloBinary:
         data = _from_tarball(path)
     else:
         data = path.read_bytes()
-    if not is_x86_64_elf(data[:20]):
+    if not elf.is_x86_64(data[:20]):
         raise UserError(f"--kubesolo-bin {path}: not an x86-64 kubesolo binary or release tarball")
     return KubeSoloBinary(data=data, source=str(path), version=version or "")

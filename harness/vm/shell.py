@@ -17,6 +17,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from harness.errors import HarnessError, HarnessTimeout
+
 READY = re.compile(rb"KSH-READY (\S+)\n")
 RESULT = re.compile(rb"KSH-RESULT (\d+) (\d+) (\d+) (\d+)\n")
 
@@ -28,12 +30,12 @@ class Result:
     stderr: bytes
 
 
-class ShellError(RuntimeError):
-    pass
+class ShellError(HarnessError):
+    """The test shell's channel broke (QEMU exited, the guest rebooted mid-command)."""
 
 
-class ShellTimeout(ShellError, TimeoutError):
-    pass
+class ShellTimeout(ShellError, HarnessTimeout):
+    """The test shell did not start, or a command did not answer, in time."""
 
 
 def encode_request(request_id: int, script: str, timeout: float) -> bytes:
@@ -58,7 +60,7 @@ def parse_reply(buffer: bytes, request_id: int) -> tuple[Result | None, bytes]:
             return Result(status, body[:out_len], body[out_len:]), buffer
 
 
-class TestShell:
+class GuestShell:
     """A connection to the guest's test shell through QEMU's chardev socket."""
 
     def __init__(self, sock: socket.socket) -> None:

@@ -12,29 +12,31 @@ import os
 import re
 import shutil
 import stat
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
 
-from harness import cpio, debian, kmod
+from harness import guest
+from harness.artefact import FLAVOURS, IMAGE_FILES, Image, cache_root, sha256_file
+from harness.build import cpio, debian, kmod
+from harness.build.kubesolo_bin import KubeSoloBinary, binary_version
+from harness.build.kubesolo_bin import load as load_kubesolo
+from harness.disk import ext4_qcow2
 from harness.errors import UserError
-from harness.kubesolo_bin import KubeSoloBinary, binary_version
-from harness.kubesolo_bin import load as load_kubesolo
+from harness.log import logger
+from harness.log import step as log_step
+from harness.tools import run_tool
 
-REPO = Path(__file__).resolve().parent.parent
+HARNESS = Path(__file__).resolve().parent.parent
+REPO = HARNESS.parent
 BUILD_DIR = REPO / "build"
-BUILDER_SOURCES = ("image.py", "cpio.py", "kmod.py", "debian.py")
-IMAGE_FILES = ("vmlinuz", "initramfs", "kubesolo-os.iso", "data.qcow2", "manifest.json")
-FLAVOURS = ("test", "release")
 DATA_DISK_SIZE = "8G"
-KUBESOLO_IN_IMAGE = "usr/lib/kubesolo-os/bin/kubesolo"
+KUBESOLO_IN_IMAGE = guest.KUBESOLO_IN_IMAGE.lstrip("/")
 BASE_DIRS = [
     "bin",
     "sbin",
@@ -63,62 +65,7 @@ BASE_DIRS = [
 ]
 DEVICE_NODES = (("dev/console", 5, 1, 0o600), ("dev/null", 1, 3, 0o666))
 
-Progress = Callable[[str], None]
-
-
-def cache_root() -> Path:
-    """$XDG_CACHE_HOME/kubesolo-harness (default ~/.cache/kubesolo-harness)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "kubesolo-harness"
-
-
-@dataclass(frozen=True)
-class Image:
-    """A built image directory and its manifest."""
-
-    path: Path
-
-    @property
-    def manifest(self) -> dict:
-        return json.loads((self.path / "manifest.json").read_text())
-
-    @property
-    def kernel(self) -> Path:
-        return self.path / "vmlinuz"
-
-    @property
-    def initramfs(self) -> Path:
-        return self.path / "initramfs"
-
-    @property
-    def iso(self) -> Path:
-        return self.path / "kubesolo-os.iso"
-
-    @property
-    def data_disk(self) -> Path:
-        return self.path / "data.qcow2"
-
-    def cmdline(self, label: str | None = None) -> str:
-        """The kernel command line of an isolinux label (default: the default)."""
-        manifest = self.manifest
-        name = label or manifest["default_label"]
-        try:
-            return manifest["labels"][name]
-        except KeyError:
-            raise UserError(
-                f"no boot label {name!r}; the image has {', '.join(manifest['labels'])}"
-            ) from None
-
-    @classmethod
-    def open(cls, path: Path) -> Image:
-        """An existing image directory, checked to hold every file."""
-        missing = [f for f in IMAGE_FILES if not (path / f).is_file()]
-        if missing:
-            raise UserError(
-                f"{path} is not a KubeSolo OS image directory (missing {', '.join(missing)}); "
-                "build one with `kubesolo-harness build --out DIR`"
-            )
-        return cls(path)
+log = logger("build")
 
 
 # ---- pure parts -----------------------------------------------------------
@@ -166,7 +113,7 @@ def parse_isolinux_labels(text: str) -> tuple[str, dict[str, str]]:
         elif key == "APPEND" and current:
             labels[current] = rest
     if default not in labels:
-        raise ValueError(f"isolinux DEFAULT {default!r} is not a label")
+        raise UserError(f"isolinux DEFAULT {default!r} is not a label")
     return default, labels
 
 
@@ -219,35 +166,20 @@ class BuildRequest:
     out: Path | None = None
 
 
-class StepFailed(UserError):
-    pass
-
-
 @contextmanager
-def step(name: str, progress: Progress) -> Iterator[None]:
-    started = time.monotonic()
-    yield
-    progress(f"[build] {name} ({time.monotonic() - started:.1f}s)")
+def step(name: str) -> Iterator[None]:
+    """A build step, logged with its duration (harness.log)."""
+    with log_step(log, f"[build] {name}"):
+        yield
 
 
-def run(args: list[str], **kwargs: object) -> str:
-    """Run a build command; a failure names the command and its output tail."""
-    try:
-        done = subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
-    except FileNotFoundError:
-        raise StepFailed(f"{args[0]} not found: install it (see README quick start)") from None
-    if done.returncode != 0:
-        tail = " | ".join((done.stderr + done.stdout).strip().splitlines()[-5:])
-        raise StepFailed(f"command failed: {' '.join(args)}: {tail}")
-    return str(done.stdout)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def builder_digest() -> dict[str, str]:
+    """The builder's code: the whole harness.build package and the shared modules
+    beneath it (every harness/*.py), so no file the build runs can be left out."""
+    return {
+        **{f"build/{k}": v for k, v in tree_digest(HARNESS / "build").items() if k.endswith(".py")},
+        **{p.name: sha256_file(p) for p in sorted(HARNESS.glob("*.py"))},
+    }
 
 
 def build_inputs(
@@ -256,23 +188,19 @@ def build_inputs(
     return {
         "flavour": request.flavour,
         "build": tree_digest(BUILD_DIR),
-        "builder": {
-            s: sha256_file(REPO / "harness" / s)
-            for s in BUILDER_SOURCES
-            if (REPO / "harness" / s).exists()
-        },
+        "builder": builder_digest(),
         "packages": [[p.spec.name, p.package, p.version] for p in packages],
         "kubesolo": hashlib.sha256(kubesolo.data).hexdigest() if kubesolo else None,
     }
 
 
-def build(request: BuildRequest, progress: Progress = print) -> Image:
+def build(request: BuildRequest) -> Image:
     """Build (or find in the cache) the image of a request."""
     if request.flavour not in FLAVOURS:
         raise UserError(f"unknown flavour {request.flavour!r}: use one of {', '.join(FLAVOURS)}")
     kubesolo = load_kubesolo(request.kubesolo_bin) if request.kubesolo_bin else None
     if request.flavour == "release" and kubesolo is None:
-        progress(
+        log.info(
             "[build] warning: a release image without --kubesolo-bin has no KubeSolo; "
             "its stage 90 will fail"
         )
@@ -285,10 +213,10 @@ def build(request: BuildRequest, progress: Progress = print) -> Image:
     target = images / f"{request.flavour}-{key}"
     with FileLock(str(target) + ".lock"):
         if (target / "manifest.json").is_file():
-            progress(f"[build] cache hit: {target} ({time.monotonic() - started:.2f}s)")
+            log.info(f"[build] cache hit: {target} ({time.monotonic() - started:.2f}s)")
         else:
-            _build_into(target, key, request, packages, kubesolo, progress)
-            progress(f"[build] image ready: {target} ({time.monotonic() - started:.1f}s)")
+            _build_into(target, key, request, packages, kubesolo)
+            log.info(f"[build] image ready: {target} ({time.monotonic() - started:.1f}s)")
     if request.out:
         return export(Image(target), request.out)
     return Image(target)
@@ -317,14 +245,13 @@ def _build_into(
     request: BuildRequest,
     packages: list[debian.ResolvedPackage],
     kubesolo: KubeSoloBinary | None,
-    progress: Progress,
 ) -> None:
     cache = cache_root()
     work = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
     try:
         unpacked: dict[str, Path] = {}
         inputs = []
-        with step(f"fetch {len(packages)} Debian packages", progress):
+        with step(f"fetch {len(packages)} Debian packages"):
             for pkg in packages:
                 deb = debian.download(pkg, cache / "debs")
                 dest = cache / "unpacked" / deb.stem
@@ -344,7 +271,7 @@ def _build_into(
         kernel_root = unpacked["linux-image-amd64"]
         kernel_version = next((kernel_root / "lib/modules").iterdir()).name
         rootfs = Rootfs()
-        with step("assemble the root file system", progress):
+        with step("assemble the root file system"):
             for d in BASE_DIRS:
                 rootfs.add(cpio.Entry.directory(d))
             rootfs.add(cpio.Entry.directory("tmp", 0o1777))
@@ -367,19 +294,19 @@ def _build_into(
                     f"BUILD_ID={key}\n".encode(),
                 )
             )
-        with step("select kernel modules", progress):
-            modules = _add_modules(rootfs, kernel_root, kernel_version, progress)
-        with step("pack the initramfs", progress):
+        with step("select kernel modules"):
+            modules = _add_modules(rootfs, kernel_root, kernel_version)
+        with step("pack the initramfs"):
             (work / "initramfs").write_bytes(
                 gzip.compress(rootfs.archive(), compresslevel=6, mtime=0)
             )
             shutil.copy2(next((kernel_root / "boot").glob("vmlinuz-*")), work / "vmlinuz")
         isolinux_cfg = (BUILD_DIR / "isolinux.cfg").read_text()
         default_label, labels = parse_isolinux_labels(isolinux_cfg)
-        with step("make the ISO", progress):
+        with step("make the ISO"):
             _make_iso(work, isolinux_cfg, unpacked)
-        with step("make the blank data disk", progress):
-            _make_data_disk(work)
+        with step("make the blank data disk"):
+            ext4_qcow2(work / "data.qcow2", DATA_DISK_SIZE)
         manifest = {
             "flavour": request.flavour,
             "cache_key": key,
@@ -421,7 +348,7 @@ def _take_files(rootfs: Rootfs, root: Path, patterns: tuple[str, ...]) -> None:
 def _add_busybox_links(rootfs: Rootfs, busybox: Path) -> None:
     """/bin/busybox and a link for every applet where busybox installs it."""
     rootfs.add(cpio.Entry.file("bin/busybox", busybox.read_bytes(), 0o755))
-    for applet in run([str(busybox), "--list-full"]).split():
+    for applet in run_tool([str(busybox), "--list-full"]).split():
         if applet not in rootfs and applet != "bin/busybox":
             rootfs.add(cpio.Entry.symlink(applet, "/bin/busybox"))
 
@@ -444,7 +371,7 @@ def _add_kubesolo(
     return "none", None
 
 
-def _add_modules(rootfs: Rootfs, kernel_root: Path, version: str, progress: Progress) -> list[str]:
+def _add_modules(rootfs: Rootfs, kernel_root: Path, version: str) -> list[str]:
     moddir = kernel_root / "lib/modules" / version
     available = kmod.scan_modules(moddir)
     builtin_file = moddir / "modules.builtin"
@@ -453,7 +380,7 @@ def _add_modules(rootfs: Rootfs, kernel_root: Path, version: str, progress: Prog
     stage30 = words((BUILD_DIR / "rootfs/usr/lib/kubesolo-os/modules.list").read_text())
     needed, missing = kmod.closure(boot + stage30, available, builtin)
     if missing:
-        progress(f"[build] modules neither in the package nor built in: {', '.join(missing)}")
+        log.info(f"[build] modules neither in the package nor built in: {', '.join(missing)}")
     prefix = f"lib/modules/{version}/"
     for name in needed:
         rootfs.add_path(prefix + available[name].path, moddir / available[name].path)
@@ -483,7 +410,7 @@ def _make_iso(work: Path, isolinux_cfg: str, unpacked: dict[str, Path]) -> None:
     (root / "isolinux/isolinux.cfg").write_text(isolinux_cfg)
     shutil.copy2(work / "vmlinuz", root / "boot/vmlinuz")
     shutil.copy2(work / "initramfs", root / "boot/initramfs")
-    run(
+    run_tool(
         [
             "xorriso",
             "-as",
@@ -508,52 +435,3 @@ def _make_iso(work: Path, isolinux_cfg: str, unpacked: dict[str, Path]) -> None:
             str(root),
         ]
     )
-
-
-def _make_data_disk(work: Path) -> None:
-    raw = work / "data.raw"
-    run(
-        [
-            "mkfs.ext4",
-            "-q",
-            "-F",
-            "-L",
-            "KSOLODATA",
-            "-m",
-            "0",
-            "-E",
-            "lazy_itable_init=0,lazy_journal_init=0",
-            str(raw),
-            DATA_DISK_SIZE,
-        ]
-    )
-    run(
-        [
-            "qemu-img",
-            "convert",
-            "-q",
-            "-f",
-            "raw",
-            "-O",
-            "qcow2",
-            str(raw),
-            str(work / "data.qcow2"),
-        ]
-    )
-    raw.unlink()
-
-
-def main_build(flavour: str, kubesolo_bin: str | None, out: str | None) -> int:
-    """`kubesolo-harness build`: one line per step, one line on error."""
-    request = BuildRequest(
-        flavour=flavour,
-        kubesolo_bin=Path(kubesolo_bin) if kubesolo_bin else None,
-        out=Path(out) if out else None,
-    )
-    try:
-        image = build(request, progress=lambda line: print(line, flush=True))
-    except UserError as err:
-        print(f"kubesolo-harness build: error: {err}", file=sys.stderr)
-        return 2
-    print(image.path)
-    return 0

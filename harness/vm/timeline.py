@@ -8,8 +8,10 @@ import bisect
 import re
 from dataclasses import dataclass
 
-START = re.compile(rb"\[kubesolo-init\] \[INFO\] Stage (\S+) starting")
-DONE = re.compile(rb"\[kubesolo-init\] \[(?:OK|ERROR)\] Stage (\S+) (?:complete|failed)")
+from harness.guest import stage_done, stage_failed, stage_started
+
+START = re.compile(stage_started().encode())
+DONE = re.compile(f"{stage_done()}|{stage_failed()}".encode())
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ def stage_timeline(data: bytes, arrivals: list[tuple[int, float]], base: int = 0
     t0 = arrival_time(base, arrivals)
     window = data[base:]
     starts = {m.group(1).decode(): m for m in START.finditer(window)}
-    ends = {m.group(1).decode(): m for m in DONE.finditer(window)}
+    ends = {(m.group(1) or m.group(2)).decode(): m for m in DONE.finditer(window)}
     stages = []
     for name, start in starts.items():
         begun = arrival_time(base + start.start(), arrivals) - t0

@@ -1,0 +1,35 @@
+"""qcow2 disks made without root or loop devices: overlays over a backing
+disk, and ext4 data disks labelled KSOLODATA, optionally preseeded."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from harness.guest import DATA_LABEL
+from harness.tools import run_tool
+
+
+def create_overlay(backing: Path, path: Path) -> Path:
+    """A qcow2 overlay: the machine writes there, `backing` stays untouched."""
+    backing_args = ["-F", "qcow2", "-b", str(backing.resolve())]
+    run_tool(["qemu-img", "create", "-q", "-f", "qcow2", *backing_args, str(path)])
+    return path
+
+
+def ext4_qcow2(path: Path, size: str, files: dict[str, str] | None = None) -> Path:
+    """A qcow2 disk holding one ext4 file system labelled KSOLODATA (no partition
+    table, as stage 20 finds it by label). `files` (paths relative to the file
+    system's root) are written into it, as a node configured earlier would have it."""
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        root, raw = Path(tmp) / "root", Path(tmp) / "data.raw"
+        root.mkdir()
+        for relative, content in (files or {}).items():
+            target = root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+        eager = "lazy_itable_init=0,lazy_journal_init=0"  # no background init on first boot
+        mkfs = ["mkfs.ext4", "-q", "-F", "-L", DATA_LABEL, "-m", "0", "-E", eager]
+        run_tool([*mkfs, "-d", str(root), str(raw), size])
+        run_tool(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(path)])
+    return path

@@ -1,0 +1,82 @@
+"""The guest contract: what KubeSolo OS prints and where it keeps things, as
+the harness and the suites rely on it (docs/boot-flow.md). Nothing else in
+the harness or the tests spells a marker or one of these paths."""
+
+from __future__ import annotations
+
+import re
+
+# ---- the stages, in the order init runs them (docs/boot-flow.md "Overview") ----
+STAGES = (
+    "00-early-mount.sh",
+    "10-parse-cmdline.sh",
+    "20-persistent-mount.sh",
+    "30-kernel-modules.sh",
+    "40-sysctl.sh",
+    "50-network.sh",
+    "60-hostname.sh",
+    "70-clock.sh",
+    "80-containerd.sh",
+    "90-kubesolo.sh",
+)
+LAST_STAGE = STAGES[-1]
+
+# ---- console markers (docs/boot-flow.md "Boot markers") ----
+INIT_PREFIX = "[kubesolo-init]"
+_PREFIX = re.escape(INIT_PREFIX)
+STAGE_NAME = r"\d\d-[\w.-]+\.sh"
+
+
+def stage_started(stage: str = STAGE_NAME) -> str:
+    """Regex of the line init prints when a stage starts (a name or the name pattern)."""
+    name = stage if stage == STAGE_NAME else re.escape(stage)
+    return rf"{_PREFIX} \[INFO\] Stage ({name}) starting"
+
+
+def stage_done(stage: str = STAGE_NAME) -> str:
+    """Regex of the line init prints when a stage completes."""
+    name = stage if stage == STAGE_NAME else re.escape(stage)
+    return rf"{_PREFIX} \[OK\] Stage ({name}) complete"
+
+
+def stage_failed(stage: str = STAGE_NAME) -> str:
+    """Regex of the line init prints when a stage fails."""
+    name = stage if stage == STAGE_NAME else re.escape(stage)
+    return rf"{_PREFIX} \[ERROR\] Stage ({name}) failed"
+
+
+BOOT_MARKER = stage_done(LAST_STAGE)  # a full boot: the spec's success marker
+ERROR_MARKER = rf"{_PREFIX} \[ERROR\]"  # any stage failure
+WARN_MARKER = rf"{_PREFIX} \[WARN\]"
+STANDIN_ACCEPTED = r"^\[kubesolo-standin\] accepted: (.*?)\r?$"  # the test flavour's KubeSolo
+EMERGENCY_PROMPT = r"\(kubesolo-emergency\) # "
+SHELL_PROMPT = r"\(kubesolo-shell\) # "
+ISOLINUX_PROMPT = r"(?<![^\r\n])boot: "  # at a line start: not "reboot: Restarting"
+
+# ---- boot parameters and labels ----
+DATA_LABEL = "KSOLODATA"
+DATA_PARAM = f"kubesolo.data=LABEL={DATA_LABEL}"
+
+# ---- guest paths ----
+DATA_MNT = "/mnt/data"
+RUN_DIR = "/run/kubesolo-os"
+BOOT_ENV = f"{RUN_DIR}/boot.env"  # stage 10's parsed parameters
+NETWORK_ENV = f"{RUN_DIR}/network.env"  # stage 50's choice
+SHELL_MARK = f"{RUN_DIR}/shell"  # which interactive shell init opened
+KUBESOLO_PATH = "/var/lib/kubesolo"
+ADMIN_KUBECONFIG = f"{KUBESOLO_PATH}/pki/admin/admin.kubeconfig"
+KUBESOLO_BIN = "/usr/local/bin/kubesolo"
+KUBESOLO_IN_IMAGE = "/usr/lib/kubesolo-os/bin/kubesolo"
+STANDIN_ARGV = "/run/kubesolo-standin/argv"
+SAVED_NETWORK = f"{DATA_MNT}/network/interfaces.sh"
+# docs/boot-flow.md "Stage 20": (directory on the data partition, mount point)
+BIND_MOUNTS = (
+    ("kubesolo", KUBESOLO_PATH),
+    ("containerd", "/var/lib/containerd"),
+    ("etc-kubesolo", "/etc/kubesolo"),
+    ("log", "/var/log"),
+    ("usr-local", "/usr/local"),
+)
+
+# ---- the test shell (test flavour) ----
+SHELL_PORT_NAME = "org.kubesolo.shell"  # its virtio serial port

@@ -1,0 +1,1 @@
+"""The pytest plugins: options, markers, fixtures and failure reports."""
