@@ -45,7 +45,7 @@ def stage_failed(stage: str = STAGE_NAME) -> str:
     return rf"{_PREFIX} \[ERROR\] Stage ({name}) failed"
 
 
-BOOT_MARKER = stage_done(LAST_STAGE)  # a full boot: the spec's success marker
+BOOT_MARKER = stage_done(LAST_STAGE)  # a full boot: the success marker
 ERROR_MARKER = rf"{_PREFIX} \[ERROR\]"  # any stage failure
 WARN_MARKER = rf"{_PREFIX} \[WARN\]"
 STANDIN_ACCEPTED = r"^\[kubesolo-standin\] accepted: (.*?)\r?$"  # the test flavour's KubeSolo

@@ -1,5 +1,5 @@
 """What the boot suites read from a guest (through the test shell) and from
-its console, and the spec's tables they are checked against."""
+its console, and the tables of docs/boot-flow.md they are checked against."""
 
 from __future__ import annotations
 

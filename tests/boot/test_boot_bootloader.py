@@ -1,5 +1,5 @@
 """The isolinux labels of the ISO, chosen at the serial `boot:` prompt
-(spec "Stage Details" > "Bootloader (isolinux/syslinux)")."""
+(docs/boot-flow.md "Stage Details" > "Bootloader (isolinux/syslinux)")."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from harness.disk import create_overlay
 
 pytestmark = pytest.mark.boot
 
-# spec "Bootloader": the labels and the default label's timeout.
+# docs/boot-flow.md "Bootloader": the labels and the default label's timeout.
 SPEC_LABELS = ("kubesolo", "kubesolo-debug", "kubesolo-shell", "kubesolo-nopersist")
 SPEC_DEFAULT_LABEL = "kubesolo"
 SPEC_TIMEOUT_SECONDS = 3.0
@@ -40,7 +40,7 @@ def assert_booted_through_isolinux(vm, label: str, kubesolo_image) -> None:
 
 
 def test_image_has_the_spec_labels(kubesolo_image):
-    """spec "Bootloader": the ISO offers exactly the four labels of the
+    """docs/boot-flow.md "Bootloader": the ISO offers exactly the four labels of the
     table, `kubesolo` is the default, and every label names the data
     partition."""
     manifest = kubesolo_image.manifest
@@ -51,7 +51,7 @@ def test_image_has_the_spec_labels(kubesolo_image):
 
 
 def test_label_kubesolo_normal_boot(machine_factory, kubesolo_image):
-    """spec "Bootloader", label `kubesolo`: a normal boot, typed at the
+    """docs/boot-flow.md "Bootloader", label `kubesolo`: a normal boot, typed at the
     prompt: stage 90 is reached with the data partition mounted, no debug
     trace and no shell."""
     vm = machine_factory(boot="iso", label="kubesolo")
@@ -71,7 +71,7 @@ def test_label_kubesolo_normal_boot(machine_factory, kubesolo_image):
 
 
 def test_label_kubesolo_debug_traces_the_stages(machine_factory, kubesolo_image):
-    """spec "Bootloader", label `kubesolo-debug`: verbose init logging on
+    """docs/boot-flow.md "Bootloader", label `kubesolo-debug`: verbose init logging on
     the serial console: the shell trace of the stages (kubesolo.debug)
     appears on ttyS0, and the boot still reaches stage 90."""
     vm = machine_factory(boot="iso", label="kubesolo-debug")
@@ -86,7 +86,7 @@ def test_label_kubesolo_debug_traces_the_stages(machine_factory, kubesolo_image)
 
 
 def test_label_kubesolo_shell_drops_to_a_shell(machine_factory, kubesolo_image):
-    """spec "Bootloader", label `kubesolo-shell`: the boot stops in a shell
+    """docs/boot-flow.md "Bootloader", label `kubesolo-shell`: the boot stops in a shell
     on the console before stage 20; `exit` continues the boot."""
     vm = machine_factory(boot="iso", label="kubesolo-shell")
     vm.start()
@@ -102,7 +102,7 @@ def test_label_kubesolo_shell_drops_to_a_shell(machine_factory, kubesolo_image):
 
 
 def test_label_kubesolo_nopersist_runs_in_ram(machine_factory, kubesolo_image, tmp_path):
-    """spec "Bootloader", label `kubesolo-nopersist`: the system runs fully
+    """docs/boot-flow.md "Bootloader", label `kubesolo-nopersist`: the system runs fully
     in RAM (tmpfs at the data mount point) and the data disk it was given
     is left byte-for-byte unchanged."""
     disk = create_overlay(kubesolo_image.data_disk, tmp_path / "data.qcow2")
@@ -120,7 +120,7 @@ def test_label_kubesolo_nopersist_runs_in_ram(machine_factory, kubesolo_image, t
 
 
 def test_default_label_boots_after_the_timeout(machine_factory, kubesolo_image):
-    """spec "Bootloader": with nothing typed at the `boot:` prompt, the
+    """docs/boot-flow.md "Bootloader": with nothing typed at the `boot:` prompt, the
     default label `kubesolo` boots on its own after the 3 s timeout."""
     vm = machine_factory(boot="iso")
     vm.start()

@@ -1,5 +1,5 @@
-"""Failure handling, kubesolo.shell and kubesolo.debug (spec "Failure
-Handling", "Debugging")."""
+"""Failure handling, kubesolo.shell and kubesolo.debug (docs/boot-flow.md
+"Failure Handling", "Debugging")."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def console_command(vm, command: str, prompt: str, timeout: float = 30) -> str:
 
 
 def test_failing_stage_opens_emergency_shell_and_exit_retries(machine_factory):
-    """spec "Failure Handling": a stage that fails (stage 20: the data device
+    """docs/boot-flow.md "Failure Handling": a stage that fails (stage 20: the data device
     named by kubesolo.data never appears) logs [ERROR] naming the stage on
     the serial console and opens a shell there; fixing the cause from that
     shell and typing `exit` retries the boot sequence, which reaches
@@ -68,7 +68,7 @@ def test_failing_stage_opens_emergency_shell_and_exit_retries(machine_factory):
 
 
 def test_kubesolo_shell_stops_after_stage_10(machine_factory):
-    """spec "Failure Handling": with kubesolo.shell the system drops to a
+    """docs/boot-flow.md "Failure Handling": with kubesolo.shell the system drops to a
     shell on the console right after stage 10: stage 10 has run, stage 20
     has not (no data partition mounted); `exit` continues the boot."""
     vm = machine_factory(kernel_args="kubesolo.shell")
@@ -92,7 +92,7 @@ def test_kubesolo_shell_stops_after_stage_10(machine_factory):
 
 @pytest.mark.parametrize("stage", guest.STAGES[2:])
 def test_kubesolo_debug_traces_each_stage(scenario, stage):
-    """spec "Stage 10" (kubesolo.debug enables set -x) and "Debugging": with
+    """docs/boot-flow.md "Stage 10" (kubesolo.debug enables set -x) and "Debugging": with
     kubesolo.debug, the shell trace of each stage after the parameters are
     parsed appears on the serial console between its start and OK markers."""
     text = scenario("debug").console_text()
@@ -102,6 +102,6 @@ def test_kubesolo_debug_traces_each_stage(scenario, stage):
 
 
 def test_no_trace_without_kubesolo_debug(scenario):
-    """spec "Stage 10": without kubesolo.debug there is no shell trace on
+    """docs/boot-flow.md "Stage 10": without kubesolo.debug there is no shell trace on
     the console (the debug test's trace lines are not ordinary output)."""
     assert not TRACE_LINE.search(scenario("default").console_text())

@@ -1,4 +1,4 @@
-"""Boot markers of a normal boot (spec "Debugging" > "Boot markers",
+"""Boot markers of a normal boot (docs/boot-flow.md "Debugging" > "Boot markers",
 "Overview")."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.boot
 
 
 def test_normal_boot_shows_every_stage_marker_in_order(scenario):
-    """spec "Boot Markers" and "Overview": a normal boot prints the OK marker
+    """docs/boot-flow.md "Boot Markers" and "Overview": a normal boot prints the OK marker
     of each of the ten stages once, in the order of the overview, then the
     KubeSolo stand-in's accepted line, and no [ERROR] line."""
     vm = scenario("default")
@@ -34,7 +34,7 @@ def test_normal_boot_shows_every_stage_marker_in_order(scenario):
 
 
 def test_stages_start_and_complete_in_sequence(scenario):
-    """spec "Overview": each stage starts only after the previous one
+    """docs/boot-flow.md "Overview": each stage starts only after the previous one
     completed (the stage timeline of the console)."""
     timeline = scenario("default").stage_timeline()
     assert [s.name for s in timeline] == list(guest.STAGES)

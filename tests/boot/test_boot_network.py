@@ -1,5 +1,5 @@
 """Stage 50 — Network: DHCP on the first physical interface, cloud-init,
-and the saved configuration (spec "Stage 50 — Network")."""
+and the saved configuration (docs/boot-flow.md "Stage 50 — Network")."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def all_ipv4(vm) -> str:
 
 
 def test_dhcp_on_first_physical_interface(scenario):
-    """spec "Stage 50 — Network" (DHCP fallback): with no saved config and
+    """docs/boot-flow.md "Stage 50 — Network" (DHCP fallback): with no saved config and
     no cloud-init, loopback is up and udhcpc on the first physical interface
     gives the guest QEMU's 10.0.2.15. (Restricted user networking offers no
     router or DNS option in its lease, so none is checked here.)"""
@@ -50,7 +50,7 @@ def test_dhcp_on_first_physical_interface(scenario):
 
 
 def test_second_nic_is_not_the_primary(machine_factory):
-    """spec "Stage 50 — Network": with two NICs, DHCP runs on the first
+    """docs/boot-flow.md "Stage 50 — Network": with two NICs, DHCP runs on the first
     physical interface (lowest ifindex, virtual ones skipped), which is the
     machine's first NIC; the second stays unconfigured. Stage 60 names the
     node after that primary interface's MAC."""
@@ -81,7 +81,7 @@ def cloud_init_network(fixture: str) -> dict:
     ],
 )
 def test_cloud_init_static_address_wins_over_dhcp(scenario, scenario_name, fixture):
-    """spec "Stage 50 — Network" priority 2: a cloud-init file with a static
+    """docs/boot-flow.md "Stage 50 — Network" priority 2: a cloud-init file with a static
     address (at /etc/kubesolo/cloud-init.yaml, or where kubesolo.cloudinit=
     points) configures the network instead of DHCP, and the configuration
     is saved for the next boot."""
@@ -100,7 +100,7 @@ def test_cloud_init_static_address_wins_over_dhcp(scenario, scenario_name, fixtu
 
 
 def test_saved_config_wins_on_next_boot(machine_factory, tmp_path):
-    """spec "Stage 50 — Network" priority 1: the configuration saved on the
+    """docs/boot-flow.md "Stage 50 — Network" priority 1: the configuration saved on the
     first boot (from cloud-init) wins on the next boot over DHCP and over a
     cloud-init file that now says something else."""
     first = cloud_init_network("static.yaml")["address"]

@@ -1,4 +1,4 @@
-"""Each init stage's effects on a booted guest (spec "Stage Details",
+"""Each init stage's effects on a booted guest (docs/boot-flow.md "Stage Details",
 stages 00-40 and 60-90; stage 50 is in test_boot_network.py)."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def words_of(config_text: str) -> list[str]:
     ],
 )
 def test_stage00_mounts_virtual_filesystems(scenario, target, fstype):
-    """spec "Stage 00 — Early Mount": each virtual file system of the list
+    """docs/boot-flow.md "Stage 00 — Early Mount": each virtual file system of the list
     is mounted on its path with the right type."""
     table = mounts(scenario("default"))
     assert target in table, f"{target} is not a mount point"
@@ -64,9 +64,9 @@ def test_stage00_mounts_virtual_filesystems(scenario, target, fstype):
 
 
 def test_stage00_cgroup_v2_unified_hierarchy(scenario):
-    """spec "Stage 00 — Early Mount": /sys/fs/cgroup is the cgroup v2 unified
+    """docs/boot-flow.md "Stage 00 — Early Mount": /sys/fs/cgroup is the cgroup v2 unified
     hierarchy (no v1 hierarchies), with the controllers KubeSolo needs
-    (kubesolo-facts.md "Host requirements") available."""
+    (docs/kubesolo.md "Host requirements") available."""
     vm = scenario("default")
     table = mounts(vm)
     assert not [m.target for m in table.values() if m.fstype == "cgroup"]
@@ -145,7 +145,7 @@ def check_flags(vm):
     ],
 )
 def test_stage10_boot_parameter(scenario, scenario_name, variable, expected, effect):
-    """spec "Stage 10 — Parse Cmdline": each boot parameter of the table sets
+    """docs/boot-flow.md "Stage 10 — Parse Cmdline": each boot parameter of the table sets
     its variable (saved for the later stages) and has its effect."""
     vm = scenario(scenario_name)
     assert boot_env(vm)[variable] == expected
@@ -153,7 +153,7 @@ def test_stage10_boot_parameter(scenario, scenario_name, variable, expected, eff
 
 
 def test_stage10_defaults_without_parameters(scenario):
-    """spec "Stage 10 — Parse Cmdline": without kubesolo.debug/shell/
+    """docs/boot-flow.md "Stage 10 — Parse Cmdline": without kubesolo.debug/shell/
     nopersist/cloudinit/flags the variables keep their off values."""
     env = boot_env(scenario("default"))
     assert {k: env[k] for k in ("KUBESOLO_DEBUG", "KUBESOLO_SHELL", "KUBESOLO_NOPERSIST")} == {
@@ -165,7 +165,7 @@ def test_stage10_defaults_without_parameters(scenario):
 
 
 def test_stage10_finds_data_partition_by_label(scenario):
-    """spec "Stage 10 — Parse Cmdline": with no kubesolo.data, the partition
+    """docs/boot-flow.md "Stage 10 — Parse Cmdline": with no kubesolo.data, the partition
     labelled KSOLODATA is found (blkid/findfs) and mounted."""
     vm = scenario("no-data-param")
     assert "kubesolo.data" not in vm.succeed("cat /proc/cmdline")
@@ -178,7 +178,7 @@ def test_stage10_finds_data_partition_by_label(scenario):
 
 
 def test_stage10_no_data_partition_means_ram_only(scenario):
-    """spec "Stage 10 — Parse Cmdline": no kubesolo.data and no KSOLODATA
+    """docs/boot-flow.md "Stage 10 — Parse Cmdline": no kubesolo.data and no KSOLODATA
     partition: RAM-only mode, and the boot still reaches KubeSolo."""
     vm = scenario("no-data-disk")
     vm.fail("findfs LABEL=KSOLODATA")
@@ -193,7 +193,7 @@ def test_stage10_no_data_partition_means_ram_only(scenario):
     ("source", "target"), guest.BIND_MOUNTS, ids=[t for _, t in guest.BIND_MOUNTS]
 )
 def test_stage20_first_boot_creates_layout(scenario, source, target):
-    """spec "Stage 20 — Persistent Mount": the first boot on a blank data
+    """docs/boot-flow.md "Stage 20 — Persistent Mount": the first boot on a blank data
     partition creates the directory of each bind mount on it."""
     vm = scenario("default")
     vm.succeed(f"test -d {guest.DATA_MNT}/{source}")
@@ -204,7 +204,7 @@ def test_stage20_first_boot_creates_layout(scenario, source, target):
     ("source", "target"), guest.BIND_MOUNTS, ids=[t for _, t in guest.BIND_MOUNTS]
 )
 def test_stage20_bind_mounts(scenario, source, target):
-    """spec "Stage 20 — Persistent Mount": each path of the table is a bind
+    """docs/boot-flow.md "Stage 20 — Persistent Mount": each path of the table is a bind
     mount of its directory on the data partition (same file system, same
     directory inode)."""
     vm = scenario("default")
@@ -221,7 +221,7 @@ def test_stage20_bind_mounts(scenario, source, target):
     ("source", "target"), guest.BIND_MOUNTS, ids=[t for _, t in guest.BIND_MOUNTS]
 )
 def test_stage20_ram_only_paths_are_tmpfs(scenario, source, target):
-    """spec "Stage 20 — Persistent Mount": in RAM-only mode (kubesolo.
+    """docs/boot-flow.md "Stage 20 — Persistent Mount": in RAM-only mode (kubesolo.
     nopersist) the same paths are backed by tmpfs and no disk is mounted."""
     vm = scenario("nopersist")
     table = mounts(vm)
@@ -231,7 +231,7 @@ def test_stage20_ram_only_paths_are_tmpfs(scenario, source, target):
 
 
 def test_stage20_waits_for_a_late_data_disk(machine_factory):
-    """spec "Stage 20 — Persistent Mount" step 1: a data disk that appears
+    """docs/boot-flow.md "Stage 20 — Persistent Mount" step 1: a data disk that appears
     only while stage 20 waits (QMP hot-plug) is waited for, found by its
     label and mounted; the boot then completes."""
     vm = machine_factory(data_disk=False)
@@ -268,7 +268,7 @@ SPEC_MODULES = (
     "ip_vs_wrr",
     "ip_vs_sh",
 )
-# kubesolo-facts.md "Host requirements": the modules KubeSolo modprobes.
+# docs/kubesolo.md "Host requirements": the modules KubeSolo modprobes.
 KUBESOLO_MODULES = (
     "xt_MASQUERADE",
     "xt_conntrack",
@@ -285,7 +285,7 @@ KUBESOLO_MODULES = (
 
 @pytest.mark.parametrize("module", SPEC_MODULES + KUBESOLO_MODULES)
 def test_stage30_module_loaded(scenario, module):
-    """spec "Stage 30 — Kernel Modules": each module of the list is loaded
+    """docs/boot-flow.md "Stage 30 — Kernel Modules": each module of the list is loaded
     (in /proc/modules) or built into the kernel (modules.builtin)."""
     vm = scenario("default")
     vm.succeed(
@@ -295,7 +295,7 @@ def test_stage30_module_loaded(scenario, module):
 
 
 def test_stage30_image_module_list_is_loaded(scenario):
-    """spec "Stage 30 — Kernel Modules": every module named in the image's
+    """docs/boot-flow.md "Stage 30 — Kernel Modules": every module named in the image's
     /usr/lib/kubesolo-os/modules.list is loaded, and the list has the
     spec's modules."""
     vm = scenario("default")
@@ -308,7 +308,7 @@ def test_stage30_image_module_list_is_loaded(scenario):
 
 
 def test_stage30_module_that_cannot_load_is_a_warning(scenario):
-    """spec "Stage 30 — Kernel Modules": a module that fails to load (here
+    """docs/boot-flow.md "Stage 30 — Kernel Modules": a module that fails to load (here
     one from /etc/kubesolo/modules.list that no kernel has) is logged as a
     warning, and the boot goes on to KubeSolo."""
     vm = scenario("configured")
@@ -330,7 +330,7 @@ def test_stage30_module_that_cannot_load_is_a_warning(scenario):
     ],
 )
 def test_stage40_sysctl(scenario, key, value):
-    """spec "Stage 40 — Sysctl": each kernel parameter has its value."""
+    """docs/boot-flow.md "Stage 40 — Sysctl": each kernel parameter has its value."""
     vm = scenario("default")
     path = "/proc/sys/" + key.replace(".", "/")
     assert vm.succeed(f"cat {path}").strip() == value
@@ -342,7 +342,7 @@ def hostname_from_mac(mac: str) -> str:
 
 
 def test_stage60_hostname_from_mac(scenario):
-    """spec "Stage 60 — Hostname": with no saved hostname the name is
+    """docs/boot-flow.md "Stage 60 — Hostname": with no saved hostname the name is
     kubesolo- and the last six hex digits of the primary interface's MAC
     (a MAC the harness set), and it is saved on the data partition."""
     vm = scenario("default")
@@ -354,7 +354,7 @@ def test_stage60_hostname_from_mac(scenario):
 
 
 def test_stage60_saved_hostname_wins(scenario):
-    """spec "Stage 60 — Hostname": a hostname saved on the data partition
+    """docs/boot-flow.md "Stage 60 — Hostname": a hostname saved on the data partition
     wins over the MAC-derived name."""
     vm = scenario("configured")
     iface = network_env(vm)["NET_IFACE"]
@@ -364,7 +364,7 @@ def test_stage60_saved_hostname_wins(scenario):
 
 @pytest.mark.parametrize("scenario_name", ["default", "configured"])
 def test_stage60_hostname_in_etc(scenario, scenario_name):
-    """spec "Stage 60 — Hostname": the chosen name is written to
+    """docs/boot-flow.md "Stage 60 — Hostname": the chosen name is written to
     /etc/hostname and added to /etc/hosts."""
     vm = scenario(scenario_name)
     name = vm.succeed("hostname").strip()
@@ -384,7 +384,7 @@ def test_stage60_hostname_in_etc(scenario, scenario_name):
     ],
 )
 def test_stage70_clock_does_not_block(scenario, scenario_name, warning):
-    """spec "Stage 70 — Clock": with no time source reachable (none offered
+    """docs/boot-flow.md "Stage 70 — Clock": with no time source reachable (none offered
     by our DHCP, or configured servers that never answer and would cost
     about 9 s if waited for) stage 70 does not hold the boot up, logs a
     warning, and the boot goes on; the network attempt runs in the
@@ -401,13 +401,13 @@ def test_stage70_clock_does_not_block(scenario, scenario_name, warning):
     "directory", ["/run/containerd", "/var/lib/containerd", "/etc/cni/net.d", "/opt/cni/bin"]
 )
 def test_stage80_directories(scenario, directory):
-    """spec "Stage 80 — Containerd": the containerd and CNI directories
+    """docs/boot-flow.md "Stage 80 — Containerd": the containerd and CNI directories
     exist."""
     scenario("default").succeed(f"test -d {directory}")
 
 
 def test_stage80_custom_containerd_config(scenario):
-    """spec "Stage 80 — Containerd": a custom containerd config on the data
+    """docs/boot-flow.md "Stage 80 — Containerd": a custom containerd config on the data
     partition (/etc/kubesolo/containerd/config.toml) is installed as
     /etc/containerd/config.toml."""
     vm = scenario("configured")
@@ -418,7 +418,7 @@ def test_stage80_custom_containerd_config(scenario):
 # ---- Stage 90 ------------------------------------------------------------------------
 @pytest.mark.parametrize("scenario_name", ["default", "configured"])
 def test_stage90_kubesolo_command_line(scenario, scenario_name):
-    """spec "Stage 90 — KubeSolo" (with kubesolo-facts.md "Command line"):
+    """docs/boot-flow.md "Stage 90 — KubeSolo" (with docs/kubesolo.md "Command line"):
     KubeSolo gets --path /var/lib/kubesolo, local storage enabled in its
     grammar (a boolean flag, no value), and the hostname as an extra SAN;
     the stand-in, which parses KubeSolo's grammar, accepted it."""
@@ -438,7 +438,7 @@ def test_stage90_kubesolo_command_line(scenario, scenario_name):
 
 
 def test_stage90_extra_flags_from_file_and_parameter(scenario):
-    """spec "Stage 90 — KubeSolo" step 4: the extra flags of the config file
+    """docs/boot-flow.md "Stage 90 — KubeSolo" step 4: the extra flags of the config file
     (/etc/kubesolo/extra-flags, comments ignored) and of kubesolo.flags= are
     appended to the command line, the boot parameter's last."""
     argv = standin_argv(scenario("configured"))
@@ -447,7 +447,7 @@ def test_stage90_extra_flags_from_file_and_parameter(scenario):
 
 
 def test_stage90_kubesolo_is_pid_1(scenario):
-    """spec "Stage 90 — KubeSolo" step 5: init execs KubeSolo, which runs as
+    """docs/boot-flow.md "Stage 90 — KubeSolo" step 5: init execs KubeSolo, which runs as
     PID 1 with the recorded command line."""
     vm = scenario("default")
     pid1 = vm.succeed("tr '\\0' '\\n' < /proc/1/cmdline").splitlines()

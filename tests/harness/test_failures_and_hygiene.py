@@ -1,5 +1,5 @@
 """Fast failure, network isolation and process hygiene of the harness
-(DESIGN.md "Things that are easy to get wrong here")."""
+(docs/architecture.md "Pitfalls")."""
 
 from __future__ import annotations
 

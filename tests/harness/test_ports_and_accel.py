@@ -1,5 +1,5 @@
 """Host ports of concurrent machines, and the accelerator probe
-(DESIGN.md "Things that are easy to get wrong here": KVM, Network)."""
+(docs/architecture.md "Pitfalls": KVM, Network)."""
 
 from __future__ import annotations
 

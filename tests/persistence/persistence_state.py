@@ -1,6 +1,6 @@
-"""What the persistence suite writes into a guest and reads back: the path tables of spec
-"Stage 20 — Persistent Mount", marker files, probes of the node's identity (hostname,
-network), and the two ways of restarting a guest."""
+"""What the persistence suite writes into a guest and reads back: the path tables of
+docs/boot-flow.md "Stage 20 — Persistent Mount", marker files, probes of the node's
+identity (hostname, network), and the two ways of restarting a guest."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from harness import guest
 from harness.vm.machine import Machine
 
-# The spec's table: the five mount points backed by the data partition.
+# docs/boot-flow.md "Stage 20": the five mount points backed by the data partition.
 PERSISTENT_PATHS = tuple(target for _, target in guest.BIND_MOUNTS)
 # Places on the immutable root (the initramfs): nothing written there may outlive a boot.
 EPHEMERAL_PATHS = ("/etc", "/root", "/opt")

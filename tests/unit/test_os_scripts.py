@@ -50,7 +50,7 @@ def standin(*argv: str) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_standin_rejects_what_kubesolo_rejects(argv, error):
-    """kubesolo-facts.md "Command line": kingpin's errors, exit 1."""
+    """docs/kubesolo.md "Command line": kingpin's errors, exit 1."""
     done = standin(*argv)
     assert done.returncode == 1
     assert done.stderr.strip() == error
