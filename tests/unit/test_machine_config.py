@@ -6,7 +6,7 @@ import pytest
 
 from harness.artefact import Image
 from harness.errors import UserError
-from harness.pytest.plugin import Settings, run_dir_name
+from harness.pytest.plugin import ACTIVITY, MACHINES, Settings, run_dir_name, used_machines
 from harness.vm.machine import MachineConfig, kernel_cmdline, validate
 
 
@@ -53,6 +53,8 @@ def test_unknown_label_is_a_clear_error(image):
         ({"memory_mb": 16}, "memory_mb=16"),
         ({"data_disk": "/nonexistent/disk.qcow2"}, "no such qcow2 file"),
         ({"nics": 2, "macs": ("52:54:00:00:00:01",)}, "one MAC per NIC"),
+        ({"allow_failures": True}, "a set of failure pattern names"),
+        ({"allow_failures": frozenset({"panic"})}, "unknown failure pattern panic"),
     ],
 )
 def test_bad_configuration_is_one_clear_line(fields, message):
@@ -72,3 +74,23 @@ def test_run_dir_names_are_safe():
     assert (
         run_dir_name("tests/boot/test_x.py::test_y[a/b c]") == "tests_boot_test_x.py_test_y_a_b_c"
     )
+
+
+class FakeMachine:
+    def __init__(self, activity: int) -> None:
+        self.activity = activity
+
+
+class FakeItem:
+    """What used_machines reads of a pytest item: its stash and the session's."""
+
+    def __init__(self, own, shared, before) -> None:
+        self.stash = {MACHINES: own, ACTIVITY: before}
+        self.session = type("Session", (), {"stash": {MACHINES: shared}})()
+
+
+def test_a_failure_report_shows_only_the_machines_the_test_used():
+    """A session machine counts as used only if its activity grew during the test."""
+    own, touched, idle = FakeMachine(3), FakeMachine(5), FakeMachine(7)
+    item = FakeItem([own], [touched, idle], {id(touched): 4, id(idle): 7})
+    assert used_machines(item) == [own, touched]
