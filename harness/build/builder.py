@@ -5,6 +5,7 @@ file lock (pytest-xdist workers share it)."""
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import json
@@ -215,11 +216,41 @@ def build(request: BuildRequest) -> Image:
         if (target / "manifest.json").is_file():
             log.info(f"[build] cache hit: {target} ({time.monotonic() - started:.2f}s)")
         else:
-            _build_into(target, key, request, packages, kubesolo)
+            remove_leftovers(target)
+            with out_of_space_is_one_line(images):
+                _build_into(target, key, request, packages, kubesolo)
             log.info(f"[build] image ready: {target} ({time.monotonic() - started:.1f}s)")
     if request.out:
-        return export(Image(target), request.out)
+        with out_of_space_is_one_line(request.out):
+            return export(Image(target), request.out)
     return Image(target)
+
+
+def remove_leftovers(target: Path) -> None:
+    """Work directories of earlier builds of the same image that were killed
+    (SIGKILL skips their clean-up); the caller holds the image's lock."""
+    for stale in target.parent.glob(f"{target.name}.*"):
+        if stale.is_dir():
+            log.info(f"[build] removing the leftovers of a killed build: {stale.name}")
+            shutil.rmtree(stale, ignore_errors=True)
+    if target.exists() and not (target / "manifest.json").is_file():
+        shutil.rmtree(target, ignore_errors=True)
+
+
+@contextmanager
+def out_of_space_is_one_line(where: Path) -> Iterator[None]:
+    """A full disk is a user's problem with a clear fix, not a traceback. The
+    build writes into a work directory renamed into place only when complete,
+    so nothing half-written stays in the cache."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        raise UserError(
+            f"no space left on the device of {where}: free some space, or point "
+            "XDG_CACHE_HOME at a larger file system"
+        ) from None
 
 
 def export(image: Image, out: Path) -> Image:

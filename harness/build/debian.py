@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -141,27 +142,25 @@ def deb_filename(package: str, version: str, arch: str = "amd64") -> str:
 
 
 def download(pkg: ResolvedPackage, cache: Path) -> Path:
-    """The .deb of a package, downloaded once into the cache."""
+    """The .deb of a package, downloaded once into the cache. apt-get writes
+    into a private directory first and the file is renamed into place, so a
+    killed or out-of-space download never leaves a truncated .deb behind, and
+    concurrent builds never read each other's half-written files."""
     cache.mkdir(parents=True, exist_ok=True)
     for arch in ("amd64", "all"):
         path = cache / deb_filename(pkg.package, pkg.version, arch)
         if path.exists():
             return path
-    run_tool(
-        [
-            "apt-get",
-            "download",
-            "-q",
-            "-o",
-            "APT::Sandbox::User=root",
-            f"{pkg.package}={pkg.version}",
-        ],
-        cwd=cache,
-    )
-    for arch in ("amd64", "all"):
-        path = cache / deb_filename(pkg.package, pkg.version, arch)
-        if path.exists():
-            return path
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=cache) as tmp:
+        wanted = f"{pkg.package}={pkg.version}"
+        run_tool(
+            ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", wanted], cwd=Path(tmp)
+        )
+        for arch in ("amd64", "all"):
+            name = deb_filename(pkg.package, pkg.version, arch)
+            if (Path(tmp) / name).exists():
+                os.replace(Path(tmp) / name, cache / name)
+                return cache / name
     raise UserError(f"apt-get download of {pkg.package} wrote no file in {cache}")
 
 
