@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UserError
+from harness.guest import LABELS
 
 IMAGE_FILES = ("vmlinuz", "initramfs", "kubesolo-os.iso", "data.qcow2", "manifest.json")
+MUTABLE_FILES = ("data.qcow2",)  # a user may boot the exported data disk directly
+BZIMAGE_MAGIC, BZIMAGE_MAGIC_AT = b"HdrS", 0x202  # the x86 boot protocol header
 FLAVOURS = ("test", "release")
 
 
@@ -70,11 +73,39 @@ class Image:
 
     @classmethod
     def open(cls, path: Path) -> Image:
-        """An existing image directory, checked to hold every file."""
+        """An existing image directory, checked file by file against its manifest,
+        so that a truncated or replaced file is one clear line, not a boot that
+        hangs or panics minutes later."""
+        rebuild = "build one with `kubesolo-harness build --out DIR`"
+        if not path.is_dir():
+            raise UserError(f"{path}: no such image directory; {rebuild}")
         missing = [f for f in IMAGE_FILES if not (path / f).is_file()]
         if missing:
             raise UserError(
                 f"{path} is not a KubeSolo OS image directory (missing {', '.join(missing)}); "
-                "build one with `kubesolo-harness build --out DIR`"
+                f"{rebuild}"
             )
-        return cls(path)
+        image = cls(path)
+        problem = image.problem()
+        if problem:
+            raise UserError(f"{path}: {problem}; rebuild it (`kubesolo-harness build --out DIR`)")
+        return image
+
+    def problem(self) -> str | None:
+        """What is wrong with this image directory, or None."""
+        try:
+            manifest = self.manifest
+            digests, labels = dict(manifest["files"]), dict(manifest["labels"])
+        except (ValueError, KeyError, TypeError):
+            return "manifest.json is not a KubeSolo OS image manifest"
+        if self.kernel.read_bytes()[BZIMAGE_MAGIC_AT : BZIMAGE_MAGIC_AT + 4] != BZIMAGE_MAGIC:
+            return "vmlinuz is not a Linux kernel (no bzImage header)"
+        for name, digest in digests.items():
+            if name in MUTABLE_FILES or not (self.path / name).is_file():
+                continue
+            if sha256_file(self.path / name) != digest:
+                return f"{name} does not match manifest.json (truncated or replaced)"
+        absent = [label for label in LABELS if label not in labels]
+        if absent:
+            return f"the boot menu lacks the labels {', '.join(absent)}"
+        return None

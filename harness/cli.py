@@ -8,6 +8,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from harness.artefact import FLAVOURS
 from harness.bench import main_bench
@@ -16,9 +17,23 @@ from harness.errors import UserError
 from harness.log import ROOT
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that names the input (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: at least 1")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kubesolo-harness", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    p = OneLineParser(prog="kubesolo-harness", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     b = sub.add_parser("build", help="build a KubeSolo OS image directory (cached)")
     b.add_argument("--flavour", choices=FLAVOURS, default="test")
     b.add_argument(
@@ -28,7 +43,9 @@ def parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--out", metavar="DIR", help="also put the image files in DIR")
     bench = sub.add_parser("bench", help="measure build, boot and test-shell speed on this host")
-    bench.add_argument("--runs", type=int, default=3, help="boots per measure (default: 3)")
+    bench.add_argument(
+        "--runs", type=positive_int, default=3, help="boots per measure (default: 3)"
+    )
     bench.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
     bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     return p
@@ -62,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "build":
             return main_build(args.flavour, args.kubesolo_bin, args.out)
         return main_bench(args.runs, args.accel, args.json)
-    except UserError as err:
+    except (UserError, OSError) as err:
         print(f"kubesolo-harness {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -53,7 +53,9 @@ EMERGENCY_PROMPT = r"\(kubesolo-emergency\) # "
 SHELL_PROMPT = r"\(kubesolo-shell\) # "
 ISOLINUX_PROMPT = r"(?<![^\r\n])boot: "  # at a line start: not "reboot: Restarting"
 
-# ---- boot parameters and labels ----
+# ---- boot parameters and labels (docs/boot-flow.md "Bootloader") ----
+LABELS = ("kubesolo", "kubesolo-debug", "kubesolo-shell", "kubesolo-nopersist")
+DEFAULT_LABEL = "kubesolo"
 DATA_LABEL = "KSOLODATA"
 DATA_PARAM = f"kubesolo.data=LABEL={DATA_LABEL}"
 

@@ -45,9 +45,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--accel",
-        choices=("auto", "kvm", "tcg"),
         default="auto",
-        help="QEMU accelerator; auto probes KVM once per host (default: auto)",
+        help="QEMU accelerator: auto, kvm or tcg; auto probes KVM once per host (default: auto)",
     )
     group.addoption(
         "--vm-memory", type=int, default=512, metavar="MB", help="memory of each VM (default: 512)"
@@ -64,9 +63,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--vm-network",
-        choices=("restricted", "open"),
         default="restricted",
-        help="restricted: guests reach nothing outside QEMU (default)",
+        help="restricted (default): guests reach nothing outside QEMU; open: they reach the "
+        "host's network",
     )
     group.addoption(
         "--keep-vms",
@@ -81,9 +80,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+ACCELS = ("auto", "kvm", "tcg")
+NETWORKS = ("restricted", "open")
+# Options checked before anything boots: (option, dest, valid?, the rule).
+OPTION_RULES: tuple[tuple[str, str, Callable[[Any], bool], str], ...] = (
+    ("--vm-memory", "vm_memory", lambda mb: mb >= 128, "at least 128 (MB)"),
+    ("--vm-cpus", "vm_cpus", lambda n: n >= 1, "at least 1"),
+    ("--boot-timeout", "boot_timeout", lambda s: s > 0, "more than 0 seconds"),
+    ("--accel", "accel", lambda a: a in ACCELS, f"use one of {', '.join(ACCELS)}"),
+    ("--vm-network", "vm_network", lambda n: n in NETWORKS, f"use one of {', '.join(NETWORKS)}"),
+    ("--kubesolo-bin", "kubesolo_bin", lambda p: p is None or Path(p).is_file(), "no such file"),
+)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    for option, name, ok, rule in OPTION_RULES:
+        value = config.getoption(name)
+        if not ok(value):
+            raise pytest.UsageError(f"{option} {value}: {rule}")
     image = config.getoption("kubesolo_image")
     if image:
         try:

@@ -26,8 +26,9 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 from harness import guest
 from harness.artefact import Image
 from harness.disk import create_overlay
-from harness.errors import GuestAssertion, HarnessError, MachineNotRunning, UserError
+from harness.errors import GuestAssertion, HarnessError, MachineNotRunning, ToolFailed, UserError
 from harness.log import logger, step
+from harness.tools import run_tool
 from harness.vm import accel as accel_mod
 from harness.vm import ports, pvh, qemu
 from harness.vm.console import Console, failures_except
@@ -85,6 +86,11 @@ def validate(config: MachineConfig) -> None:
         (config.memory_mb >= 128, f"memory_mb={config.memory_mb}: at least 128"),
         (config.cpus >= 1, f"cpus={config.cpus}: at least 1"),
         (config.nics >= 0, f"nics={config.nics}: not negative"),
+        (config.boot_timeout > 0, f"boot_timeout={config.boot_timeout}: more than 0 seconds"),
+        (
+            all(1 <= port <= 65535 for port in config.forwards),
+            f"forwards={config.forwards}: guest ports are 1-65535",
+        ),
         (
             not config.macs or len(config.macs) == config.nics,
             f"macs: give one MAC per NIC ({config.nics})",
@@ -94,8 +100,8 @@ def validate(config: MachineConfig) -> None:
         if not ok:
             raise UserError(f"MachineConfig {message}")
     disk = config.data_disk
-    if not isinstance(disk, bool) and not Path(disk).is_file():
-        raise UserError(f"data_disk {disk}: no such qcow2 file")
+    if not isinstance(disk, bool):
+        check_qcow2(Path(disk))
     for tag, path in config.shares.items():
         if not Path(path).is_dir():
             raise UserError(f"share {tag}: {path} is not a directory")
@@ -104,6 +110,20 @@ def validate(config: MachineConfig) -> None:
             "MachineConfig allow_failures: a set of failure pattern names, e.g. {'stage-error'}"
         )
     failures_except(config.allow_failures)
+
+
+def check_qcow2(disk: Path) -> None:
+    """A data disk QEMU can open: it exists, and so does its backing chain."""
+    if not disk.is_file():
+        raise UserError(f"data_disk {disk}: no such qcow2 file")
+    try:
+        run_tool(["qemu-img", "info", "-U", "--backing-chain", str(disk)])
+    except ToolFailed as err:
+        detail = str(err).split("qemu-img: ", 1)[-1]
+        raise UserError(
+            f"data_disk {disk}: QEMU cannot open it ({detail}); restore what it names, "
+            "or use a fresh disk"
+        ) from None
 
 
 def kernel_cmdline(image: Image, config: MachineConfig) -> str:
