@@ -13,6 +13,7 @@ from typing import NoReturn
 from harness.artefact import FLAVOURS
 from harness.bench import main_bench
 from harness.build.builder import BuildRequest, build
+from harness.build.workload_images import REFS, build_workload_images
 from harness.errors import UserError
 from harness.log import ROOT
 
@@ -42,6 +43,10 @@ def parser() -> argparse.ArgumentParser:
         help="a kubesolo binary or release tarball (default: the stand-in)",
     )
     b.add_argument("--out", metavar="DIR", help="also put the image files in DIR")
+    images = sub.add_parser(
+        "images", help="build the workload images (nginx, busybox) as OCI archives (cached)"
+    )
+    images.add_argument("--out", metavar="DIR", required=True, help="where to put <name>.tar")
     bench = sub.add_parser("bench", help="measure build, boot and test-shell speed on this host")
     bench.add_argument(
         "--runs", type=positive_int, default=3, help="boots per measure (default: 3)"
@@ -72,12 +77,21 @@ def main_build(flavour: str, kubesolo_bin: str | None, out: str | None) -> int:
     return 0
 
 
+def main_images(out: str) -> int:
+    """`kubesolo-harness images`: one line per archive, its path and references."""
+    for name, archive in build_workload_images(Path(out)).items():
+        print(archive, *REFS[name])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     show_progress()
     try:
         if args.command == "build":
             return main_build(args.flavour, args.kubesolo_bin, args.out)
+        if args.command == "images":
+            return main_images(args.out)
         return main_bench(args.runs, args.accel, args.json)
     except (UserError, OSError) as err:
         print(f"kubesolo-harness {args.command}: error: {err}", file=sys.stderr)

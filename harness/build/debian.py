@@ -8,10 +8,13 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from filelock import FileLock
 
 from harness.errors import UserError
 from harness.tools import run_tool
@@ -68,6 +71,38 @@ def parse_policy(text: str) -> dict[str, str]:
 def parse_depends(text: str) -> list[str]:
     """Packages a package Depends on, from `apt-cache depends` output."""
     return [m.group(1) for m in re.finditer(r"^\s+Depends: (\S+)", text, re.M)]
+
+
+def parse_dependencies(text: str) -> dict[str, list[str]]:
+    """package -> the packages it Depends or Pre-Depends on (every alternative,
+    no virtual package), from `apt-cache depends a b c` output."""
+    found: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        if line and not line[0].isspace():
+            current = line.strip()
+            found[current] = []
+            continue
+        match = re.match(r"\s*\|?(?:Pre)?Depends: ([^<\s]\S*)", line)
+        if current and match and match.group(1) not in found[current]:
+            found[current].append(match.group(1))
+    return found
+
+
+def dependencies(packages: list[str]) -> dict[str, list[str]]:
+    """What each package depends on, in one apt-cache call."""
+    return parse_dependencies(run_tool(["apt-cache", "depends", *DEPENDS_ONLY, *packages]))
+
+
+# apt-cache depends prints every kind of relation unless told not to.
+DEPENDS_ONLY = (
+    "--no-recommends",
+    "--no-suggests",
+    "--no-conflicts",
+    "--no-breaks",
+    "--no-replaces",
+    "--no-enhances",
+)
 
 
 def metapackage_target(name: str, depends: list[str]) -> str:
@@ -168,4 +203,19 @@ def unpack(deb: Path, dest: Path) -> Path:
     """Extract a .deb's files (no maintainer scripts run)."""
     dest.mkdir(parents=True, exist_ok=True)
     run_tool(["dpkg-deb", "-x", str(deb), str(dest)])
+    return dest
+
+
+def unpacked(pkg: ResolvedPackage, cache: Path) -> Path:
+    """A package's files, downloaded and unpacked once into the cache and shared
+    by every build (a lock keeps two builds from unpacking it at once)."""
+    deb = download(pkg, cache / "debs")
+    dest = cache / "unpacked" / deb.stem
+    if (dest / ".done").exists():
+        return dest
+    with FileLock(str(dest) + ".lock"):
+        if not (dest / ".done").exists():
+            shutil.rmtree(dest, ignore_errors=True)
+            unpack(deb, dest)
+            (dest / ".done").touch()
     return dest
