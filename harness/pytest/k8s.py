@@ -17,18 +17,13 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from harness.k8s.node import (
-    TIMINGS_FILE,
-    KubeNode,
-    KubeSettings,
-    PhaseTimer,
-    format_timings,
-    machine_config,
-)
+from harness.k8s.client import REQUEST_TIMEOUT
+from harness.k8s.node import KubeNode
+from harness.k8s.settings import DEFAULT_K8S_TIMEOUT, KubeSettings, machine_config
+from harness.k8s.timings import TIMINGS_FILE, PhaseTimer, format_timings
+from harness.vm.machine import DEFAULT_BOOT_TIMEOUT
 
 SKIP_REASON = "needs a real KubeSolo binary: pass --kubesolo-bin (see README)"
-DEFAULT_K8S_TIMEOUT = 900.0  # node Ready under TCG on a slow host takes minutes
-DEFAULT_BOOT_TIMEOUT = 900.0
 TIMINGS = pytest.StashKey[PhaseTimer]()
 
 
@@ -75,10 +70,8 @@ def settings_from_config(config: pytest.Config) -> KubeSettings:
     images_dir = Path(images).expanduser().resolve() if images else None
     if images_dir is not None and not images_dir.is_dir():
         raise pytest.UsageError(f"--kubesolo-images: {images_dir} is not a directory")
-    boot_timeout = config.getoption("boot_timeout", default=None) or DEFAULT_BOOT_TIMEOUT
     return KubeSettings(
         timeout=float(config.getoption("k8s_timeout")),
-        boot_timeout=float(boot_timeout),
         images_dir=images_dir,
         nginx_image=config.getoption("k8s_nginx_image"),
         busybox_image=config.getoption("k8s_busybox_image"),
@@ -99,7 +92,8 @@ def k8s_time_limit(boot_timeout: float, k8s_timeout: float, configured: float | 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Raise the per-test limit (1800 s in pyproject) for k8s tests: --k8s-timeout must be
-    able to grow without pytest-timeout killing a slow but healthy TCG bring-up."""
+    able to grow without pytest-timeout killing a slow but healthy TCG bring-up. The boot
+    is the one OS boot of every machine (--boot-timeout); KubeSolo's start is --k8s-timeout."""
     boot_timeout = config.getoption("boot_timeout", default=None) or DEFAULT_BOOT_TIMEOUT
     limit = k8s_time_limit(
         float(boot_timeout),
@@ -180,7 +174,9 @@ def k8s_namespace(kube: KubeNode, request: pytest.FixtureRequest) -> Iterator[st
     kube.create_namespace(name)
     yield name
     try:
-        kube.core.delete_namespace(name, propagation_policy="Background")
+        kube.core.delete_namespace(
+            name, propagation_policy="Background", _request_timeout=REQUEST_TIMEOUT
+        )
     except ApiException as error:
         if error.status != 404:
             raise

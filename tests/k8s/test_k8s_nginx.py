@@ -1,8 +1,7 @@
-"""Issue 5, behaviour 2: nginx behind a Service answers HTTP 200, in-cluster and from the host.
+"""nginx behind a Service answers HTTP 200, in-cluster and from the host.
 
-Proves spec/kubesolo-facts.md "How others check a KubeSolo node" (Deployment + ClusterIP
-reachable, NodePort allocated) and "Networking" (kube-proxy in iptables mode, services
-10.43.0.0/16).
+Proves docs/kubesolo.md "Networking" (kube-proxy, services 10.43.0.0/16, NodePorts
+30000-32767): a Deployment is reachable through its ClusterIP and a NodePort.
 """
 
 from __future__ import annotations
@@ -11,13 +10,16 @@ import ipaddress
 
 import pytest
 
-from harness.k8s.node import KubeNode, parse_http_status
+from harness.k8s.client import REQUEST_TIMEOUT
+from harness.k8s.kubesolo import SERVICE_NETWORK
+from harness.k8s.node import KubeNode
+from harness.k8s.probes import parse_http_status
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
 NGINX_PAGE = "Welcome to nginx!"
 NODE_PORT = 30080
-SERVICE_NET = ipaddress.ip_network("10.43.0.0/16")
+SERVICE_NET = ipaddress.ip_network(SERVICE_NETWORK)
 # A refused connection fails at once: 30 tries span a minute or more, what kube-proxy
 # (min-sync-period 10 s) and iptables-restore under TCG may take to program a new Service.
 ATTEMPTS = 30
@@ -27,7 +29,10 @@ def deploy_nginx(kube: KubeNode, namespace: str) -> str:
     """nginx rolled out; returns the ClusterIP of its Service."""
     kube.apply("nginx", namespace)
     kube.wait_rollout(namespace, "nginx")
-    return str(kube.core.read_namespaced_service("nginx", namespace).spec.cluster_ip)
+    service = kube.core.read_namespaced_service(
+        "nginx", namespace, _request_timeout=REQUEST_TIMEOUT
+    )
+    return str(service.spec.cluster_ip)
 
 
 def test_nginx_answers_through_cluster_ip(kube: KubeNode, k8s_namespace: str) -> None:
@@ -52,7 +57,9 @@ def test_nginx_answers_on_node_port_from_host(kube: KubeNode, k8s_namespace: str
     """The NodePort is allocated as asked and serves nginx on 127.0.0.1 of the host."""
     deploy_nginx(kube, k8s_namespace)
     kube.apply("nginx-nodeport", k8s_namespace, NODE_PORT=NODE_PORT)
-    service = kube.core.read_namespaced_service("nginx-nodeport", k8s_namespace)
+    service = kube.core.read_namespaced_service(
+        "nginx-nodeport", k8s_namespace, _request_timeout=REQUEST_TIMEOUT
+    )
     assert service.spec.ports[0].node_port == NODE_PORT
     status, body = kube.http_from_host(NODE_PORT)
     assert status == 200

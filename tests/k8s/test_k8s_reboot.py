@@ -1,15 +1,18 @@
-"""Issue 5, behaviour 5: after a reboot the node is Ready again and nginx serves again.
+"""After a reboot the node is Ready again and nginx serves again.
 
-Proves spec/boot-flow.md stage 20 (Kubernetes state on the data partition) together with
-spec/kubesolo-facts.md "Files and ports" (the kubeconfig stays across boots) — Ready is
-checked against the *new* boot id, so a stale Ready=True cannot pass.
+Proves docs/boot-flow.md "Stage 20" (Kubernetes state on the data partition) together with
+docs/kubesolo.md "Files and ports" (the kubeconfig stays across boots) — Ready is checked
+against the *new* boot id, so a stale Ready=True cannot pass.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from harness.k8s.node import KubeNode, node_boot_id, node_ready, parse_http_status
+from harness.k8s.client import REQUEST_TIMEOUT
+from harness.k8s.node import KubeNode
+from harness.k8s.predicates import node_boot_id, node_ready
+from harness.k8s.probes import parse_http_status
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
@@ -35,7 +38,10 @@ def test_node_and_nginx_come_back_after_reboot(kube: KubeNode, k8s_namespace: st
     kube.wait_rollout(k8s_namespace, "nginx")
     status, body = kube.http_from_host(NODE_PORT)
     assert status == 200 and NGINX_PAGE in body
-    ip = kube.core.read_namespaced_service("nginx", k8s_namespace).spec.cluster_ip
+    service = kube.core.read_namespaced_service(
+        "nginx", k8s_namespace, _request_timeout=REQUEST_TIMEOUT
+    )
+    ip = service.spec.cluster_ip
     phase, output = kube.run_pod(
         k8s_namespace,
         "http-probe",

@@ -1,8 +1,9 @@
-"""Issue 5, behaviour 3: local-path PVCs keep their bytes across pods and reboots.
+"""local-path PVCs keep their bytes across pods and reboots.
 
-Proves spec/kubesolo-facts.md "Storage" (StorageClass local-path is the default, provisioner
+Proves docs/kubesolo.md "Storage" (StorageClass local-path is the default, provisioner
 rancher.io/local-path, WaitForFirstConsumer, Retain, volumes under
-<path>/local-path-storage) and DESIGN.md "Reboots" (the data partition holds /var/lib/kubesolo).
+<path>/local-path-storage) and docs/boot-flow.md "Stage 20" (the data partition holds
+/var/lib/kubesolo).
 """
 
 from __future__ import annotations
@@ -12,22 +13,21 @@ import shlex
 
 import pytest
 
-from harness.k8s.node import (
-    LOCAL_PATH_ROOT,
-    LOCAL_PATH_STORAGE_CLASS,
-    KubeNode,
-    pv_host_path,
-    storage_class_is_default,
-)
+from harness.k8s.client import REQUEST_TIMEOUT
+from harness.k8s.kubesolo import LOCAL_PATH_PROVISIONER, LOCAL_PATH_ROOT, LOCAL_PATH_STORAGE_CLASS
+from harness.k8s.node import KubeNode
+from harness.k8s.predicates import pv_host_path, storage_class_is_default
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
 
 def test_local_path_is_the_default_storage_class(kube: KubeNode) -> None:
     """The class KubeSolo creates, with the binding and reclaim rules the facts name."""
-    storage_class = kube.storage.read_storage_class(LOCAL_PATH_STORAGE_CLASS)
+    storage_class = kube.storage.read_storage_class(
+        LOCAL_PATH_STORAGE_CLASS, _request_timeout=REQUEST_TIMEOUT
+    )
     assert storage_class_is_default(storage_class), storage_class.metadata.annotations
-    assert storage_class.provisioner == "rancher.io/local-path"
+    assert storage_class.provisioner == LOCAL_PATH_PROVISIONER
     assert storage_class.volume_binding_mode == "WaitForFirstConsumer"
     assert storage_class.reclaim_policy == "Retain"
 
@@ -47,7 +47,10 @@ def test_pvc_data_survives_pod_deletion_and_reboot(kube: KubeNode, k8s_namespace
     pvc = kube.wait_pvc_bound(k8s_namespace, "data")
     assert pvc.spec.storage_class_name == LOCAL_PATH_STORAGE_CLASS
 
-    path = pv_host_path(kube.core.read_persistent_volume(pvc.spec.volume_name))
+    volume = kube.core.read_persistent_volume(
+        pvc.spec.volume_name, _request_timeout=REQUEST_TIMEOUT
+    )
+    path = pv_host_path(volume)
     assert path and path.startswith(f"{LOCAL_PATH_ROOT}/"), path
     on_node = f"cat {shlex.quote(path + '/payload')}"
     assert kube.machine.succeed(on_node) == payload

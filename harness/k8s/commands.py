@@ -1,0 +1,47 @@
+"""Command lines the harness runs in the guest's test shell (busybox sh, the
+image's own applets). None of them calls `exit`: the test shell must survive."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable, Sequence
+
+from harness.k8s.kubesolo import CONTAINERD_NAMESPACE, CONTAINERD_SOCKETS, KUBELET_HEALTHZ
+
+IMAGES_SHARE_TAG = "kimages"  # the 9p share of --kubesolo-images
+IMAGES_MOUNT_POINT = "/mnt/kimages"
+GZIP_SUFFIXES = (".tar.gz", ".tgz")
+
+
+def kubelet_healthz_command() -> str:
+    return f"wget -qO- -T 10 {KUBELET_HEALTHZ}"
+
+
+def mount_share_command(tag: str = IMAGES_SHARE_TAG, point: str = IMAGES_MOUNT_POINT) -> str:
+    quoted = shlex.quote(point)
+    return (
+        f"mkdir -p {quoted} && {{ grep -qs ' {point} ' /proc/mounts || "
+        f"mount -t 9p -o trans=virtio,ro,version=9p2000.L {shlex.quote(tag)} {quoted}; }}"
+    )
+
+
+def containerd_socket_command(candidates: Sequence[str] = CONTAINERD_SOCKETS) -> str:
+    """Print the first containerd socket that exists (KubeSolo's own comes first)."""
+    words = " ".join(shlex.quote(c) for c in candidates)
+    return f'for s in {words}; do if [ -S "$s" ]; then echo "$s"; break; fi; done'
+
+
+def ctr_command(socket: str, *args: str) -> str:
+    return shlex.join(["ctr", "-a", socket, "-n", CONTAINERD_NAMESPACE, *args])
+
+
+def import_command(socket: str, name: str) -> str:
+    """ctr's importer reads a plain tar stream only: a gzipped archive goes through gunzip."""
+    path = f"{IMAGES_MOUNT_POINT}/{name}"
+    if name.endswith(GZIP_SUFFIXES):
+        return f"gunzip -c {shlex.quote(path)} | {ctr_command(socket, 'images', 'import', '-')}"
+    return ctr_command(socket, "images", "import", path)
+
+
+def import_commands(socket: str, names: Iterable[str]) -> list[str]:
+    return [import_command(socket, name) for name in names]

@@ -1,0 +1,216 @@
+"""KubeNode against a recording machine and a fake API server: which calls it makes,
+when its waits stop."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kube_fakes import SAMPLE_VALUES, FakeMachine, kubesolo_kubeconfig, pod
+from kubernetes import client as k8s
+
+from harness.k8s.errors import KubeBlocked, KubeWaitTimeout
+from harness.k8s.host_http import http_get
+from harness.k8s.node import KubeNode
+from harness.k8s.probes import parse_http_status
+from harness.k8s.settings import KubeSettings
+from harness.k8s.waits import Budget
+
+
+class TestNodeWithAFakeMachine:
+    def test_kubeconfig_caught_mid_rewrite_is_read_again(self, tmp_path: Path) -> None:
+        """KubeSolo truncates and rewrites the file on every start, also after a reboot."""
+        machine = FakeMachine(tmp_path)
+        half_written = "clusters:\n- name: kubesolo\n  cluster: {ser"
+        machine.kubeconfigs = ["", half_written, kubesolo_kubeconfig()]
+        node_ = KubeNode(machine, KubeSettings())
+        assert node_._kubeconfig() is None
+        assert node_._kubeconfig() is None
+        config = node_._kubeconfig()
+        assert config is not None
+        assert config["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:46443"
+        assert node_._kubeconfig() is None  # no file: not yet written
+
+    def test_a_failure_on_the_console_ends_a_wait_at_once(self, tmp_path: Path) -> None:
+        """KubeSolo exiting as PID 1 panics the kernel: no budget is spent on a dead node."""
+        panic = "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100"
+        machine = FakeMachine(tmp_path, console=f"starting kubesolo...\n{panic}\n")
+        node_ = KubeNode(machine, KubeSettings(timeout=600))
+        with pytest.raises(KubeBlocked, match="kernel panic on the console"):
+            node_._connect(Budget(600))
+        assert machine.commands == []  # not even the kubeconfig was looked for
+
+    def test_host_ports_are_forwarded_once(self, tmp_path: Path) -> None:
+        node_ = KubeNode(FakeMachine(tmp_path), KubeSettings())
+        assert node_.host_port(6443) == node_.host_port(6443) == 46443
+
+    def test_manifest_values_carry_the_chosen_images(self, tmp_path: Path) -> None:
+        settings = KubeSettings(nginx_image="n:1", busybox_image="b:1")
+        values = KubeNode(FakeMachine(tmp_path), settings).values(NAME="x")
+        assert values == {"NGINX_IMAGE": "n:1", "BUSYBOX_IMAGE": "b:1", "NAME": "x"}
+
+
+class FakeApi:
+    """A tiny HTTP stand-in for the API server: records requests, answers from a route table."""
+
+    def __init__(self, routes: dict[tuple[str, str], tuple[int, Any]]) -> None:
+        self.routes = routes
+        self.requests: list[tuple[str, str, Any]] = []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                path = self.path.split("?")[0]
+                fake.requests.append((self.command, path, body))
+                status, reply = fake.routes.get((self.command, path), (201, body))
+                data = reply if isinstance(reply, str) else json.dumps(reply)
+                self.send_response(status)
+                kind = "text/plain" if isinstance(reply, str) else "application/json"
+                self.send_header("Content-Type", kind)
+                self.end_headers()
+                self.wfile.write(data.encode())
+
+            do_GET = do_POST = do_DELETE = _answer
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_api() -> Any:
+    api = FakeApi({})
+    yield api
+    api.close()
+
+
+def node_on(fake: FakeApi, tmp_path: Path) -> KubeNode:
+    node_ = KubeNode(FakeMachine(tmp_path), KubeSettings(timeout=5))
+    node_.api = k8s.ApiClient(k8s.Configuration(host=fake.url))
+    return node_
+
+
+EXPECTED_ROUTES = {
+    "nginx": [
+        "/apis/apps/v1/namespaces/t-1/deployments",
+        "/api/v1/namespaces/t-1/services",
+    ],
+    "nginx-nodeport": ["/api/v1/namespaces/t-1/services"],
+    "http-probe": ["/api/v1/namespaces/t-1/pods"],
+    "dns-probe": ["/api/v1/namespaces/t-1/pods"],
+    "pvc-reader": ["/api/v1/namespaces/t-1/pods"],
+    "pvc-writer": [
+        "/api/v1/namespaces/t-1/persistentvolumeclaims",
+        "/apis/batch/v1/namespaces/t-1/jobs",
+    ],
+    "netpol": ["/apis/networking.k8s.io/v1/namespaces/t-1/networkpolicies"] * 2,
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_ROUTES))
+def test_apply_creates_each_object_in_the_tests_namespace(
+    fake_api: FakeApi, tmp_path: Path, name: str
+) -> None:
+    values = {k: v for k, v in SAMPLE_VALUES.items() if "IMAGE" not in k}
+    node_on(fake_api, tmp_path).apply(name, "t-1", **values)
+    assert [(m, p) for m, p, _ in fake_api.requests] == [("POST", p) for p in EXPECTED_ROUTES[name]]
+
+
+def test_run_pod_waits_for_completion_and_returns_the_log(
+    fake_api: FakeApi, tmp_path: Path
+) -> None:
+    pod_path = "/api/v1/namespaces/t-1/pods/probe"
+    done = {"metadata": {"name": "probe", "namespace": "t-1"}, "status": {"phase": "Succeeded"}}
+    fake_api.routes[("GET", pod_path)] = (200, done)
+    fake_api.routes[("GET", pod_path + "/log")] = (200, "HTTP/1.1 200 OK\n")
+    phase, output = node_on(fake_api, tmp_path).run_pod(
+        "t-1", "http-probe", "probe", ACCESS="a", URL="http://x/", SETTLE=0, ATTEMPTS=1
+    )
+    assert (phase, parse_http_status(output)) == ("Succeeded", 200)
+    posted = fake_api.requests[0][2]
+    assert posted["spec"]["containers"][0]["image"] == KubeSettings().busybox_image
+
+
+def test_rollout_wait_stops_at_once_on_a_missing_image(fake_api: FakeApi, tmp_path: Path) -> None:
+    dep = {
+        "metadata": {"name": "nginx", "namespace": "t-1", "generation": 1},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "nginx"}}, "template": {}},
+        "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1},
+    }
+    blocked = k8s.ApiClient().sanitize_for_serialization(pod(waiting="ErrImageNeverPull"))
+    fake_api.routes[("GET", "/apis/apps/v1/namespaces/t-1/deployments/nginx")] = (200, dep)
+    fake_api.routes[("GET", "/api/v1/namespaces/t-1/pods")] = (200, {"items": [blocked]})
+    with pytest.raises(KubeBlocked, match=r"ErrImageNeverPull.*--kubesolo-images"):
+        node_on(fake_api, tmp_path).wait_rollout("t-1", "nginx")
+
+
+def test_new_namespace_waits_for_its_default_service_account(
+    fake_api: FakeApi, tmp_path: Path
+) -> None:
+    """Pods are rejected until the controller manager has added `default` (ServiceAccount
+    admission): the namespace is handed out only once it is there."""
+    account = "/api/v1/namespaces/t-1/serviceaccounts/default"
+    fake_api.routes[("GET", account)] = (200, {"metadata": {"name": "default"}})
+    node_on(fake_api, tmp_path).create_namespace("t-1")
+    assert [(m, p) for m, p, _ in fake_api.requests] == [
+        ("POST", "/api/v1/namespaces"),
+        ("GET", account),
+    ]
+    assert fake_api.requests[0][2]["metadata"]["name"] == "t-1"
+
+
+def test_namespace_without_service_account_is_a_timeout(fake_api: FakeApi, tmp_path: Path) -> None:
+    account = "/api/v1/namespaces/t-1/serviceaccounts/default"
+    fake_api.routes[("GET", account)] = (404, {"kind": "Status", "code": 404})
+    node_ = node_on(fake_api, tmp_path)
+    node_.settings = KubeSettings(timeout=0.3)
+    with pytest.raises(KubeWaitTimeout, match="ServiceAccount t-1/default"):
+        node_.create_namespace("t-1")
+
+
+def test_host_get_ignores_the_hosts_proxy(
+    fake_api: FakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NodePort forwards listen on 127.0.0.1, where no proxy can reach."""
+    for var in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(var, "http://proxy.invalid:3128")
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    fake_api.routes[("GET", "/")] = (200, "Welcome to nginx!")
+    assert http_get(fake_api.url + "/") == (200, "Welcome to nginx!")
+
+
+def test_deployment_pods_are_listed_by_the_deployments_selector(fake_api: FakeApi, tmp_path):
+    """After a reboot the harness compares the pods a system Deployment selects."""
+    deployment = "/apis/apps/v1/namespaces/kube-system/deployments/coredns"
+    fake_api.routes[("GET", deployment)] = (
+        200,
+        {
+            "metadata": {"name": "coredns"},
+            "spec": {
+                "selector": {"matchLabels": {"k8s-app": "coredns"}},
+                "template": {"spec": {"containers": []}},
+            },
+        },
+    )
+    pods = {"items": [{"metadata": {"name": "coredns-1", "uid": "u1"}}]}
+    fake_api.routes[("GET", "/api/v1/namespaces/kube-system/pods")] = (200, pods)
+    found = node_on(fake_api, tmp_path).deployment_pods("kube-system", "coredns")
+    assert [p.metadata.uid for p in found] == ["u1"]
+    assert [r[:2] for r in fake_api.requests] == [
+        ("GET", deployment),
+        ("GET", "/api/v1/namespaces/kube-system/pods"),
+    ]
