@@ -125,7 +125,7 @@ def created(mtime: int) -> str:
 def blobs(image: Image) -> tuple[dict[str, bytes], bytes]:
     """(digest -> blob, index.json) of an image."""
     layer_tar = image.layer.tar(image.mtime)
-    layer_gz = gzip.compress(layer_tar, compresslevel=9, mtime=0)
+    layer_gz = gzip.compress(layer_tar, compresslevel=6, mtime=0)
     config = canonical_json(
         {
             **PLATFORM,

@@ -26,7 +26,7 @@ from filelock import FileLock
 from harness import elf
 from harness.artefact import cache_root, sha256_file
 from harness.build import debian, oci, sharedlibs
-from harness.build.builder import glob_regex
+from harness.build.builder import glob_regex, out_of_space_is_one_line, remove_leftovers
 from harness.errors import UserError
 from harness.log import logger
 from harness.tools import run_tool
@@ -307,19 +307,43 @@ def build_archive(recipe: Recipe) -> Path:
     target = store / f"{recipe.name}-{key}"
     archive = target / f"{recipe.name}.tar"
     with FileLock(str(target) + ".lock"):
-        if archive.is_file():
+        if (target / "manifest.json").is_file():
             log.info(f"[images] cache hit: {archive} ({time.monotonic() - started:.2f}s)")
             return archive
-        work = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=store))
-        try:
-            image = assemble(recipe, packages, epoch)
-            (work / archive.name).write_bytes(oci.archive(image))
-            shutil.rmtree(target, ignore_errors=True)
-            work.rename(target)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        remove_leftovers(target)
+        with out_of_space_is_one_line(store):
+            _build_into(target, recipe, packages, epoch)
     log.info(f"[images] built {archive} ({time.monotonic() - started:.1f}s)")
     return archive
+
+
+def _build_into(
+    target: Path, recipe: Recipe, packages: list[debian.ResolvedPackage], epoch: int
+) -> None:
+    """The archive and its manifest (what it holds and is made of), written in
+    a work directory renamed into place when complete."""
+    work = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
+    try:
+        archive = work / f"{recipe.name}.tar"
+        archive.write_bytes(oci.archive(assemble(recipe, packages, epoch)))
+        manifest = {
+            "name": recipe.name,
+            "refs": recipe.refs,
+            "archive": archive.name,
+            "sha256": sha256_file(archive),
+            "packages": [
+                {
+                    "package": p.package,
+                    "version": p.version,
+                    "sha256": sha256_file(debian.download(p, cache_root() / "debs")),
+                }
+                for p in packages
+            ],
+        }
+        (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        work.rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def assemble(recipe: Recipe, packages: list[debian.ResolvedPackage], epoch: int) -> oci.Image:

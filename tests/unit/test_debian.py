@@ -104,3 +104,30 @@ def test_a_damaged_memo_is_ignored(tmp_path, monkeypatch):
     memo.write_text("{not json")
     assert debian.resolve_memoized(specs, memo)[0].version == "1.1"
     assert len(calls) == 1
+
+
+APT_DEPENDS = """\
+nginx
+  Depends: libc6
+  Depends: libssl3
+  Depends: nginx-common
+  Depends: nginx-common
+libssl3
+  PreDepends: libc6
+iproute2
+ |Depends: debconf
+  Depends: <debconf-2.0>
+    cdebconf
+    debconf
+  Depends: libbpf1
+busybox-static
+"""
+
+
+def test_dependencies_of_several_packages_are_parsed_from_one_answer():
+    assert debian.parse_dependencies(APT_DEPENDS) == {
+        "nginx": ["libc6", "libssl3", "nginx-common"],  # each once
+        "libssl3": ["libc6"],  # Pre-Depends count
+        "iproute2": ["debconf", "libbpf1"],  # every alternative, no virtual package
+        "busybox-static": [],
+    }
