@@ -13,8 +13,10 @@ IMAGES_MOUNT_POINT = "/mnt/kimages"
 GZIP_SUFFIXES = (".tar.gz", ".tgz")
 
 
-def kubelet_healthz_command() -> str:
-    return f"wget -qO- -T 10 {KUBELET_HEALTHZ}"
+def kubelet_healthz_command(url: str = KUBELET_HEALTHZ, seconds: int = 10) -> str:
+    """GET the kubelet's /healthz, bounded by busybox `timeout`: the image's busybox (Debian's
+    busybox-static 1.35) wget has no `-T` and segfaults when given one."""
+    return f"timeout {seconds} wget -qO- {shlex.quote(url)}"
 
 
 def mount_share_command(tag: str = IMAGES_SHARE_TAG, point: str = IMAGES_MOUNT_POINT) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,19 +18,12 @@ from harness.k8s.commands import (
     kubelet_healthz_command,
     mount_share_command,
 )
-from harness.k8s.kubesolo import LOCAL_PATH_HELPER_IMAGE
-from harness.k8s.preload import image_archives, image_tags, missing_images, normalize_image_ref
+from harness.k8s.kubesolo import KUBELET_HEALTHZ
 
 
 class TestGuestCommands:
     def test_ctr_talks_to_kubesolos_namespace(self) -> None:
         assert ctr_command("/s.sock", "images", "ls") == "ctr -a /s.sock -n k8s.io images ls"
-
-    def test_image_archives(self, tmp_path: Path) -> None:
-        for name in ("nginx.tar", "busybox.tar.gz", "x.tgz", "notes.txt", "a.oci"):
-            (tmp_path / name).write_bytes(b"")
-        (tmp_path / "dir.tar").mkdir()
-        assert image_archives(tmp_path) == ["busybox.tar.gz", "nginx.tar", "x.tgz"]
 
     def test_import_commands_read_from_the_share(self) -> None:
         assert import_commands("/s", ["a b.tar"]) == [
@@ -75,44 +70,80 @@ class TestGuestCommands:
             result = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
         assert result.stdout == f"{real}\n"
 
-    @pytest.mark.parametrize(
-        ("ref", "normal"),
-        [
-            ("nginx:stable", "docker.io/library/nginx:stable"),
-            ("busybox", "docker.io/library/busybox:latest"),
-            ("docker.io/library/busybox:stable", "docker.io/library/busybox:stable"),
-            (
-                "rancher/local-path-provisioner:v0.0.34",
-                "docker.io/rancher/local-path-provisioner:v0.0.34",
-            ),
-            ("ghcr.io/a/b", "ghcr.io/a/b:latest"),
-            ("localhost:5000/x:1", "localhost:5000/x:1"),
-            ("localhost/x", "localhost/x:latest"),
-            ("nginx@sha256:abc", "docker.io/library/nginx@sha256:abc"),
-        ],
+
+# ---- the kubelet probe, run by the image's own busybox ----
+BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static, the binary the image carries
+
+
+class Server:
+    """127.0.0.1 HTTP server: `ok` at every path, or (silent) no answer at all."""
+
+    def __init__(self, silent: bool = False) -> None:
+        release = self.release = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if silent:
+                    release.wait(30)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/healthz"
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def busybox_sh(command: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`busybox sh -c command` with only busybox applets on PATH, as in the image."""
+    if not BUSYBOX.is_file():
+        pytest.fail(f"{BUSYBOX} not found: install busybox-static (scripts/setup.sh does)")
+    applets = tmp_path / "bin"
+    applets.mkdir()
+    for applet in ("timeout", "wget"):
+        (applets / applet).symlink_to(BUSYBOX)
+    return subprocess.run(
+        [str(BUSYBOX), "sh", "-c", command],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(applets)},
+        timeout=60,
+        check=False,
     )
-    def test_normalize_image_ref(self, ref: str, normal: str) -> None:
-        assert normalize_image_ref(ref) == normal
 
-    def test_helper_alias_only_when_needed_and_possible(self) -> None:
-        stable = "docker.io/library/busybox:stable"
-        assert image_tags([stable], [], "busybox:stable") == {LOCAL_PATH_HELPER_IMAGE: stable}
-        assert image_tags([stable, LOCAL_PATH_HELPER_IMAGE], [], "busybox:stable") == {}
-        assert image_tags([], [], "busybox:stable") == {}
 
-    def test_oci_short_names_get_the_name_the_kubelet_asks_for(self) -> None:
-        """ctr keeps an OCI archive's `nginx:stable` as is; the kubelet looks up the
-        normalized name."""
-        present = ["nginx:stable", "busybox:stable", "docker.io/coredns/coredns:1.14.1"]
-        wanted = ["docker.io/library/nginx:stable", "docker.io/library/busybox:stable"]
-        assert image_tags(present, wanted, wanted[1]) == {
-            "docker.io/library/nginx:stable": "nginx:stable",
-            "docker.io/library/busybox:stable": "busybox:stable",
-            LOCAL_PATH_HELPER_IMAGE: "busybox:stable",
-        }
+def test_the_kubelet_probe_reads_healthz_with_the_images_busybox(tmp_path: Path) -> None:
+    """The exact probe command, against a local server in place of the kubelet: busybox
+    1.35's wget answers `ok` (with `-T` it would segfault, status 139)."""
+    server = Server()
+    try:
+        result = busybox_sh(kubelet_healthz_command(server.url), tmp_path)
+    finally:
+        server.close()
+    assert (result.returncode, result.stdout) == (0, "ok"), result.stderr
 
-    def test_missing_images_compare_normalized_names(self) -> None:
-        wanted = ["nginx:stable", "docker.io/library/busybox:stable"]
-        assert missing_images(["docker.io/library/nginx:stable"], wanted) == [wanted[1]]
-        assert missing_images(["import-2026-01-01:stable"], wanted) == wanted
-        assert missing_images(["nginx:stable", "busybox:stable"], wanted) == []
+
+def test_the_kubelet_probe_gives_up_on_a_silent_kubelet(tmp_path: Path) -> None:
+    """`timeout` ends a GET nobody answers: the probe never outlives its guest command."""
+    server = Server(silent=True)
+    try:
+        result = busybox_sh(kubelet_healthz_command(server.url, seconds=1), tmp_path)
+    finally:
+        server.close()
+    assert result.returncode not in (0, 139), result
+    assert result.stdout == ""
+
+
+def test_the_kubelet_probe_asks_the_kubelets_healthz_by_default() -> None:
+    assert kubelet_healthz_command() == f"timeout 10 wget -qO- {KUBELET_HEALTHZ}"
