@@ -28,6 +28,7 @@ from harness.k8s.dump import (
 )
 from harness.k8s.errors import KubeBlocked, KubeconfigError, KubeError
 from harness.k8s.host_http import http_get
+from harness.k8s.image_refs import normalize_image_ref
 from harness.k8s.kubesolo import API_PORT, SYSTEM_ROLLOUTS
 from harness.k8s.manifests import load_manifest
 from harness.k8s.predicates import (
@@ -67,6 +68,8 @@ class KubeNode:
         self.api: Any = None
         self._ports: dict[int, int] = {}
         self._boots = 0
+        # normalized refs of the images the last import left on the node
+        self.present_images: frozenset[str] = frozenset()
 
     # ---- clients (every call passes _request_timeout=REQUEST_TIMEOUT) ----
     @property
@@ -110,13 +113,12 @@ class KubeNode:
 
     # ---- life cycle ----
     def bring_up(self) -> None:
-        """Boot, then wait phase by phase; preload images last so timings stay clean."""
+        """Boot, then wait phase by phase to a node with its system rollouts done."""
         with step(log, "KubeSolo node bring-up"):
             self.timer.begin("boot")
             self.machine.start()
             self.host_port(API_PORT)
             self._come_up(old_boot_id=None)
-            self.import_images()
 
     def reboot(self) -> None:
         """Clean reboot from the guest; back when the *new* boot's kubelet reports Ready."""
@@ -134,7 +136,12 @@ class KubeNode:
         before: Mapping[tuple[str, str], ContainerStarts] | None = None,
     ) -> None:
         """Phase by phase to a usable node; after a reboot (`before` given) the system
-        rollouts count only once their pods run containers started by the new boot."""
+        rollouts count only once their pods run containers started by the new boot.
+
+        Images are imported as soon as the kubelet answers (docs/kubesolo.md "Images"): not
+        earlier, which races KubeSolo's own import, and after every boot, since each start
+        of KubeSolo wipes side-loaded images. Pods the kubelet restarts from the stored
+        state (nginx after a reboot) find them on their next pull."""
         self.machine.wait_for_boot()
         budget = Budget(self.settings.timeout)  # KubeSolo's own start, after the OS boot
         self.timer.mark("boot")
@@ -142,6 +149,7 @@ class KubeNode:
         self.timer.mark("api")
         self._wait("kubelet /healthz", self._kubelet_healthy, budget.remaining())
         self.timer.mark("kubelet_healthz")
+        self.import_images()
         self._wait("node Ready", lambda: self._fresh_ready_node(old_boot_id), budget.remaining())
         self.timer.mark("node_ready")
         if old_boot_id is None:  # after a reboot, pod phases are stale until the kubelet syncs
@@ -206,17 +214,18 @@ class KubeNode:
 
     # ---- images ----
     def import_images(self) -> list[str]:
-        """Import --kubesolo-images with ctr (only now: earlier races KubeSolo's own import)."""
+        """Import --kubesolo-images with ctr into this boot's containerd."""
         if self.settings.images_dir is None:
             return []
         with step(log, f"import images from {self.settings.images_dir}"):
-            names, _ = preload.import_images(
+            names, present = preload.import_images(
                 self.machine,
                 self.settings.images_dir,
                 wanted=(self.settings.nginx_image, self.settings.busybox_image),
                 busybox_ref=self.settings.busybox_image,
                 timeout=max(600.0, self.settings.timeout),
             )
+        self.present_images = frozenset(normalize_image_ref(ref) for ref in present)
         self.timer.mark("images_imported")
         return names
 
@@ -281,7 +290,7 @@ class KubeNode:
 
     def _raise_if_blocked(self, namespace: str, labels: Mapping[str, str]) -> None:
         for pod in self._pods(namespace, labels):
-            reason = pod_blocker(pod)
+            reason = pod_blocker(pod, self.present_images)
             if reason:
                 raise KubeBlocked(reason)
 
@@ -292,7 +301,7 @@ class KubeNode:
             pod = self.core.read_namespaced_pod(name, namespace, _request_timeout=REQUEST_TIMEOUT)
             if done(pod):
                 return pod
-            reason = pod_blocker(pod)
+            reason = pod_blocker(pod, self.present_images)
             if reason:
                 raise KubeBlocked(reason)
             return None

@@ -1,15 +1,16 @@
 """Side-loading the suites' images into KubeSolo's containerd from the
---kubesolo-images share (docs/kubesolo.md "Images"): which archives, which
-names the kubelet will ask for, and the import itself."""
+--kubesolo-images share (docs/kubesolo.md "Images"): which archives, and the
+import itself. KubeSolo wipes side-loaded images at every start, so the node
+imports them after every boot."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness.k8s import commands
 from harness.k8s.errors import KubeBlocked, PreloadError
-from harness.k8s.kubesolo import LOCAL_PATH_HELPER_IMAGE
+from harness.k8s.image_refs import image_tags, missing_images
 from harness.vm.machine import Machine
 
 IMAGE_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
@@ -22,47 +23,6 @@ def image_archives(directory: Path) -> list[str]:
         for p in directory.iterdir()
         if p.is_file() and p.name.endswith(IMAGE_ARCHIVE_SUFFIXES)
     )
-
-
-def normalize_image_ref(ref: str) -> str:
-    """Docker's normalisation, as containerd stores refs: nginx:stable -> docker.io/library/..."""
-    name, digest = ref.split("@", 1) if "@" in ref else (ref, "")
-    first, _, rest = name.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        domain, path = first, rest
-    else:
-        domain, path = "docker.io", name
-    if domain == "docker.io" and "/" not in path:
-        path = f"library/{path}"
-    if digest:
-        return f"{domain}/{path}@{digest}"
-    return f"{domain}/{path}" if ":" in path.rsplit("/", 1)[-1] else f"{domain}/{path}:latest"
-
-
-def image_tags(present: Iterable[str], wanted: Iterable[str], busybox_ref: str) -> dict[str, str]:
-    """target -> source: the tags that give the kubelet every name it will ask for.
-
-    ctr keeps an OCI archive's ref name as written (`nginx:stable`) while the kubelet asks
-    for the normalized one (`docker.io/library/nginx:stable`); local-path's helper pod asks
-    for plain `busybox`, i.e. `docker.io/library/busybox:latest`.
-    """
-    refs = set(present)
-    by_normal: dict[str, str] = {}
-    for ref in sorted(refs):
-        by_normal.setdefault(normalize_image_ref(ref), ref)
-    sources = {normalize_image_ref(ref): normalize_image_ref(ref) for ref in wanted}
-    sources[LOCAL_PATH_HELPER_IMAGE] = normalize_image_ref(busybox_ref)
-    return {
-        target: by_normal[source]
-        for target, source in sources.items()
-        if target not in refs and source in by_normal
-    }
-
-
-def missing_images(present: Iterable[str], wanted: Iterable[str]) -> list[str]:
-    """The wanted images no present name (after normalization) provides."""
-    normal = {normalize_image_ref(ref) for ref in present}
-    return [ref for ref in wanted if normalize_image_ref(ref) not in normal]
 
 
 def import_images(

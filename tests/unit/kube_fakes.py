@@ -183,6 +183,16 @@ class FakeMachine:
         self.images = images
         self.commands: list[str] = []
         self.kubeconfigs: list[str] = []  # what successive machine.kubeconfig() calls return
+        self.power: list[str] = []  # start, wait_for_boot, reboot, in the order asked
+
+    def start(self) -> None:
+        self.power.append("start")
+
+    def wait_for_boot(self, timeout: float | None = None) -> None:
+        self.power.append("wait_for_boot")
+
+    def reboot(self) -> None:
+        self.power.append("reboot")
 
     def succeed(self, command: str, timeout: float = 0) -> str:
         self.commands.append(command)

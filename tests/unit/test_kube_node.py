@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_fakes import SAMPLE_VALUES, FakeMachine, kubesolo_kubeconfig, pod
+from kube_fakes import SAMPLE_VALUES, FakeMachine, kubesolo_kubeconfig, node, pod
 from kubernetes import client as k8s
 
 from harness.k8s.errors import KubeBlocked, KubeWaitTimeout
@@ -214,3 +214,80 @@ def test_deployment_pods_are_listed_by_the_deployments_selector(fake_api: FakeAp
         ("GET", deployment),
         ("GET", "/api/v1/namespaces/kube-system/pods"),
     ]
+
+
+class Sequenced(KubeNode):
+    """A KubeNode whose phases only record that they ran, in order."""
+
+    def __init__(self, machine: FakeMachine) -> None:
+        super().__init__(machine, KubeSettings(timeout=60))  # type: ignore[arg-type]
+        self.phases: list[str] = []
+        self.boot_id = "boot-0"
+
+    def _connect(self, budget: Budget) -> None:
+        self.phases.append("api")
+
+    def _kubelet_healthy(self) -> bool:
+        self.phases.append("kubelet /healthz")
+        return True
+
+    def import_images(self) -> list[str]:
+        self.phases.append("import images")
+        return []
+
+    def _fresh_ready_node(self, old_boot_id: str | None) -> Any:
+        self.phases.append("node Ready")
+        return node("True", self.boot_id)
+
+    def _any_running_pod(self) -> Any:
+        self.phases.append("first pod")
+        return pod("Running")
+
+    def wait_rollout(self, namespace: str, name: str, timeout: float | None = None) -> Any:
+        self.phases.append(f"rollout {name}")
+        return True
+
+    def _wait_restarted(self, namespace: str, name: str, before: Any, budget: Budget) -> None:
+        self.phases.append(f"restarted {name}")
+
+    def node(self) -> Any:
+        return node("True", self.boot_id)
+
+    def deployment_pods(self, namespace: str, name: str) -> list[Any]:
+        return []
+
+
+def test_images_are_imported_after_every_boot_once_the_kubelet_answers(tmp_path: Path) -> None:
+    """KubeSolo wipes side-loaded images at every start (docs/kubesolo.md "Images"): the
+    bring-up and every reboot import them again, after the kubelet answers (earlier races
+    KubeSolo's own import) and before anything waits for pods."""
+    machine = FakeMachine(tmp_path)
+    kube = Sequenced(machine)
+    kube.bring_up()
+    first = kube.phases
+    kube.phases = []
+    kube.reboot()
+    second = kube.phases
+    kube.phases = []
+    kube.reboot()
+    assert machine.power == ["start", "wait_for_boot", *["reboot", "wait_for_boot"] * 2]
+    assert first == [
+        "api",
+        "kubelet /healthz",
+        "import images",
+        "node Ready",
+        "first pod",
+        "rollout coredns",
+        "rollout local-path-provisioner",
+    ]
+    after_reboot = [
+        "api",
+        "kubelet /healthz",
+        "import images",
+        "node Ready",
+        "rollout coredns",
+        "restarted coredns",
+        "rollout local-path-provisioner",
+        "restarted local-path-provisioner",
+    ]
+    assert second == kube.phases == after_reboot

@@ -151,6 +151,16 @@ class TestPodAndFriends:
         message = pod_blocker(pod(waiting="ImagePullBackOff"))
         assert message is not None and "--kubesolo-images" in message
 
+    @pytest.mark.parametrize("reason", ["ImagePullBackOff", "ErrImageNeverPull"])
+    def test_a_back_off_from_before_the_images_were_imported_is_no_blocker(
+        self, reason: str
+    ) -> None:
+        """After a reboot the kubelet restarts nginx before the harness re-imports the image
+        KubeSolo wiped; the back-off ends with the next pull, which finds it."""
+        present = {"docker.io/library/nginx:stable"}
+        assert pod_blocker(pod(waiting=reason), present) is None
+        assert pod_blocker(pod(waiting=reason), {"docker.io/library/busybox:stable"})
+
     @pytest.mark.parametrize("reason", ["ContainerCreating", "PodInitializing", None])
     def test_ordinary_waits_are_not_blockers(self, reason: str | None) -> None:
         assert pod_blocker(pod(waiting=reason)) is None

@@ -12,7 +12,7 @@ from harness.k8s.commands import containerd_socket_command, mount_share_command
 from harness.k8s.errors import PreloadError
 from harness.k8s.kubesolo import CONTAINERD_SOCKETS, LOCAL_PATH_HELPER_IMAGE
 from harness.k8s.node import KubeNode
-from harness.k8s.preload import image_archives, image_tags, missing_images, normalize_image_ref
+from harness.k8s.preload import image_archives
 from harness.k8s.settings import KubeSettings
 
 
@@ -38,6 +38,11 @@ class TestImageImport:
             f"{LOCAL_PATH_HELPER_IMAGE}",
         ]
         assert "images_imported" in json.loads(node_.timer.path.read_text())["runs"][0]["phases"]
+        assert node_.present_images == {
+            "docker.io/library/nginx:stable",
+            "docker.io/library/busybox:stable",
+            LOCAL_PATH_HELPER_IMAGE,
+        }
 
     def test_images_the_suites_need_must_be_there_after_import(self, tmp_path: Path) -> None:
         (tmp_path / "nginx.tar").write_bytes(b"")
@@ -70,51 +75,9 @@ class TestImageImport:
             node_.import_images()
 
 
-class TestImageNames:
+class TestArchives:
     def test_image_archives(self, tmp_path: Path) -> None:
         for name in ("nginx.tar", "busybox.tar.gz", "x.tgz", "notes.txt", "a.oci"):
             (tmp_path / name).write_bytes(b"")
         (tmp_path / "dir.tar").mkdir()
         assert image_archives(tmp_path) == ["busybox.tar.gz", "nginx.tar", "x.tgz"]
-
-    @pytest.mark.parametrize(
-        ("ref", "normal"),
-        [
-            ("nginx:stable", "docker.io/library/nginx:stable"),
-            ("busybox", "docker.io/library/busybox:latest"),
-            ("docker.io/library/busybox:stable", "docker.io/library/busybox:stable"),
-            (
-                "rancher/local-path-provisioner:v0.0.34",
-                "docker.io/rancher/local-path-provisioner:v0.0.34",
-            ),
-            ("ghcr.io/a/b", "ghcr.io/a/b:latest"),
-            ("localhost:5000/x:1", "localhost:5000/x:1"),
-            ("localhost/x", "localhost/x:latest"),
-            ("nginx@sha256:abc", "docker.io/library/nginx@sha256:abc"),
-        ],
-    )
-    def test_normalize_image_ref(self, ref: str, normal: str) -> None:
-        assert normalize_image_ref(ref) == normal
-
-    def test_helper_alias_only_when_needed_and_possible(self) -> None:
-        stable = "docker.io/library/busybox:stable"
-        assert image_tags([stable], [], "busybox:stable") == {LOCAL_PATH_HELPER_IMAGE: stable}
-        assert image_tags([stable, LOCAL_PATH_HELPER_IMAGE], [], "busybox:stable") == {}
-        assert image_tags([], [], "busybox:stable") == {}
-
-    def test_oci_short_names_get_the_name_the_kubelet_asks_for(self) -> None:
-        """ctr keeps an OCI archive's `nginx:stable` as is; the kubelet looks up the
-        normalized name."""
-        present = ["nginx:stable", "busybox:stable", "docker.io/coredns/coredns:1.14.1"]
-        wanted = ["docker.io/library/nginx:stable", "docker.io/library/busybox:stable"]
-        assert image_tags(present, wanted, wanted[1]) == {
-            "docker.io/library/nginx:stable": "nginx:stable",
-            "docker.io/library/busybox:stable": "busybox:stable",
-            LOCAL_PATH_HELPER_IMAGE: "busybox:stable",
-        }
-
-    def test_missing_images_compare_normalized_names(self) -> None:
-        wanted = ["nginx:stable", "docker.io/library/busybox:stable"]
-        assert missing_images(["docker.io/library/nginx:stable"], wanted) == [wanted[1]]
-        assert missing_images(["import-2026-01-01:stable"], wanted) == wanted
-        assert missing_images(["nginx:stable", "busybox:stable"], wanted) == []
