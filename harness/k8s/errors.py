@@ -19,6 +19,11 @@ class ManifestError(KubeError):
     """A fixture manifest is missing or needs values nobody gave."""
 
 
+class ApiRejected(KubeError):
+    """The API server refuses the harness for good (401/403, a certificate that does not
+    verify): the wait stops at once, with the reason."""
+
+
 class KubeWaitTimeout(KubeError, HarnessTimeout):
     """A wait ran out of budget."""
 

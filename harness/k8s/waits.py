@@ -17,8 +17,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from harness.k8s.api_errors import is_transient, one_line
-from harness.k8s.errors import KubeWaitTimeout
+from harness.k8s.api_errors import is_transient, one_line, permanent_reason
+from harness.k8s.errors import ApiRejected, KubeWaitTimeout
 from harness.log import logger, step
 
 log = logger("k8s")
@@ -34,9 +34,20 @@ def wait_for(
 ) -> T:
     """Poll `probe` until it returns something other than None; retry transient errors.
 
-    Any other error (`KubeBlocked`, a bug) stops the wait at once; running out of time
-    raises KubeWaitTimeout, a HarnessTimeout.
+    Any other error (`KubeBlocked`, a bug) stops the wait at once, and so does an API
+    error no retry can fix (ApiRejected, with the reason); running out of time raises
+    KubeWaitTimeout, a HarnessTimeout.
     """
+
+    def attempt() -> T | None:
+        try:
+            return probe()
+        except Exception as error:
+            reason = permanent_reason(error)
+            if reason:
+                raise ApiRejected(f"{what}: {reason}") from error
+            raise
+
     retrying = Retrying(
         stop=stop_after_delay(timeout),
         wait=wait_exponential(multiplier=0.25, max=interval),
@@ -45,7 +56,7 @@ def wait_for(
     )
     with step(log, f"wait for {what}"):
         try:
-            result = retrying(probe)
+            result = retrying(attempt)
         except RetryError as error:
             last = error.last_attempt
             cause = f" (last error: {one_line(last.exception())})" if last.failed else ""
