@@ -1,6 +1,6 @@
 """From KubeSolo's admin kubeconfig to an API client (docs/kubesolo.md
-"Files and ports"): the server rewritten to the host's forward, the
-certificate context chosen, and one timeout for every request."""
+"Files and ports"): only this boot's file, the server rewritten to the host's
+forward, the certificate context chosen, and one timeout for every request."""
 
 from __future__ import annotations
 
@@ -18,6 +18,20 @@ from harness.k8s.kubesolo import ADMIN_CONTEXT
 # Every API call passes `_request_timeout=REQUEST_TIMEOUT`: without it a call to a node that
 # stopped answering hangs for ever. Sized for an API server under TCG.
 REQUEST_TIMEOUT = 30.0
+
+
+def parse_stamps(output: str) -> tuple[int, int] | None:
+    """(kubeconfig mtime, boot time) from `kubeconfig_stamps_command`, None if unreadable."""
+    words = output.split()
+    if len(words) != 2 or not all(w.isdigit() for w in words):
+        return None
+    return int(words[0]), int(words[1])
+
+
+def kubeconfig_of_this_boot(mtime: int, boot_time: int) -> bool:
+    """Written since this boot started. KubeSolo rewrites the admin kubeconfig at every start
+    once its API answers; the previous boot's copy may hold a CA the new start replaced."""
+    return mtime >= boot_time
 
 
 def rewrite_kubeconfig(text: str, port: int, host: str = "127.0.0.1") -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable, Sequence
 
+from harness import guest
 from harness.k8s.kubesolo import CONTAINERD_NAMESPACE, CONTAINERD_SOCKETS, KUBELET_HEALTHZ
 
 IMAGES_SHARE_TAG = "kimages"  # the 9p share of --kubesolo-images
@@ -17,6 +18,12 @@ def kubelet_healthz_command(url: str = KUBELET_HEALTHZ, seconds: int = 10) -> st
     """GET the kubelet's /healthz, bounded by busybox `timeout`: the image's busybox (Debian's
     busybox-static 1.35) wget has no `-T` and segfaults when given one."""
     return f"timeout {seconds} wget -qO- {shlex.quote(url)}"
+
+
+def kubeconfig_stamps_command(path: str = guest.ADMIN_KUBECONFIG) -> str:
+    """Print the file's mtime, then the boot time (/proc/stat btime), both in epoch seconds:
+    the file stays on disk across boots, so only a write after this boot's start counts."""
+    return f"stat -c %Y {shlex.quote(path)} && sed -n 's/^btime //p' /proc/stat"
 
 
 def mount_share_command(tag: str = IMAGES_SHARE_TAG, point: str = IMAGES_MOUNT_POINT) -> str:

@@ -13,11 +13,16 @@ from kubernetes import client as k8s
 from kubernetes import utils as k8s_utils
 from kubernetes.client.exceptions import ApiException
 
-from harness import guest
 from harness.k8s import preload
 from harness.k8s.api_errors import one_line
-from harness.k8s.client import REQUEST_TIMEOUT, api_client_from_kubeconfig, rewrite_kubeconfig
-from harness.k8s.commands import kubelet_healthz_command
+from harness.k8s.client import (
+    REQUEST_TIMEOUT,
+    api_client_from_kubeconfig,
+    kubeconfig_of_this_boot,
+    parse_stamps,
+    rewrite_kubeconfig,
+)
+from harness.k8s.commands import kubeconfig_stamps_command, kubelet_healthz_command
 from harness.k8s.dump import (
     DUMP_FILE,
     failure_dump,
@@ -190,9 +195,12 @@ class KubeNode:
         )
 
     def _kubeconfig(self) -> dict[str, Any] | None:
-        """The rewritten admin kubeconfig, or None while there is none or only part of one:
-        KubeSolo rewrites the file (truncate, write) on every start, also after a reboot."""
-        if self.machine.execute(f"test -s {guest.ADMIN_KUBECONFIG}")[0] != 0:
+        """The rewritten admin kubeconfig, or None while there is none of this boot or only
+        part of one: KubeSolo rewrites the file (truncate, write) on every start, and after a
+        reboot the previous boot's copy is still there until it does."""
+        status, output = self.machine.execute(kubeconfig_stamps_command(), timeout=30)
+        stamps = parse_stamps(output) if status == 0 else None
+        if stamps is None or not kubeconfig_of_this_boot(*stamps):
             return None
         try:
             return rewrite_kubeconfig(self.machine.kubeconfig(), self.host_port(API_PORT))

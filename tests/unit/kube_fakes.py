@@ -184,6 +184,7 @@ class FakeMachine:
         self.commands: list[str] = []
         self.kubeconfigs: list[str] = []  # what successive machine.kubeconfig() calls return
         self.power: list[str] = []  # start, wait_for_boot, reboot, in the order asked
+        self.stamps = "1764150000\n1764149000\n"  # kubeconfig mtime, boot time: this boot's
 
     def start(self) -> None:
         self.power.append("start")
@@ -209,8 +210,9 @@ class FakeMachine:
         return 40000 + guest_port
 
     def execute(self, command: str, timeout: float = 0) -> tuple[int, str]:
+        """Answers the kubeconfig's stamps: `stat` fails while there is no file."""
         self.commands.append(command)
-        return (0 if self.kubeconfigs else 1), ""
+        return (0, self.stamps) if self.kubeconfigs else (1, "")
 
     def kubeconfig(self) -> str:
         return self.kubeconfigs.pop(0)

@@ -4,7 +4,9 @@ the server rewritten to the host forward, TLS kept verifying, no proxy."""
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,14 @@ import urllib3
 import yaml
 from kube_fakes import b64, kubesolo_kubeconfig
 
-from harness.k8s.client import api_client_from_kubeconfig, rewrite_kubeconfig, select_context
+from harness.k8s.client import (
+    api_client_from_kubeconfig,
+    kubeconfig_of_this_boot,
+    parse_stamps,
+    rewrite_kubeconfig,
+    select_context,
+)
+from harness.k8s.commands import kubeconfig_stamps_command
 from harness.k8s.errors import KubeconfigError
 from harness.k8s.kubesolo import ADMIN_CONTEXT
 
@@ -112,3 +121,61 @@ def test_every_api_call_of_the_harness_and_the_suites_has_a_request_timeout() ->
                 missing.append(f"{path.relative_to(REPO)}:{call.lineno} {ast.unparse(call)}")
     assert found >= 20, found  # the scan sees the calls it is meant to check
     assert missing == []
+
+
+# ---- only this boot's kubeconfig ----
+@pytest.mark.parametrize(
+    ("mtime", "boot_time", "expected"),
+    [
+        (1_764_150_000, 1_764_149_000, True),  # written by this boot's KubeSolo
+        (1_764_149_000, 1_764_149_000, True),  # in this boot's first second
+        (1_764_148_000, 1_764_149_000, False),  # the previous boot's copy
+    ],
+)
+def test_only_a_kubeconfig_written_since_this_boot_counts(
+    mtime: int, boot_time: int, expected: bool
+) -> None:
+    assert kubeconfig_of_this_boot(mtime, boot_time) is expected
+
+
+@pytest.mark.parametrize(
+    ("output", "stamps"),
+    [
+        ("1764150000\n1764149000\n", (1764150000, 1764149000)),
+        ("", None),  # stat failed: no file yet
+        ("1764150000\n", None),
+        ("stat: can't stat\n1764149000\n", None),
+    ],
+)
+def test_stamps_are_two_numbers(output: str, stamps: tuple[int, int] | None) -> None:
+    assert parse_stamps(output) == stamps
+
+
+def test_the_stamps_command_runs_in_busybox_sh(tmp_path: Path) -> None:
+    """The exact guest command, under the image's busybox, on this host's /proc/stat: a file
+    written now is of this boot, one dated before the boot is not."""
+    busybox = Path("/bin/busybox")  # Debian's busybox-static, the image's
+    if not busybox.is_file():
+        pytest.fail(f"{busybox} not found: install busybox-static (scripts/setup.sh does)")
+    applets = tmp_path / "bin"
+    applets.mkdir()
+    for applet in ("stat", "sed"):
+        (applets / applet).symlink_to(busybox)
+    kubeconfig = tmp_path / "admin.kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\n")
+
+    def stamps() -> tuple[int, int] | None:
+        result = subprocess.run(
+            [str(busybox), "sh", "-c", kubeconfig_stamps_command(str(kubeconfig))],
+            capture_output=True,
+            text=True,
+            env={"PATH": str(applets)},
+            check=True,
+        )
+        return parse_stamps(result.stdout)
+
+    fresh = stamps()
+    assert fresh is not None and kubeconfig_of_this_boot(*fresh)
+    os.utime(kubeconfig, (fresh[1] - 3600, fresh[1] - 3600))
+    stale = stamps()
+    assert stale is not None and not kubeconfig_of_this_boot(*stale)

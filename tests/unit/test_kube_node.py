@@ -35,6 +35,18 @@ class TestNodeWithAFakeMachine:
         assert config["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:46443"
         assert node_._kubeconfig() is None  # no file: not yet written
 
+    def test_the_previous_boots_kubeconfig_is_never_read(self, tmp_path: Path) -> None:
+        """After a reboot the file is still there, with the CA KubeSolo may just have
+        replaced: it counts only once this boot's KubeSolo has rewritten it."""
+        machine = FakeMachine(tmp_path)
+        machine.kubeconfigs = [kubesolo_kubeconfig()]
+        machine.stamps = "1764148000\n1764149000\n"  # written before this boot began
+        node_ = KubeNode(machine, KubeSettings())
+        assert node_._kubeconfig() is None
+        assert machine.kubeconfigs  # not even read
+        machine.stamps = "1764149100\n1764149000\n"  # rewritten by this boot
+        assert node_._kubeconfig() is not None
+
     def test_a_failure_on_the_console_ends_a_wait_at_once(self, tmp_path: Path) -> None:
         """KubeSolo exiting as PID 1 panics the kernel: no budget is spent on a dead node."""
         panic = "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100"
