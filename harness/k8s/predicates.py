@@ -69,16 +69,19 @@ def container_starts(pods: Iterable[Any]) -> ContainerStarts:
 
 
 def restarted_and_ready(pods: Sequence[Any], before: ContainerStarts) -> bool:
-    """Every pod Ready with each container started after the picture `before`: the API
-    server keeps a pod's Ready=True from before a reboot until the kubelet syncs it."""
-    now = container_starts(pods)
-    for pod in pods:
+    """Every live pod Ready with each container started after the picture `before`: the API
+    server keeps a pod's Ready=True from before a reboot until the kubelet syncs it.
+    Finished pods (an old ReplicaSet's leftovers) and pods being deleted never restart:
+    they do not count."""
+    live = [pod for pod in pods if pod_live(pod)]
+    now = container_starts(live)
+    for pod in live:
         old = before.get(pod.metadata.uid, {})
         for name, started in now[pod.metadata.uid].items():
             previous = old.get(name)
             if started is None or (previous is not None and started <= previous):
                 return False
-    return bool(pods) and all(pod_ready(pod) for pod in pods)
+    return bool(live) and all(pod_ready(pod) for pod in live)
 
 
 # ---- pods, Jobs, volumes ----
@@ -96,6 +99,11 @@ def pod_succeeded(pod: Any) -> bool:
 
 def pod_finished(pod: Any) -> bool:
     return pod_phase(pod) in ("Succeeded", "Failed")
+
+
+def pod_live(pod: Any) -> bool:
+    """Neither finished nor being deleted: a pod its controller still counts on."""
+    return not pod_finished(pod) and pod.metadata.deletion_timestamp is None
 
 
 def pod_ready(pod: Any) -> bool:

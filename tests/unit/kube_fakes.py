@@ -131,7 +131,13 @@ def pod(phase: str | None = "Pending", waiting: str | None = None) -> Any:
     )
 
 
-def system_pod(uid: str, started: datetime | None, ready: bool = True) -> Any:
+def system_pod(
+    uid: str,
+    started: datetime | None,
+    ready: bool = True,
+    phase: str = "Running",
+    deleting: bool = False,
+) -> Any:
     """A CoreDNS-like pod whose one container runs since `started` (None: not running)."""
     state = k8s.V1ContainerState(
         running=k8s.V1ContainerStateRunning(started_at=started) if started else None,
@@ -141,11 +147,12 @@ def system_pod(uid: str, started: datetime | None, ready: bool = True) -> Any:
         name="coredns", image="coredns", image_id="", ready=ready, restart_count=0, state=state
     )
     condition = k8s.V1PodCondition(type="Ready", status="True" if ready else "False")
+    deleted = datetime(2026, 11, 25, 10, 6, tzinfo=UTC) if deleting else None
     return k8s.V1Pod(
-        metadata=k8s.V1ObjectMeta(name="coredns-1", namespace="kube-system", uid=uid),
-        status=k8s.V1PodStatus(
-            phase="Running", conditions=[condition], container_statuses=[status]
+        metadata=k8s.V1ObjectMeta(
+            name="coredns-1", namespace="kube-system", uid=uid, deletion_timestamp=deleted
         ),
+        status=k8s.V1PodStatus(phase=phase, conditions=[condition], container_statuses=[status]),
     )
 
 

@@ -108,6 +108,15 @@ class TestRestartedAfterReboot:
             ([system_pod("u9", AFTER_REBOOT)], True),  # a replacement pod
             ([system_pod("u1", AFTER_REBOOT), system_pod("u2", None)], False),
             ([], False),  # no pod at all is no rollout
+            # leftovers of an old ReplicaSet never restart: they do not count
+            ([system_pod("u1", AFTER_REBOOT), system_pod("u0", None, phase="Succeeded")], True),
+            ([system_pod("u1", AFTER_REBOOT), system_pod("u0", None, phase="Failed")], True),
+            (
+                [system_pod("u9", AFTER_REBOOT), system_pod("u1", BEFORE_REBOOT, deleting=True)],
+                True,
+            ),
+            ([system_pod("u0", None, phase="Failed", ready=False)], False),  # nothing live
+            ([system_pod("u1", BEFORE_REBOOT, deleting=True)], False),
         ],
     )
     def test_only_pods_restarted_by_the_new_boot_count(
