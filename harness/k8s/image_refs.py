@@ -47,3 +47,10 @@ def missing_images(present: Iterable[str], wanted: Iterable[str]) -> list[str]:
     """The wanted images no present name (after normalization) provides."""
     normal = {normalize_image_ref(ref) for ref in present}
     return [ref for ref in wanted if normalize_image_ref(ref) not in normal]
+
+
+def image_repository(ref: str) -> str:
+    """The normalized name without tag or digest: docker.io/library/nginx for nginx:stable."""
+    normal = normalize_image_ref(ref).split("@", 1)[0]
+    name, _, tag = normal.rpartition(":")
+    return name if name and "/" not in tag else normal

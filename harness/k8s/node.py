@@ -4,7 +4,8 @@ methods here so the suites read as plain steps."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from harness.k8s import preload
 from harness.k8s.api_errors import one_line
+from harness.k8s.blockers import pod_blocker
 from harness.k8s.client import (
     REQUEST_TIMEOUT,
     api_client_from_kubeconfig,
@@ -43,7 +45,6 @@ from harness.k8s.predicates import (
     job_failed,
     node_boot_id,
     node_ready_after_reboot,
-    pod_blocker,
     pod_finished,
     pod_running,
     pvc_bound,
@@ -75,6 +76,7 @@ class KubeNode:
         self._boots = 0
         # normalized refs of the images the last import left on the node
         self.present_images: frozenset[str] = frozenset()
+        self.boot_time: datetime | None = None  # this boot's start, by the guest's clock
 
     # ---- clients (every call passes _request_timeout=REQUEST_TIMEOUT) ----
     @property
@@ -202,6 +204,7 @@ class KubeNode:
         stamps = parse_stamps(output) if status == 0 else None
         if stamps is None or not kubeconfig_of_this_boot(*stamps):
             return None
+        self.boot_time = datetime.fromtimestamp(stamps[1], UTC)
         try:
             return rewrite_kubeconfig(self.machine.kubeconfig(), self.host_port(API_PORT))
         except (KubeconfigError, yaml.YAMLError):
@@ -283,7 +286,8 @@ class KubeNode:
             )
             if rollout_complete(deployment):
                 return deployment
-            self._raise_if_blocked(namespace, deployment.spec.selector.match_labels or {})
+            labels = deployment.spec.selector.match_labels or {}
+            self._raise_if_blocked(namespace, self._pods(namespace, labels))
             return None
 
         return self._wait(f"rollout of {namespace}/{name}", probe, timeout or self.settings.timeout)
@@ -296,9 +300,15 @@ class KubeNode:
             ).items
         )
 
-    def _raise_if_blocked(self, namespace: str, labels: Mapping[str, str]) -> None:
-        for pod in self._pods(namespace, labels):
-            reason = pod_blocker(pod, self.present_images)
+    def _raise_if_blocked(self, namespace: str, pods: Sequence[Any]) -> None:
+        """KubeBlocked when one of these pods can never start (blockers.pod_blocker)."""
+        if not pods:
+            return
+        events = self.core.list_namespaced_event(
+            namespace, field_selector="involvedObject.kind=Pod", _request_timeout=REQUEST_TIMEOUT
+        ).items
+        for pod in pods:
+            reason = pod_blocker(pod, self.present_images, events, self.boot_time)
             if reason:
                 raise KubeBlocked(reason)
 
@@ -309,9 +319,7 @@ class KubeNode:
             pod = self.core.read_namespaced_pod(name, namespace, _request_timeout=REQUEST_TIMEOUT)
             if done(pod):
                 return pod
-            reason = pod_blocker(pod, self.present_images)
-            if reason:
-                raise KubeBlocked(reason)
+            self._raise_if_blocked(namespace, [pod])
             return None
 
         return self._wait(f"pod {namespace}/{name}", probe, self.settings.timeout)
@@ -353,7 +361,7 @@ class KubeNode:
                 raise KubeBlocked(f"job {namespace}/{name} failed")
             if job_complete(job):
                 return job
-            self._raise_if_blocked(namespace, {"job-name": name})
+            self._raise_if_blocked(namespace, self._pods(namespace, {"job-name": name}))
             return None
 
         return self._wait(f"job {namespace}/{name}", probe, self.settings.timeout)

@@ -3,11 +3,10 @@ the waits poll, so each rule is unit-tested on real model objects."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from harness.k8s.image_refs import normalize_image_ref
 from harness.k8s.kubesolo import DEFAULT_CLASS_ANNOTATION
 
 
@@ -135,36 +134,3 @@ def pv_host_path(pv: Any) -> str | None:
     spec = pv.spec
     source = spec.host_path or spec.local
     return source.path if source else None
-
-
-# ---- pods that can never start ----
-IMAGE_HINT = "preload it: pass --kubesolo-images DIR (see README)"
-
-# Container waiting reasons that no amount of waiting fixes on an air-gapped node.
-BLOCKING_WAIT_REASONS: Mapping[str, str] = {
-    "ErrImageNeverPull": f"image not on the node; {IMAGE_HINT}",
-    "ImagePullBackOff": f"image cannot be pulled; {IMAGE_HINT}",
-    "InvalidImageName": "image name is invalid",
-    "CreateContainerConfigError": "container config is invalid",
-}
-# ... except a failed pull of an image the harness has imported since: KubeSolo wipes
-# side-loaded images at every start, so a pod the kubelet restarted before the import
-# shows a back-off until its next try, which finds the image.
-PULL_REASONS = frozenset({"ErrImageNeverPull", "ImagePullBackOff"})
-
-
-def pod_blocker(pod: Any, present_images: Collection[str] = ()) -> str | None:
-    """Why this pod can never start, or None while it still might. `present_images`: the
-    normalized refs the node has (imported after this boot)."""
-    statuses = (pod.status and pod.status.container_statuses) or []
-    for status in statuses:
-        waiting = status.state and status.state.waiting
-        if not waiting or waiting.reason not in BLOCKING_WAIT_REASONS:
-            continue
-        if waiting.reason in PULL_REASONS and normalize_image_ref(status.image) in present_images:
-            continue
-        return (
-            f"pod {pod.metadata.namespace}/{pod.metadata.name} container {status.name} "
-            f"({status.image}): {waiting.reason}: {BLOCKING_WAIT_REASONS[waiting.reason]}"
-        )
-    return None

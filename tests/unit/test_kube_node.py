@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ class TestNodeWithAFakeMachine:
         assert machine.kubeconfigs  # not even read
         machine.stamps = "1764149100\n1764149000\n"  # rewritten by this boot
         assert node_._kubeconfig() is not None
+        assert node_.boot_time == datetime.fromtimestamp(1764149000, UTC)  # events from here
 
     def test_a_failure_on_the_console_ends_a_wait_at_once(self, tmp_path: Path) -> None:
         """KubeSolo exiting as PID 1 panics the kernel: no budget is spent on a dead node."""
@@ -80,7 +82,8 @@ class FakeApi:
                 body = json.loads(self.rfile.read(length)) if length else None
                 path = self.path.split("?")[0]
                 fake.requests.append((self.command, path, body))
-                status, reply = fake.routes.get((self.command, path), (201, body))
+                default = (200, {"items": []}) if path.endswith("/events") else (201, body)
+                status, reply = fake.routes.get((self.command, path), default)
                 data = reply if isinstance(reply, str) else json.dumps(reply)
                 self.send_response(status)
                 kind = "text/plain" if isinstance(reply, str) else "application/json"
@@ -167,6 +170,31 @@ def test_rollout_wait_stops_at_once_on_a_missing_image(fake_api: FakeApi, tmp_pa
     fake_api.routes[("GET", "/api/v1/namespaces/t-1/pods")] = (200, {"items": [blocked]})
     with pytest.raises(KubeBlocked, match=r"ErrImageNeverPull.*--kubesolo-images"):
         node_on(fake_api, tmp_path).wait_rollout("t-1", "nginx")
+
+
+def test_pod_wait_stops_at_once_on_repeated_sandbox_failures(
+    fake_api: FakeApi, tmp_path: Path
+) -> None:
+    """A pod whose sandbox fails again and again (e.g. the runtime cannot pivot_root)
+    never starts: the wait says so instead of running to its budget."""
+    pending = k8s.ApiClient().sanitize_for_serialization(pod(waiting="ContainerCreating"))
+    pending["metadata"]["uid"] = "uid-web"
+    event = {
+        "metadata": {"name": "web.1", "namespace": "t-1"},
+        "involvedObject": {"kind": "Pod", "name": "web", "uid": "uid-web"},
+        "reason": "FailedCreatePodSandBox",
+        "message": "failed to create containerd task: pivot_root: invalid argument",
+        "count": 4,
+        "type": "Warning",
+        "lastTimestamp": "2026-11-26T10:05:00Z",
+    }
+    fake_api.routes[("GET", "/api/v1/namespaces/t-1/pods/web")] = (200, pending)
+    fake_api.routes[("GET", "/api/v1/namespaces/t-1/events")] = (200, {"items": [event]})
+    kube = node_on(fake_api, tmp_path)
+    kube.settings = KubeSettings(timeout=600)
+    with pytest.raises(KubeBlocked, match=r"^pod t-1/web: FailedCreatePodSandBox x4: .*pivot_root"):
+        kube.wait_pod("t-1", "web")
+    assert [r[1] for r in fake_api.requests].count("/api/v1/namespaces/t-1/pods/web") == 1
 
 
 def test_new_namespace_waits_for_its_default_service_account(

@@ -12,7 +12,6 @@ from kubernetes import client as k8s
 
 from harness.k8s.kubesolo import DEFAULT_CLASS_ANNOTATION, LOCAL_PATH_ROOT
 from harness.k8s.predicates import (
-    BLOCKING_WAIT_REASONS,
     ContainerStarts,
     container_starts,
     job_complete,
@@ -20,7 +19,6 @@ from harness.k8s.predicates import (
     node_boot_id,
     node_ready,
     node_ready_after_reboot,
-    pod_blocker,
     pod_finished,
     pod_ready,
     pod_running,
@@ -149,33 +147,6 @@ class TestPodAndFriends:
         p.status.conditions = [k8s.V1PodCondition(type="Ready", status="True")]
         assert pod_ready(p)
         assert not pod_ready(pod("Running"))
-
-    @pytest.mark.parametrize("reason", sorted(BLOCKING_WAIT_REASONS))
-    def test_blocking_reasons_name_pod_container_and_image(self, reason: str) -> None:
-        message = pod_blocker(pod(waiting=reason))
-        assert message is not None
-        assert "t-1/web" in message and "nginx:stable" in message and reason in message
-
-    def test_missing_image_points_at_the_option(self) -> None:
-        message = pod_blocker(pod(waiting="ImagePullBackOff"))
-        assert message is not None and "--kubesolo-images" in message
-
-    @pytest.mark.parametrize("reason", ["ImagePullBackOff", "ErrImageNeverPull"])
-    def test_a_back_off_from_before_the_images_were_imported_is_no_blocker(
-        self, reason: str
-    ) -> None:
-        """After a reboot the kubelet restarts nginx before the harness re-imports the image
-        KubeSolo wiped; the back-off ends with the next pull, which finds it."""
-        present = {"docker.io/library/nginx:stable"}
-        assert pod_blocker(pod(waiting=reason), present) is None
-        assert pod_blocker(pod(waiting=reason), {"docker.io/library/busybox:stable"})
-
-    @pytest.mark.parametrize("reason", ["ContainerCreating", "PodInitializing", None])
-    def test_ordinary_waits_are_not_blockers(self, reason: str | None) -> None:
-        assert pod_blocker(pod(waiting=reason)) is None
-
-    def test_pod_without_statuses_is_not_blocked(self) -> None:
-        assert pod_blocker(k8s.V1Pod(metadata=k8s.V1ObjectMeta(name="p"))) is None
 
     @pytest.mark.parametrize(("phase", "expected"), [("Bound", True), ("Pending", False)])
     def test_pvc_bound(self, phase: str, expected: bool) -> None:
