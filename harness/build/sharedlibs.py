@@ -4,10 +4,12 @@ loader looks for them. A workload image takes exactly these files, so it
 holds no library nobody loads and misses none a program needs.
 
 Why ELF and not package Depends: Depends say which packages must be
-installed, not which of their files run (libc6 alone is 13 MB of gconv
-modules, locales and tools), and they list non-library dependencies too
+installed, not which of their files run (libc6 is 13 MB, 8 MB of it
+iconv modules nginx never loads), and they list non-library dependencies too
 (nginx depends on iproute2). DT_NEEDED is what the loader actually reads.
-Depends are still used, by the caller, to find which packages to look in."""
+Depends are still used, by the caller, to find which packages to look in.
+A library loaded with dlopen() is in no DT_NEEDED: a recipe that needs one
+takes it by name (nginx, with glibc 2.36's built-in NSS files, needs none)."""
 
 from __future__ import annotations
 

@@ -60,6 +60,8 @@ CODE = (
     "elf.py",
     "tools.py",
 )
+# The modules that choose an image's packages (their memo hashes them).
+PLAN_CODE = ("build/workload_images.py", "build/sharedlibs.py", "build/debian.py", "elf.py")
 NSSWITCH = "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n"
 
 log = logger("build.images")
@@ -262,10 +264,11 @@ def plan(recipe: Recipe) -> list[debian.ResolvedPackage]:
 
 
 def plan_memoized(recipe: Recipe) -> list[debian.ResolvedPackage]:
-    """`plan`, remembered while apt's package lists and this code stay the
-    same: a cache hit must not run apt-cache."""
+    """`plan`, remembered while apt's package lists and the code that plans
+    stay the same: a cache hit must not run apt-cache (seconds on a busy host)."""
     memo = cache_root() / "workload-images" / f"{recipe.name}-packages.json"
-    key = digest_of([recipe.packages, debian.apt_state(), code_digest()])
+    code = {name: sha256_file(HARNESS / name) for name in PLAN_CODE}
+    key = digest_of([recipe.packages, debian.apt_state(), code])
     try:
         saved = json.loads(memo.read_text())
         if saved["key"] == key:
