@@ -1,5 +1,5 @@
 """What the suites' probe pods print (fixtures/manifests/*-probe.yaml), parsed:
-busybox `wget -S` status lines and `nslookup` answers."""
+busybox `wget -S` status lines, the HTTP probe's verdict and `nslookup` answers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,21 @@ import re
 HTTP_STATUS = re.compile(r"HTTP/\d(?:\.\d)?\s+(\d{3})")
 NSLOOKUP_NAME = re.compile(r"^Name:\s*(\S+)")
 NSLOOKUP_ADDRESS = re.compile(r"^Address(?:\s+\d+)?:\s*([0-9a-fA-F:.]+?)(?:#\d+)?(?:\s|$)")
+
+
+# The HTTP probe's last line (fixtures/manifests/http-probe.yaml).
+VERDICT = re.compile(r"^http-probe: (answered|timeout|failed)(?:: (.*))?$", re.MULTILINE)
+ANSWERED, TIMED_OUT, FAILED = "answered", "timeout", "failed"
+
+
+def probe_verdict(output: str) -> tuple[str, str] | None:
+    """(answered | timeout | failed, detail) from the HTTP probe's log; None when the probe
+    never got to say (the pod was killed or never ran its script)."""
+    found = VERDICT.findall(output)
+    if not found:
+        return None
+    verdict, detail = found[-1]
+    return verdict, detail.strip()
 
 
 def parse_http_status(output: str) -> int | None:

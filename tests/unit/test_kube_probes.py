@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import http.server
+import socket
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from harness.k8s.probes import parse_http_status, resolved_addresses
+from harness.k8s.manifests import load_manifest
+from harness.k8s.probes import parse_http_status, probe_verdict, resolved_addresses
 
 WGET_LOG = """\
 Connecting to 10.43.200.7 (10.43.200.7:80)
@@ -54,3 +62,113 @@ class TestProbeOutputs:
     def test_nslookup_failure_resolves_nothing(self) -> None:
         output = "Server: 10.43.0.10\n** server can't find kubernetes.default: NXDOMAIN\n"
         assert resolved_addresses(output, "kubernetes.default") == set()
+
+
+# ---- the HTTP probe's verdict ----
+@pytest.mark.parametrize(
+    ("output", "verdict"),
+    [
+        (WGET_LOG + "http-probe: answered\n", ("answered", "")),
+        ("wget: download timed out\nhttp-probe: timeout\n", ("timeout", "")),
+        (
+            "http-probe: failed: wget: can't connect to remote host: Connection refused\n",
+            ("failed", "wget: can't connect to remote host: Connection refused"),
+        ),
+        ("http-probe: failed: \n", ("failed", "")),
+        ("Connecting to 10.43.200.7 (10.43.200.7:80)\n", None),  # killed before its verdict
+        ("", None),
+    ],
+)
+def test_probe_verdict(output: str, verdict: tuple[str, str] | None) -> None:
+    assert probe_verdict(output) == verdict
+
+
+BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static; the probe's busybox is the image's
+
+
+class Server:
+    """127.0.0.1 HTTP server answering `status` with nginx's page, or never answering."""
+
+    def __init__(self, status: int = 200, silent: bool = False) -> None:
+        release = self.release = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if silent:
+                    release.wait(30)
+                    return
+                body = b"<title>Welcome to nginx!</title>\n"
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def run_http_probe(url: str, tmp_path: Path, attempts: int = 1) -> str:
+    """The http-probe manifest's script, as the pod runs it, under busybox sh."""
+    if not BUSYBOX.is_file():
+        pytest.fail(f"{BUSYBOX} not found: install busybox-static (scripts/setup.sh does)")
+    values = {"NAME": "p", "ACCESS": "a", "URL": url, "SETTLE": 0, "ATTEMPTS": attempts}
+    (doc,) = load_manifest("http-probe", {"BUSYBOX_IMAGE": "busybox", **values})
+    script = doc["spec"]["containers"][0]["args"][0]
+    applets = tmp_path / "bin"
+    applets.mkdir()
+    for applet in ("cat", "sleep", "tail", "timeout", "wget"):
+        (applets / applet).symlink_to(BUSYBOX)
+    result = subprocess.run(
+        [str(BUSYBOX), "sh", "-c", script.replace("/tmp/out", str(tmp_path / "out"))],
+        capture_output=True,
+        text=True,
+        env={"PATH": str(applets)},
+        timeout=120,
+        check=False,
+    )
+    assert (result.returncode == 0) == result.stdout.endswith("http-probe: answered\n")
+    return result.stdout
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("server", "verdict", "detail"),
+    [
+        (Server, "answered", ""),
+        (lambda: Server(status=404), "failed", "404"),  # got through: not blocked
+        (None, "failed", "Connection refused"),  # refused: not blocked either
+        (lambda: Server(silent=True), "timeout", ""),  # nothing came back: blocked
+    ],
+)
+def test_the_http_probe_tells_blocked_from_broken(
+    tmp_path: Path, server: Any, verdict: str, detail: str
+) -> None:
+    """Only a probe whose every attempt timed out says `timeout`; refused or an error
+    status say `failed`, so a flaky probe never passes for NetworkPolicy enforcement."""
+    running = server() if server else None
+    url = running.url if running else f"http://127.0.0.1:{closed_port()}/"
+    try:
+        output = run_http_probe(url, tmp_path)
+    finally:
+        if running:
+            running.close()
+    found = probe_verdict(output)
+    assert found is not None and found[0] == verdict, output
+    assert detail in found[1]
+    if verdict == "answered":
+        assert parse_http_status(output) == 200 and "Welcome to nginx!" in output
