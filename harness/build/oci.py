@@ -4,11 +4,12 @@ image layout in a plain tar (what `ctr images import` and `skopeo copy
 oci-archive:` read). Equal inputs give byte-identical archives: entries are
 sorted, owners numeric, times fixed, JSON canonical, gzip without a time.
 
-Names: containerd's importer (1.6 and later) names an image after the index
-entry's `io.containerd.image.name` annotation, verbatim; the OCI
-`org.opencontainers.image.ref.name` annotation is only a fallback that ctr
-may rewrite or drop (it expects a bare tag there), so every entry carries
-the full reference in both."""
+Names: containerd's importer names an image after the index entry's
+`io.containerd.image.name` annotation, verbatim, and only without it after
+`org.opencontainers.image.ref.name` passed through ctr's translator: ctr 1.6
+keeps a full reference there but turns a bare tag into `import-<date>:<tag>`,
+and `--base-name` drops names outside its base. Every entry carries the full
+reference in both, so each importer gives the same name."""
 
 from __future__ import annotations
 

@@ -188,18 +188,24 @@ def test_a_second_build_is_a_cache_hit(archives, caplog, tmp_path):
 
 def test_an_independent_build_is_byte_identical(archives, tmp_path):
     """Another process, another hash seed, an empty cache (but the downloaded
-    packages): the same bytes."""
-    debs = tmp_path / "cache" / "kubesolo-harness" / "debs"
-    debs.mkdir(parents=True)
+    packages) holding only what a killed build left: the same bytes, and the
+    leftovers gone."""
+    store = tmp_path / "cache" / "kubesolo-harness"
+    (store / "debs").mkdir(parents=True)
+    leftovers = []
     for recipe in wi.RECIPES.values():
-        manifest = json.loads((wi.build_archive(recipe).parent / "manifest.json").read_text())
+        cached = wi.build_archive(recipe).parent  # the key does not depend on the cache
+        manifest = json.loads((cached / "manifest.json").read_text())
         for p in manifest["packages"]:
             pkg = debian.ResolvedPackage(
                 debian.PackageSpec(p["package"], "", ()), p["package"], p["version"]
             )
-            shutil.copy2(debian.download(pkg, cache_root() / "debs"), debs)
-    cache = tmp_path / "cache"
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "PYTHONHASHSEED": "12345"}
+            shutil.copy2(debian.download(pkg, cache_root() / "debs"), store / "debs")
+        work = store / "workload-images" / f"{cached.name}.k1ll3d"  # a killed build's
+        work.mkdir(parents=True)
+        (work / f"{recipe.name}.tar").write_bytes(b"half an archive")
+        leftovers.append(work)
+    env = {**os.environ, "XDG_CACHE_HOME": str(store.parent), "PYTHONHASHSEED": "12345"}
     done = subprocess.run(
         [sys.executable, "-m", "harness", "images", "--out", str(tmp_path / "out")],
         capture_output=True,
@@ -209,6 +215,8 @@ def test_an_independent_build_is_byte_identical(archives, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "cache hit" not in done.stdout  # really built again
+    assert done.stdout.count("leftovers of a killed build") == 2
+    assert not any(work.exists() for work in leftovers)
     for name, path in archives.items():
         rebuilt = tmp_path / "out" / f"{name}.tar"
         assert rebuilt.read_bytes() == path.read_bytes(), f"{name}.tar differs"

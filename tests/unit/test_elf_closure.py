@@ -1,6 +1,7 @@
 """A program's loader and DT_NEEDED libraries read from its program headers
-(harness.elf), and the closure a workload image takes (harness.build.sharedlibs),
-on ELF files made here byte by byte."""
+(harness.elf), the closure a workload image takes (harness.build.sharedlibs),
+and the packages it comes from (workload_images.plan), on ELF files made here
+byte by byte."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import struct
 import pytest
 
 from harness import elf
-from harness.build import sharedlibs
+from harness.build import debian, sharedlibs
+from harness.build import workload_images as wi
 from harness.errors import UserError
 
 BASE = 0x400000  # where the test files load: addresses differ from file offsets
@@ -167,3 +169,61 @@ def test_a_dangling_link_is_an_error():
     tree = FakeTree({"lib/libx.so.1": ("link", "libx.so.1.0")})
     with pytest.raises(UserError, match="not a file"):
         sharedlibs.follow(tree, "lib/libx.so.1")
+
+
+# ---- which packages an image needs (workload_images.plan) ---------------------
+
+
+def fake_debian(monkeypatch, tmp_path, packages: dict[str, dict[str, bytes]], depends):
+    """Packages as directories of files, apt's answers from tables; returns
+    the list of dependency questions asked."""
+    for name, files in packages.items():
+        for rel, data in files.items():
+            path = tmp_path / name / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    asked: list[list[str]] = []
+
+    def resolve(specs):
+        return [debian.ResolvedPackage(s, s.name, "1.0") for s in specs]
+
+    def dependencies(names):
+        asked.append(list(names))
+        return {n: depends.get(n, []) for n in names}
+
+    monkeypatch.setattr(debian, "resolve", resolve)
+    monkeypatch.setattr(debian, "dependencies", dependencies)
+    monkeypatch.setattr(debian, "unpacked", lambda pkg, cache: tmp_path / pkg.package)
+    return asked
+
+
+def app_recipe() -> wi.Recipe:
+    return wi.Recipe("app", ("docker.io/library/app:1",), (("app", ("usr/bin/app",)),), {})
+
+
+def test_libraries_are_looked_for_in_depends_a_level_at_a_time(monkeypatch, tmp_path):
+    asked = fake_debian(
+        monkeypatch,
+        tmp_path,
+        {
+            "app": {"usr/bin/app": make_elf(needed=("libfoo.so.1",))},
+            "libfoo1": {"usr/lib/x86_64-linux-gnu/libfoo.so.1": make_elf(needed=("libc.so.6",))},
+            "libc6": {"lib/x86_64-linux-gnu/libc.so.6": make_elf()},
+            "tools": {"usr/bin/tool": make_elf()},  # a Depends that holds no library
+        },
+        {"app": ["libfoo1", "tools"], "libfoo1": ["libc6"]},
+    )
+    planned = wi.plan(app_recipe())
+    assert [p.package for p in planned] == ["app", "libc6", "libfoo1"]  # not "tools"
+    assert asked == [["app"], ["app", "libfoo1"]]
+
+
+def test_a_soname_in_no_dependency_is_one_line_naming_it(monkeypatch, tmp_path):
+    fake_debian(
+        monkeypatch,
+        tmp_path,
+        {"app": {"usr/bin/app": make_elf(needed=("libgone.so.2",))}, "libc6": {"x": b""}},
+        {"app": ["libc6"]},
+    )
+    with pytest.raises(UserError, match=r"libgone\.so\.2 \(needed by /usr/bin/app\) is in none"):
+        wi.plan(app_recipe())
