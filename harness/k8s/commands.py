@@ -26,6 +26,16 @@ def kubeconfig_stamps_command(path: str = guest.ADMIN_KUBECONFIG) -> str:
     return f"stat -c %Y {shlex.quote(path)} && sed -n 's/^btime //p' /proc/stat"
 
 
+def boot_id_command() -> str:
+    """The kernel's boot id, the one the kubelet reports as the node's."""
+    return "cat /proc/sys/kernel/random/boot_id"
+
+
+def ipv4_addresses_command() -> str:
+    """The guest's IPv4 addresses, one interface a line (busybox ip)."""
+    return "ip -4 -o addr show"
+
+
 def mount_share_command(tag: str = IMAGES_SHARE_TAG, point: str = IMAGES_MOUNT_POINT) -> str:
     quoted = shlex.quote(point)
     return (

@@ -46,6 +46,7 @@ from harness.k8s.predicates import (
     node_boot_id,
     node_ready_after_reboot,
     pod_finished,
+    pod_live,
     pod_running,
     pvc_bound,
     restarted_and_ready,
@@ -165,18 +166,21 @@ class KubeNode:
         for namespace, name in SYSTEM_ROLLOUTS:
             self.wait_rollout(namespace, name, timeout=budget.remaining())
             if before is not None:
-                self._wait_restarted(namespace, name, before[namespace, name], budget)
+                self.wait_restarted(namespace, name, before[namespace, name], budget.remaining())
             self.timer.mark(f"{name}_rollout")
 
-    def _wait_restarted(
-        self, namespace: str, name: str, before: ContainerStarts, budget: Budget
-    ) -> None:
-        def probe() -> bool | None:
-            return (
-                True if restarted_and_ready(self.deployment_pods(namespace, name), before) else None
-            )
+    def wait_restarted(
+        self, namespace: str, name: str, before: ContainerStarts, timeout: float | None = None
+    ) -> list[Any]:
+        """Wait until every live pod of a Deployment is Ready with containers started after
+        the picture `before` (a reboot, deleted pods); returns those pods."""
 
-        self._wait(f"pods of {namespace}/{name} restarted", probe, budget.remaining())
+        def probe() -> list[Any] | None:
+            pods = self.deployment_pods(namespace, name)
+            return [p for p in pods if pod_live(p)] if restarted_and_ready(pods, before) else None
+
+        what = f"pods of {namespace}/{name} restarted"
+        return self._wait(what, probe, timeout or self.settings.timeout)
 
     def deployment_pods(self, namespace: str, name: str) -> list[Any]:
         """The pods a Deployment selects."""

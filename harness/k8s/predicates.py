@@ -29,6 +29,12 @@ def node_boot_id(node: Any) -> str | None:
     return info.boot_id if info else None
 
 
+def node_addresses(node: Any, kind: str = "InternalIP") -> set[str]:
+    """The node's addresses of one type, as the kubelet reports them."""
+    addresses = (node.status and node.status.addresses) or []
+    return {a.address for a in addresses if a.type == kind}
+
+
 def node_ready_after_reboot(node: Any, old_boot_id: str | None) -> bool:
     """Ready as reported by the new boot: a node object keeps Ready=True across a reboot."""
     return node_ready(node) and node_boot_id(node) not in (None, old_boot_id)

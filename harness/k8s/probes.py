@@ -1,5 +1,6 @@
-"""What the suites' probe pods print (fixtures/manifests/*-probe.yaml), parsed:
-busybox `wget -S` status lines, the HTTP probe's verdict and `nslookup` answers."""
+"""What probes print, parsed: the suites' probe pods (fixtures/manifests/*-probe.yaml:
+busybox `wget -S` status lines, the HTTP probe's verdict, `nslookup` answers) and the
+guest's own commands (harness.k8s.commands)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,11 @@ def resolved_addresses(output: str, name: str) -> set[str]:
         elif not line:
             current = None
     return found
+
+
+IPV4_ADDRESS = re.compile(r"\binet (\d{1,3}(?:\.\d{1,3}){3})/")
+
+
+def ipv4_addresses(output: str) -> set[str]:
+    """Addresses in `ip -4 -o addr show` output."""
+    return set(IPV4_ADDRESS.findall(output))

@@ -1,8 +1,9 @@
-"""After a reboot the node is Ready again and nginx serves again.
+"""After a reboot the kubelet reports the new boot, KubeSolo restarts the workload from its
+stored state, and nginx serves again.
 
 Proves docs/boot-flow.md "Stage 20" (Kubernetes state on the data partition) together with
-docs/kubesolo.md "Files and ports" (the kubeconfig stays across boots) — Ready is checked
-against the *new* boot id, so a stale Ready=True cannot pass.
+docs/kubesolo.md "Files and ports" (the kubeconfig stays across boots) and "Images"
+(side-loaded images are imported again after every boot).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import pytest
 
 from harness.k8s.client import REQUEST_TIMEOUT
+from harness.k8s.commands import boot_id_command
 from harness.k8s.node import KubeNode
-from harness.k8s.predicates import node_boot_id, node_ready
+from harness.k8s.predicates import container_starts, node_boot_id
 from harness.k8s.probes import parse_http_status
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
@@ -22,32 +24,33 @@ ATTEMPTS = 30  # a refused connection fails at once; kube-proxy may need a minut
 
 
 def test_node_and_nginx_come_back_after_reboot(kube: KubeNode, k8s_namespace: str) -> None:
-    """nginx serves before the reboot; after it, the node is Ready on a new boot and the
-    same Deployment serves on its ClusterIP and on the host's NodePort forward."""
+    """nginx serves before the reboot; after it, the guest runs a new kernel boot that the
+    node reports, the same Deployment's pods run containers the new boot started, and they
+    serve on the ClusterIP and on the host's NodePort forward."""
     kube.apply("nginx", k8s_namespace)
     kube.apply("nginx-nodeport", k8s_namespace, NODE_PORT=NODE_PORT)
     kube.wait_rollout(k8s_namespace, "nginx")
     assert kube.http_from_host(NODE_PORT)[0] == 200
-    before = node_boot_id(kube.node())
+    guest_boot = kube.machine.succeed(boot_id_command()).strip()
+    before = container_starts(kube.deployment_pods(k8s_namespace, "nginx"))
 
     kube.reboot()
 
-    node = kube.node()
-    assert node_ready(node)
-    assert node_boot_id(node) != before
-    kube.wait_rollout(k8s_namespace, "nginx")
+    new_boot = kube.machine.succeed(boot_id_command()).strip()
+    assert new_boot != guest_boot
+    assert node_boot_id(kube.node()) == new_boot
+    assert kube.wait_restarted(k8s_namespace, "nginx", before)
     status, body = kube.http_from_host(NODE_PORT)
     assert status == 200 and NGINX_PAGE in body
     service = kube.core.read_namespaced_service(
         "nginx", k8s_namespace, _request_timeout=REQUEST_TIMEOUT
     )
-    ip = service.spec.cluster_ip
     phase, output = kube.run_pod(
         k8s_namespace,
         "http-probe",
         "client-after-reboot",
         ACCESS="any",
-        URL=f"http://{ip}/",
+        URL=f"http://{service.spec.cluster_ip}/",
         SETTLE=0,
         ATTEMPTS=ATTEMPTS,
     )

@@ -287,8 +287,11 @@ class Sequenced(KubeNode):
         self.phases.append(f"rollout {name}")
         return True
 
-    def _wait_restarted(self, namespace: str, name: str, before: Any, budget: Budget) -> None:
+    def wait_restarted(
+        self, namespace: str, name: str, before: Any, timeout: float | None = None
+    ) -> list[Any]:
         self.phases.append(f"restarted {name}")
+        return []
 
     def node(self) -> Any:
         return node("True", self.boot_id)

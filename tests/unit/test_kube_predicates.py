@@ -16,6 +16,7 @@ from harness.k8s.predicates import (
     container_starts,
     job_complete,
     job_failed,
+    node_addresses,
     node_boot_id,
     node_ready,
     node_ready_after_reboot,
@@ -40,6 +41,16 @@ class TestNodePredicates:
 
     def test_node_without_status_is_not_ready(self) -> None:
         assert not node_ready(k8s.V1Node(metadata=k8s.V1ObjectMeta(name="n")))
+
+    def test_internal_addresses(self) -> None:
+        n = node("True")
+        n.status.addresses = [
+            k8s.V1NodeAddress(type="InternalIP", address="10.0.2.15"),
+            k8s.V1NodeAddress(type="Hostname", address="kubesolo-abc123"),
+        ]
+        assert node_addresses(n) == {"10.0.2.15"}
+        assert node_addresses(n, "Hostname") == {"kubesolo-abc123"}
+        assert node_addresses(node("True")) == set()
 
     def test_boot_id(self) -> None:
         assert node_boot_id(node("True", "abc")) == "abc"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import re
 import socket
 import subprocess
 import threading
@@ -11,8 +12,14 @@ from typing import Any
 
 import pytest
 
+from harness.k8s.commands import boot_id_command, ipv4_addresses_command
 from harness.k8s.manifests import load_manifest
-from harness.k8s.probes import parse_http_status, probe_verdict, resolved_addresses
+from harness.k8s.probes import (
+    ipv4_addresses,
+    parse_http_status,
+    probe_verdict,
+    resolved_addresses,
+)
 
 WGET_LOG = """\
 Connecting to 10.43.200.7 (10.43.200.7:80)
@@ -172,3 +179,39 @@ def test_the_http_probe_tells_blocked_from_broken(
     assert detail in found[1]
     if verdict == "answered":
         assert parse_http_status(output) == 200 and "Welcome to nginx!" in output
+
+
+# ---- the guest's own commands ----
+IP_ADDR = (
+    "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n"
+    "2: eth0    inet 10.0.2.15/24 brd 10.0.2.255 scope global eth0\\       valid_lft forever\n"
+    "5: cni0    inet 10.42.0.1/16 brd 10.42.255.255 scope global cni0\\       valid_lft forever\n"
+)
+
+
+def test_ipv4_addresses_of_busybox_ip() -> None:
+    assert ipv4_addresses(IP_ADDR) == {"127.0.0.1", "10.0.2.15", "10.42.0.1"}
+    assert ipv4_addresses("") == set()
+
+
+def test_the_guest_commands_run_in_busybox(tmp_path: Path) -> None:
+    """The address and boot-id commands, under the image's busybox on this host."""
+    if not BUSYBOX.is_file():
+        pytest.fail(f"{BUSYBOX} not found: install busybox-static (scripts/setup.sh does)")
+    applets = tmp_path / "bin"
+    applets.mkdir()
+    for applet in ("cat", "ip"):
+        (applets / applet).symlink_to(BUSYBOX)
+
+    def sh(command: str) -> str:
+        return subprocess.run(
+            [str(BUSYBOX), "sh", "-c", command],
+            capture_output=True,
+            text=True,
+            env={"PATH": str(applets)},
+            check=True,
+        ).stdout
+
+    assert "127.0.0.1" in ipv4_addresses(sh(ipv4_addresses_command()))
+    boot_id = sh(boot_id_command()).strip()
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", boot_id)
