@@ -1,0 +1,90 @@
+"""The root file system: /init leaves the initramfs for a tmpfs before the
+stages run, so that container runtimes can pivot_root
+(docs/boot-flow.md "Root file system")."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from boot_guest import mounts
+
+from harness.vm.machine import Machine
+
+pytestmark = pytest.mark.boot
+
+# What a container runtime does for every container: a new mount namespace,
+# a tmpfs new root holding busybox, pivot_root into it, the old root
+# detached, then a command run there. It prints the new root's file system
+# type and its entries.
+PIVOT_ROOT_CHECK = r"""
+dir=$(mktemp -d)
+unshare -m --propagation private sh -c '
+    mount -t tmpfs -o size=16m tmpfs "$1" || exit 2
+    mkdir "$1/bin" "$1/old" && cp /bin/busybox "$1/bin/busybox" || exit 2
+    cd "$1" && pivot_root . old || exit 1
+    exec /bin/busybox sh -c "/bin/busybox umount -l /old &&
+        /bin/busybox stat -f -c %T / && /bin/busybox ls /"
+' sh "$dir"
+status=$?
+rmdir "$dir"
+exit $status
+"""
+# Booting the stages straight from the initramfs, as this OS did before /init
+# switched roots: the contrast that shows why the switch exists.
+ON_THE_INITRAMFS = "rdinit=/sbin/init"
+
+
+def pivot_root_check(vm: Machine) -> tuple[int, str, str]:
+    result = vm.run(PIVOT_ROOT_CHECK)
+    return result.status, result.stdout.decode(), result.stderr.decode()
+
+
+def meminfo_kb(vm: Machine, key: str) -> int:
+    for line in vm.succeed("cat /proc/meminfo").splitlines():
+        name, _, value = line.partition(":")
+        if name == key:
+            return int(value.split()[0])
+    raise AssertionError(f"no {key} in /proc/meminfo")
+
+
+def test_root_is_a_tmpfs(scenario):
+    """docs/boot-flow.md "Root file system": `/` is a tmpfs mount, not the
+    kernel's rootfs (the initramfs)."""
+    table = mounts(scenario("default"))
+    assert table["/"].fstype == "tmpfs"
+    assert "rootfs" not in {m.fstype for m in table.values()}
+
+
+def test_pivot_root_works(scenario):
+    """docs/boot-flow.md "Root file system": pivot_root(2) into a new root,
+    as crun and runc do for every container, succeeds, and a command runs
+    on the new root."""
+    status, out, err = pivot_root_check(scenario("default"))
+    assert status == 0, err
+    assert out.split() == ["tmpfs", "bin", "old"]
+
+
+def test_pivot_root_fails_on_the_initramfs(machine_factory):
+    """docs/boot-flow.md "Root file system": the same pivot_root fails with
+    EINVAL when the stages run on the initramfs (rdinit=/sbin/init skips
+    the switch): the reason /init switches roots."""
+    vm = machine_factory(kernel_args=ON_THE_INITRAMFS)
+    vm.start()
+    vm.wait_for_boot()
+    assert mounts(vm)["/"].fstype == "rootfs"
+    status, out, err = pivot_root_check(vm)
+    assert status == 1, (out, err)
+    assert re.search(r"^pivot_root: .*Invalid argument$", err, re.M), err  # EINVAL
+
+
+def test_initramfs_copy_is_freed(scenario):
+    """docs/boot-flow.md "Root file system": switch_root deleted the
+    initramfs after the copy, so the root's files are in RAM once: all of
+    shared memory (tmpfs, the root's copy included) is less than one and a
+    half times what the root holds."""
+    vm = scenario("default")
+    root_used_kb = int(vm.succeed("df -k / | tail -n 1").split()[2])
+    assert root_used_kb > 10_000, "the root holds less than the image"
+    assert meminfo_kb(vm, "Shmem") < root_used_kb * 3 // 2
+
