@@ -17,8 +17,10 @@ import pytest
 from harness.artefact import Image
 from harness.build.builder import BuildRequest, build
 from harness.errors import UserError
+from harness.log import logger
+from harness.pytest import leftovers
 from harness.vm import accel
-from harness.vm.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineConfig
+from harness.vm.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineConfig, die_with_parent
 
 MACHINES = pytest.StashKey[list[Machine]]()  # machines of a test, for its report
 ACTIVITY = pytest.StashKey[dict[int, int]]()  # machine id -> its activity when the test began
@@ -29,6 +31,8 @@ MARKERS = {
     "slow": "takes more than a minute under TCG",
 }
 MachineFactory = Callable[..., Machine]
+FAILURES_DIR = "failures"  # under --artifacts: one text file per failing test phase
+log = logger("pytest")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,6 +77,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="keep every machine's run directory (disks, logs), passing tests too",
     )
     group.addoption(
+        "--kill-loops",
+        type=int,
+        default=2,
+        metavar="N",
+        help="SIGKILL loops of the harness's hygiene test (default: 2; nightly: 50)",
+    )
+    group.addoption(
         "--artifacts",
         metavar="DIR",
         default="artifacts",
@@ -94,6 +105,8 @@ OPTION_RULES: tuple[tuple[str, str, Callable[[Any], bool], str], ...] = (
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker: die with the controller
+        die_with_parent()
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     for option, name, ok, rule in OPTION_RULES:
@@ -183,6 +196,7 @@ def _factory(image: Image, settings: Settings, prefix: str) -> tuple[MachineFact
             run_dir = node_dir / config.name
             shutil.rmtree(run_dir, ignore_errors=True)
             machine = Machine(image, config, run_dir=run_dir)
+            leftovers.mark_owner(run_dir)
         except UserError as err:
             pytest.fail(str(err), pytrace=False)
         machines.append(machine)
@@ -199,9 +213,11 @@ def _teardown(machines: list[Machine], keep: bool, failed: bool) -> None:
             shutil.rmtree(machine.run_dir, ignore_errors=True)
             with contextlib.suppress(OSError):  # the test's directory, once empty
                 machine.run_dir.parent.rmdir()
-        elif not keep:
-            for disk in machine.run_dir.glob("*overlay.qcow2"):
-                disk.unlink()
+        else:
+            leftovers.mark_kept(machine.run_dir)
+            if not keep:
+                for disk in machine.run_dir.glob("*overlay.qcow2"):
+                    disk.unlink()
 
 
 @pytest.fixture
@@ -265,7 +281,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 (f"console of {machine.config.name} (last 40 lines)", machine.console.tail(40))
             )
             report.sections.append((f"artefacts of {machine.config.name}", str(machine.run_dir)))
+        record_failure(report, Settings.from_config(item.config).artifacts / FAILURES_DIR)
     return report
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Remove what killed runs left (the controller only: workers start later)."""
+    if hasattr(session.config, "workerinput"):
+        return
+    removed = leftovers.remove_leftovers(Settings.from_config(session.config).artifacts)
+    if removed:
+        log.info("removed %d leftovers of killed runs", len(removed))
+
+
+def record_failure(report: pytest.TestReport, directory: Path) -> Path:
+    """Write a failing report, with its sections (console tails), to a file the
+    moment it is made: `-x`, a crash of the controller or a lost terminal cannot
+    lose the failure text of a flaky test."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{run_dir_name(report.nodeid)}-{report.when}.txt"
+    sections = "".join(f"\n--- {title} ---\n{text}\n" for title, text in report.sections)
+    path.write_text(f"{report.nodeid} ({report.when})\n{report.longreprtext}\n{sections}")
+    return path
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -41,6 +41,7 @@ DEFAULT_BOOT_TIMEOUT = 240.0
 DEFAULT_COMMAND_TIMEOUT = 120.0
 PR_SET_PDEATHSIG = 1
 QMP_CONNECT_TIMEOUT = 30.0
+SOCKET_DIR_PREFIX = "ksh-"  # + "<pid>-": QEMU's sockets (short paths: sun_path is 108 bytes)
 log = logger("vm")
 
 
@@ -138,6 +139,16 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def die_with_parent() -> None:
+    """This process gets SIGKILL when its parent dies. For pytest-xdist workers:
+    a controller killed with -9 must not leave workers (and their QEMUs) running."""
+    parent = os.getppid()
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 class CommandFailed(GuestAssertion):
     """A guest command's status was not what succeed()/fail() required."""
 
@@ -162,7 +173,8 @@ class Machine:
         self.qemu_binary = qemu_binary
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"kubesolo-{self.config.name}-"))
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._sock_dir = Path(tempfile.mkdtemp(prefix="ksh-", dir="/tmp"))
+        # named after our pid: if we are killed, the next run removes it
+        self._sock_dir = Path(tempfile.mkdtemp(prefix=f"{SOCKET_DIR_PREFIX}{os.getpid()}-"))
         self.console = Console(self.run_dir / "console.log")
         self.activity = 0  # public actions so far: tells which machines a test used
         self._proc: subprocess.Popen[bytes] | None = None
