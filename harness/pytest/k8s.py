@@ -7,6 +7,7 @@ with one reason and no VM starts.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 import shutil
@@ -17,6 +18,8 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from harness.build.workload_images import build_workload_images
+from harness.errors import UserError
 from harness.k8s.client import REQUEST_TIMEOUT
 from harness.k8s.node import KubeNode
 from harness.k8s.settings import DEFAULT_K8S_TIMEOUT, KubeSettings, machine_config
@@ -34,7 +37,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         default=None,
         help="directory of image archives (docker-archive or OCI .tar) to preload into "
-        "KubeSolo's containerd: nginx and busybox for the k8s suites",
+        "KubeSolo's containerd (default: nginx and busybox built here from Debian packages, "
+        "`kubesolo-harness images`)",
     )
     group.addoption(
         "--expect-netpol-enforced",
@@ -128,10 +132,18 @@ def kube(
     kubesolo_image: Any,
     session_machine_factory: Any,
     kube_settings: KubeSettings,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[KubeNode]:
     """One KubeSolo node for the whole session, Ready with CoreDNS and local-path rolled out."""
     manifest = kubesolo_image.manifest
     require_real_kubesolo(manifest)
+    if kube_settings.images_dir is None:  # no archives given: our own, built from Debian
+        built = tmp_path_factory.mktemp("workload-images")
+        try:
+            build_workload_images(built)
+        except UserError as error:
+            pytest.fail(f"workload images: {error}", pytrace=False)
+        kube_settings = dataclasses.replace(kube_settings, images_dir=built)
     machine = session_machine_factory(**machine_config(kube_settings))
     meta = {"kubesolo_version": manifest.get("kubesolo_version")}
     node = KubeNode(machine, kube_settings, meta=meta)
