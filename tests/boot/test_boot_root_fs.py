@@ -9,6 +9,7 @@ import re
 import pytest
 from boot_guest import mounts
 
+from harness import guest
 from harness.vm.machine import Machine
 
 pytestmark = pytest.mark.boot
@@ -88,3 +89,23 @@ def test_initramfs_copy_is_freed(scenario):
     assert root_used_kb > 10_000, "the root holds less than the image"
     assert meminfo_kb(vm, "Shmem") < root_used_kb * 3 // 2
 
+
+def propagation(vm: Machine) -> dict[str, set[str]]:
+    """Mount point -> its propagation tags (`shared:N`, `master:N`, ...) from
+    /proc/self/mountinfo; no tag means private."""
+    tags: dict[str, set[str]] = {}
+    for line in vm.succeed("cat /proc/self/mountinfo").splitlines():
+        fields = line.partition(" - ")[0].split()
+        tags[fields[4]] = {tag.split(":")[0] for tag in fields[6:]}
+    return tags
+
+
+@pytest.mark.parametrize("scenario_name", ["default", "nopersist"])
+def test_root_is_rshared(scenario, scenario_name):
+    """docs/boot-flow.md "Stage 00 — Early Mount": `/` is a shared mount, and
+    so is every mount below it (the data partition's bind mounts and KubeSolo's
+    state directory included), as the kubelet needs for mount propagation."""
+    tags = propagation(scenario(scenario_name))
+    assert "shared" in tags["/"]
+    assert "shared" in tags[guest.KUBESOLO_PATH]
+    assert not [target for target, tag in tags.items() if "shared" not in tag]

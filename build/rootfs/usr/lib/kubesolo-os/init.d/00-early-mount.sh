@@ -33,6 +33,11 @@ else
     done
 fi
 
+# The kubelet needs / shared (volume propagation, projected service-account
+# tokens); busybox leaves it private. Every mount below / now, and every
+# later one (stage 20, KubeSolo), is then shared too.
+mount --make-rshared / || die "cannot make / a shared mount"
+
 mkdir -p "$KUBESOLO_RUN"
 ln -sf /proc/self/fd /dev/fd 2>/dev/null
 
