@@ -406,13 +406,25 @@ def test_stage80_directories(scenario, directory):
     scenario("default").succeed(f"test -d {directory}")
 
 
-def test_stage80_custom_containerd_config(scenario):
+CONTAINERD_DROPINS = "/etc/containerd/config.d"
+
+
+@pytest.mark.parametrize(
+    ("scenario_name", "dropins"), [("default", []), ("configured", ["50-node.toml"])]
+)
+def test_stage80_custom_containerd_config(scenario, scenario_name, dropins):
     """docs/boot-flow.md "Stage 80 — Containerd": a custom containerd config on the data
-    partition (/etc/kubesolo/containerd/config.toml) is installed as
-    /etc/containerd/config.toml."""
-    vm = scenario("configured")
-    assert vm.succeed("cat /etc/kubesolo/containerd/config.toml") == CONTAINERD_CONFIG
-    assert vm.succeed("cat /etc/containerd/config.toml") == CONTAINERD_CONFIG
+    partition (/etc/kubesolo/containerd/config.toml) is installed as the one drop-in
+    /etc/containerd/config.d/50-node.toml, which KubeSolo imports; without one the
+    directory is empty. /etc/containerd/config.toml, which KubeSolo never reads, is
+    not written."""
+    vm = scenario(scenario_name)
+    assert vm.succeed(f"ls {CONTAINERD_DROPINS}").split() == dropins
+    if dropins:
+        custom = vm.succeed("cat /etc/kubesolo/containerd/config.toml")
+        assert custom == CONTAINERD_CONFIG
+        assert vm.succeed(f"cat {CONTAINERD_DROPINS}/50-node.toml") == custom
+    vm.fail("test -e /etc/containerd/config.toml")
 
 
 # ---- Stage 90 ------------------------------------------------------------------------

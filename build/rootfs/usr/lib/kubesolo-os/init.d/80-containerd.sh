@@ -4,11 +4,14 @@
 # KubeSolo runs containerd itself.
 
 CONTAINERD_CUSTOM=/etc/kubesolo/containerd/config.toml
+# KubeSolo writes its own containerd config at every start and imports only
+# the drop-ins of this directory; /etc/containerd/config.toml is never read.
+CONTAINERD_DROPIN=/etc/containerd/config.d/50-node.toml
 
-for dir in /run/containerd /var/lib/containerd /etc/cni/net.d /opt/cni/bin /etc/containerd; do
+for dir in /run/containerd /var/lib/containerd /etc/cni/net.d /opt/cni/bin "${CONTAINERD_DROPIN%/*}"; do
     mkdir -p "$dir" || die "cannot create $dir"
 done
 if [ -f "$CONTAINERD_CUSTOM" ]; then
-    cp "$CONTAINERD_CUSTOM" /etc/containerd/config.toml || die "cannot install $CONTAINERD_CUSTOM"
-    log "Custom containerd config installed from $CONTAINERD_CUSTOM"
+    cp "$CONTAINERD_CUSTOM" "$CONTAINERD_DROPIN" || die "cannot install $CONTAINERD_CUSTOM as $CONTAINERD_DROPIN"
+    log "Custom containerd config installed from $CONTAINERD_CUSTOM as $CONTAINERD_DROPIN"
 fi
