@@ -16,6 +16,7 @@ from harness.build.builder import BuildRequest, build
 from harness.build.workload_images import REFS, build_workload_images
 from harness.errors import UserError
 from harness.log import ROOT
+from harness.soak import main_soak
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -47,6 +48,15 @@ def parser() -> argparse.ArgumentParser:
         "images", help="build the workload images (nginx, busybox) as OCI archives (cached)"
     )
     images.add_argument("--out", metavar="DIR", required=True, help="where to put <name>.tar")
+    soak = sub.add_parser(
+        "soak", help="run the boot and persistence suites N times; per-test failure rates"
+    )
+    soak.add_argument("runs", type=positive_int, help="how many runs")
+    soak.add_argument(
+        "pytest_args",
+        nargs=argparse.REMAINDER,
+        help="after --: pytest arguments (default: tests/boot tests/persistence)",
+    )
     bench = sub.add_parser("bench", help="measure build, boot and test-shell speed on this host")
     bench.add_argument(
         "--runs", type=positive_int, default=3, help="boots per measure (default: 3)"
@@ -92,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             return main_build(args.flavour, args.kubesolo_bin, args.out)
         if args.command == "images":
             return main_images(args.out)
+        if args.command == "soak":
+            return main_soak(args.runs, [a for a in args.pytest_args if a != "--"])
         return main_bench(args.runs, args.accel, args.json)
     except (UserError, OSError) as err:
         print(f"kubesolo-harness {args.command}: error: {err}", file=sys.stderr)
