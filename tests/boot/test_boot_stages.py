@@ -12,7 +12,9 @@ from boot_guest import (
     flag_value,
     mounts,
     network_env,
+    preseeded_data_disk,
     standin_argv,
+    wait_for_kubesolo,
 )
 from boot_scenarios import (
     CLOUD_INIT_CUSTOM_PATH,
@@ -451,11 +453,39 @@ def test_stage90_kubesolo_command_line(scenario, scenario_name):
 
 def test_stage90_extra_flags_from_file_and_parameter(scenario):
     """docs/boot-flow.md "Stage 90 — KubeSolo" step 4: the extra flags of the config file
-    (/etc/kubesolo/extra-flags, comments ignored) and of kubesolo.flags= are
-    appended to the command line, the boot parameter's last."""
+    (/etc/kubesolo/extra-flags, comments ignored) and of kubesolo.flags= that
+    the defaults do not set follow the defaults, the boot parameter's last."""
     argv = standin_argv(scenario("configured"))
     extra = words_of(FLAGS_FILE) + CMDLINE_FLAGS.split()
     assert argv[-len(extra) :] == extra, argv
+
+
+# Flags the defaults also set, given again in the flags file and in the boot
+# parameter, in both --flag value and --flag=value forms.
+OVERRIDE_FILE_FLAGS = (
+    f"--no-local-storage --path={guest.KUBESOLO_PATH}\n--apiserver-extra-sans node.example\n"
+)
+OVERRIDE_CMDLINE_FLAGS = "--local-storage --apiserver-extra-sans=10.0.2.15,node.example --debug"
+
+
+def test_stage90_flags_given_again_are_merged(machine_factory, tmp_path):
+    """docs/boot-flow.md "Stage 90 — KubeSolo": a flag the defaults set, given again in
+    the flags file and again in kubesolo.flags=, is passed once (KubeSolo rejects a
+    repeated flag, --no-X after --X included): the boot parameter wins over the
+    file, the file over the defaults, and the SANs are joined with the hostname
+    kept. The stand-in accepts the merged command line and the node boots."""
+    disk = preseeded_data_disk(tmp_path, {"etc-kubesolo/extra-flags": OVERRIDE_FILE_FLAGS})
+    vm = machine_factory(kernel_args=f'kubesolo.flags="{OVERRIDE_CMDLINE_FLAGS}"', data_disk=disk)
+    vm.start()
+    wait_for_kubesolo(vm)
+    hostname = vm.succeed("hostname").strip()
+    assert standin_argv(vm) == [
+        f"--path={guest.KUBESOLO_PATH}",
+        "--local-storage",
+        "--apiserver-extra-sans",
+        f"{hostname},node.example,10.0.2.15",
+        "--debug",
+    ]
 
 
 def test_stage90_kubesolo_is_pid_1(scenario):

@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 LIB = REPO / "build/rootfs/usr/lib/kubesolo-os"
 STANDIN = REPO / "build/standin/kubesolo"
 BUSYBOX = shutil.which("busybox")
+REPEATED = "kubesolo: error: flag '{}' cannot be repeated, try --help"
 
 
 def sh(
@@ -47,6 +48,19 @@ def standin(*argv: str) -> subprocess.CompletedProcess[str]:
         (["-x"], "kubesolo: error: unknown short flag '-x', try --help"),
         (["stray"], "kubesolo: error: unexpected stray, try --help"),
         (["--no-path"], "kubesolo: error: unknown long flag '--no-path', try --help"),
+        (["--path", "--debug"], "kubesolo: error: expected argument for flag '--path', try --help"),
+        (["--path", "/a", "--path=/b"], REPEATED.format("path")),
+        (["--debug", "--debug"], REPEATED.format("debug")),
+        (["--local-storage", "--no-local-storage"], REPEATED.format("local-storage")),
+        (
+            ["--no-local-storage", "--path", "/x", "--local-storage"],
+            REPEATED.format("local-storage"),
+        ),
+        # kingpin reports a parse error before a repeated flag, wherever it is
+        (
+            ["--debug", "--debug", "--bogus"],
+            "kubesolo: error: unknown long flag '--bogus', try --help",
+        ),
     ],
 )
 def test_standin_rejects_what_kubesolo_rejects(argv, error):
@@ -54,6 +68,7 @@ def test_standin_rejects_what_kubesolo_rejects(argv, error):
     done = standin(*argv)
     assert done.returncode == 1
     assert done.stderr.strip() == error
+    assert "accepted" not in done.stdout
 
 
 @pytest.mark.parametrize(
@@ -77,21 +92,108 @@ def kubesolo_args(hostname: str, file_flags: str = "", cmdline_flags: str = "") 
     return done.stdout.split()
 
 
+# Stage 90's own flags, for a node named node-1.
+DATA_PATH = ["--path", "/var/lib/kubesolo"]
+LOCAL_STORAGE = ["--local-storage"]
+HOST_SAN = ["--apiserver-extra-sans", "node-1"]
+DEFAULTS = [*DATA_PATH, *LOCAL_STORAGE, *HOST_SAN]
+
+
 def test_stage90_command_line_is_accepted_by_kubesolo_grammar():
-    """Stage 90: --path, local storage as a bare boolean, the hostname as SAN."""
-    args = kubesolo_args("kubesolo-123456", "--debug", "--node-ip 10.0.2.15")
-    assert args == [
-        "--path",
-        "/var/lib/kubesolo",
-        "--local-storage",
-        "--apiserver-extra-sans",
-        "kubesolo-123456",
-        "--debug",
-        "--node-ip",
-        "10.0.2.15",
-    ]
+    """Stage 90: --path, local storage as a bare boolean, the hostname as SAN,
+    then the flags file's and the boot parameter's flags."""
+    args = kubesolo_args("node-1", "--debug", "--node-ip 10.0.2.15")
+    assert args == [*DEFAULTS, "--debug", "--node-ip", "10.0.2.15"]
     assert "true" not in args
     assert standin(*args).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("file_flags", "cmdline_flags", "expected"),
+    [
+        pytest.param(
+            "--path /data/kubesolo",
+            "",
+            [*LOCAL_STORAGE, *HOST_SAN, "--path", "/data/kubesolo"],
+            id="repeated-string-flag",
+        ),
+        pytest.param(
+            "--no-local-storage",
+            "",
+            [*DATA_PATH, *HOST_SAN, "--no-local-storage"],
+            id="no-X-after-default-X",
+        ),
+        pytest.param(
+            "--startup-timeout 900 --no-local-storage",
+            "--startup-timeout 1200 --local-storage",
+            [*DATA_PATH, *HOST_SAN, "--startup-timeout", "1200", "--local-storage"],
+            id="parameter-wins-over-file",
+        ),
+        pytest.param(
+            "--path=/data/a",
+            "--path=/data/b --node-ip=10.0.2.15",
+            [*LOCAL_STORAGE, *HOST_SAN, "--path=/data/b", "--node-ip=10.0.2.15"],
+            id="flag=value-forms",
+        ),
+        pytest.param(
+            "--path=/data/a",
+            "--path /data/b",
+            [*LOCAL_STORAGE, *HOST_SAN, "--path", "/data/b"],
+            id="flag=value-replaced-by-flag-value",
+        ),
+        pytest.param(
+            "--apiserver-extra-sans=a.example,node-1",
+            "--apiserver-extra-sans 10.0.2.15,a.example,b.example",
+            [
+                *DATA_PATH,
+                *LOCAL_STORAGE,
+                "--apiserver-extra-sans",
+                "node-1,a.example,10.0.2.15,b.example",
+            ],
+            id="sans-joined",
+        ),
+        pytest.param(
+            "--debug --debug",
+            "--no-debug",
+            [*DEFAULTS, "--no-debug"],
+            id="repeated-within-a-source",
+        ),
+    ],
+)
+def test_stage90_merges_flags_by_name(file_flags, cmdline_flags, expected):
+    """docs/boot-flow.md "Stage 90 — KubeSolo": a flag given again, or negated
+    with --no-, replaces the earlier one (boot parameter > flags file >
+    defaults); SANs are joined with the hostname's kept; KubeSolo's grammar
+    (the stand-in) accepts the result."""
+    args = kubesolo_args("node-1", file_flags, cmdline_flags)
+    assert args == expected
+    done = standin(*args)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        "$(touch {canary})",
+        "`touch {canary}`",
+        "--path=$(touch {canary})",
+        "--node-ip ;touch {canary}",
+    ],
+)
+def test_stage90_flags_are_data(tmp_path, flags):
+    """Stage 90: the words of the flags are never evaluated, nor globbed."""
+    canary = tmp_path / "canary"
+    args = kubesolo_args("node-1", flags.format(canary=canary), "*")
+    assert not canary.exists()
+    assert args[-1] == "*"
+
+
+def test_stage90_flag_without_its_value_is_left_for_kubesolo_to_report():
+    """Stage 90: a string flag followed by another flag has no value; the merge
+    keeps it as given, and KubeSolo reports it (no guessing)."""
+    args = kubesolo_args("node-1", "--node-ip --debug")
+    assert args == [*DEFAULTS, "--node-ip", "--debug"]
+    assert "expected argument for flag '--node-ip'" in standin(*args).stderr
 
 
 def parse_cmdline(tmp_path: Path, cmdline: str) -> dict[str, str]:

@@ -78,16 +78,69 @@ read_config_words() {
     sed 's/#.*//' "$1" | tr -s ' \t\n' '   '
 }
 
-# kubesolo_args HOSTNAME FILE_FLAGS CMDLINE_FLAGS: KubeSolo's arguments, one
-# per line (stage 90). Booleans take no value in KubeSolo's grammar:
-# `--local-storage`, never `--local-storage true`. Extra flags are split on
-# blanks; the boot parameter's come last, so they win over the file's.
-kubesolo_args() {
-    printf '%s\n' --path /var/lib/kubesolo --local-storage --apiserver-extra-sans "$1"
-    # shellcheck disable=SC2086 # word splitting of the flag lists is intended
-    [ -n "$2$3" ] && printf '%s\n' $2 $3
-    return 0
+# KubeSolo's boolean flags (docs/kubesolo.md "Command line"): they never take
+# a value, and each has a --no- form. Every other flag takes one value.
+KUBESOLO_BOOL_FLAGS="local-storage debug container-mode db-wal-repair disable-ipv6 metrics-server version help"
+# Flags whose values add up (comma-separated) instead of replacing each other.
+KUBESOLO_LIST_FLAGS="apiserver-extra-sans"
+
+# merge_flags: read command-line words, one per line, and print them merged
+# by flag name, one per line. A flag given again, or negated with --no-,
+# replaces the earlier one and takes its place in the order; the values of
+# a list flag are joined (comma-separated, duplicates dropped, order kept).
+# A value is `--flag=value`, or the next word unless it starts with `-` (as
+# kingpin reads it). Words are only data: nothing is evaluated.
+merge_flags() {
+    awk -v bools="$KUBESOLO_BOOL_FLAGS" -v lists="$KUBESOLO_LIST_FLAGS" '
+        BEGIN {
+            n = split(bools, b, " "); for (i = 1; i <= n; i++) is_bool[b[i]] = 1
+            n = split(lists, l, " "); for (i = 1; i <= n; i++) is_list[l[i]] = 1
+        }
+        { word[NR] = $0 }
+        function place(key, text) {
+            if (key in slot) delete owner[slot[key]]
+            slot[key] = ++slots; owner[slots] = key; words_of[key] = text
+        }
+        function add_to_list(key, value,    n, parts, i) {
+            n = split(value, parts, ",")
+            for (i = 1; i <= n; i++) {
+                if (parts[i] == "" || (key SUBSEP parts[i]) in listed) continue
+                listed[key, parts[i]] = 1
+                joined[key] = joined[key] (joined[key] == "" ? "" : ",") parts[i]
+            }
+            place(key, "--" key "\n" joined[key])
+        }
+        END {
+            for (i = 1; i <= NR; i++) {
+                w = word[i]
+                if (w !~ /^--[^=]/) { place("\001" i, w); continue }  # not a flag: kept where it is
+                name = substr(w, 3); text = w; has_value = 0
+                if ((eq = index(name, "=")) > 0) {
+                    value = substr(name, eq + 1); name = substr(name, 1, eq - 1); has_value = 1
+                }
+                key = name
+                if (name ~ /^no-/ && is_bool[substr(name, 4)]) key = substr(name, 4)
+                if (!has_value && !is_bool[key] && i < NR && word[i + 1] !~ /^-/) {
+                    value = word[++i]; text = text "\n" value; has_value = 1
+                }
+                if (is_list[key] && has_value) add_to_list(key, value)
+                else place(key, text)
+            }
+            for (s = 1; s <= slots; s++) if (s in owner) print words_of[owner[s]]
+        }'
 }
+
+# kubesolo_args HOSTNAME FILE_FLAGS CMDLINE_FLAGS: KubeSolo's arguments, one
+# per line (stage 90): the defaults, then the flags file's, then the boot
+# parameter's, merged by flag name (merge_flags), so the later source wins.
+# Booleans take no value in KubeSolo's grammar: `--local-storage`, never
+# `--local-storage true`.
+kubesolo_args() (
+    set -f  # the flag lists are split on blanks, never globbed
+    # shellcheck disable=SC2086 # word splitting of the flag lists is intended
+    printf '%s\n' --path /var/lib/kubesolo --local-storage --apiserver-extra-sans "$1" $2 $3 |
+        merge_flags
+)
 
 # hostname_from_mac MAC: kubesolo- and the last six hex digits, lowercase
 # (stage 60).

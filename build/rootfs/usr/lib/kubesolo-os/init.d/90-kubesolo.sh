@@ -3,7 +3,9 @@
 # "Command line"): build KubeSolo's command line and exec it as PID 1.
 # init sources this file, so `exec` replaces PID 1 and `return` reports a
 # failure. Booleans take no value in KubeSolo's grammar: `--local-storage`,
-# never `--local-storage true` (KubeSolo would exit and the kernel panic).
+# never `--local-storage true`; and a flag given twice is an error. Either
+# would make KubeSolo exit and the kernel panic, so the defaults, the flags
+# file and kubesolo.flags= are merged by flag name (kubesolo_args).
 
 KUBESOLO_BIN=/usr/local/bin/kubesolo
 KUBESOLO_FLAGS_FILE=/etc/kubesolo/extra-flags
