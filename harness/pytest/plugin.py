@@ -28,6 +28,7 @@ MARKERS = {
     "boot": "boots a VM: boot markers, parameters, stage effects",
     "persistence": "boots a VM more than once on the same data disk",
     "k8s": "needs a real KubeSolo binary (skipped with the stand-in)",
+    "runtime": "KubeSolo's containerd, crun and CNI from Debian, on the OS, without KubeSolo",
     "slow": "takes more than a minute under TCG",
 }
 MachineFactory = Callable[..., Machine]
