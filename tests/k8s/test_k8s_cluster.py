@@ -1,7 +1,7 @@
 """The node is this VM, KubeSolo's controllers heal its system add-ons, and cluster DNS
 answers.
 
-Proves docs/kubesolo.md "Flags" (the node is named after the hostname), "Networking" (node
+Proves docs/kubesolo.md "Command line" (the node is named after the hostname), "Networking" (node
 IP detection, no scheduler: a webhook sets nodeName; DNS 10.43.0.10, domain cluster.local)
 and "Health" (CoreDNS and local-path-provisioner Deployments). Node Ready and the system
 rollouts are what bring-up waits for, so nothing here asserts them again.

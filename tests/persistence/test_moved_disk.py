@@ -1,4 +1,4 @@
-"""Issue 4, item 18: the data disk of one machine, moved to another machine (a second QEMU
+"""The data disk of one machine, moved to another machine (a second QEMU
 process with another MAC address), boots with the first machine's state.
 
 The first machine boots on a fresh disk, writes a marker into every persistent path,

@@ -1,4 +1,4 @@
-"""Issue 4, item 19: RAM-only mode — the boot parameter `kubesolo.nopersist` and the
+"""RAM-only mode — the boot parameter `kubesolo.nopersist` and the
 isolinux label `kubesolo-nopersist` — leaves the data disk byte-for-byte unchanged and
 loses everything on reboot.
 

@@ -1,4 +1,4 @@
-"""Issue 4, items 16 and 17: across a clean reboot and across a hard reset after `sync`,
+"""Across a clean reboot and across a hard reset after `sync`,
 files under the five persistent paths survive, files on the immutable root do not, and
 the node keeps the hostname and network configuration of its first boot.
 

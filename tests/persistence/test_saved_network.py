@@ -1,4 +1,4 @@
-"""Issue 4, item 17 for a configured network: the static configuration a boot took from
+"""Persistence of a configured network: the static configuration a boot took from
 cloud-init is the configuration of the next boot, even once the cloud-init file is gone.
 
 (With DHCP, test_reboot.py proves the same; under QEMU's DHCP the address is always
