@@ -309,3 +309,24 @@ def test_virtual_interfaces_are_skipped(name, virtual):
 def test_hostname_from_mac(mac, hostname):
     """Stage 60: kubesolo- and the last six hex digits of the MAC, lowercase."""
     assert sh(f". {LIB}/functions.sh; hostname_from_mac {mac}").stdout.strip() == hostname
+
+
+def test_config_words_and_lines(tmp_path):
+    """The one config-file reader of the stages (30, 60, 70, 90 read words;
+    40 reads lines): # comments, blank lines, tabs and CRLF endings are no
+    content; several files are read in order; a missing file is empty."""
+    (tmp_path / "a").write_text("# a comment\n\tnet.a = 1  # why\r\n\n   \nnet.b=32768\t60999")
+    (tmp_path / "b").write_text("--debug # on\n")
+    missing = tmp_path / "missing"
+    lines = sh(f". {LIB}/functions.sh; config_lines {tmp_path}/a {missing} {tmp_path}/b")
+    assert lines.stdout.splitlines() == ["net.a = 1", "net.b=32768 60999", "--debug"]
+    words = sh(f". {LIB}/functions.sh; read_config_words {missing} {tmp_path}/a {tmp_path}/b")
+    assert words.stdout == "net.a = 1 net.b=32768 60999 --debug\n"
+    assert sh(f". {LIB}/functions.sh; read_config_words {missing}").stdout == ""
+
+
+@pytest.mark.parametrize(("path", "mounted"), [("/proc", True), ("/proc/sys/kernel", False)])
+def test_is_mounted(path, mounted):
+    """Stages 00 and 20 skip what /proc/mounts lists (an exact path match)."""
+    done = sh(f". {LIB}/functions.sh; is_mounted {path}")
+    assert (done.returncode == 0) is mounted

@@ -1,6 +1,6 @@
 # shellcheck shell=sh
 # Shared helpers of the init stages: logging, the boot environment, device
-# waits and the emergency shell (spec "Failure Handling").
+# waits and the emergency shell (docs/boot-flow.md "Failure Handling").
 
 # shellcheck disable=SC2034 # used by the stages that source this file
 KUBESOLO_RUN=${KUBESOLO_RUN:-/run/kubesolo-os}
@@ -29,8 +29,6 @@ save_var() {
 }
 
 shell_requested() { load_boot_env; [ "${KUBESOLO_SHELL:-0}" = 1 ]; }
-
-is_ram_only() { load_boot_env; [ "${KUBESOLO_NOPERSIST:-0}" = 1 ]; }
 
 # resolve_device SPEC: print the block device for /dev/..., LABEL= or UUID=.
 # busybox has no blkid applet in Debian's busybox-static; findfs is its
@@ -72,10 +70,25 @@ get_ip() {
     ip -4 -o addr show dev "$1" 2>/dev/null | awk '{ sub(/\/.*/, "", $4); print $4; exit }'
 }
 
-# read_config_words FILE: print a config file's words, ignoring # comments.
+# config_lines FILE...: the lines of config files with # comments removed,
+# tabs and carriage returns made blanks, blanks trimmed at both ends and
+# empty lines dropped; a missing file has no lines.
+config_lines() {
+    for file in "$@"; do
+        [ -f "$file" ] || continue
+        awk '{ sub(/#.*/, ""); gsub(/[\t\r]/, " "); sub(/^ +/, ""); sub(/ +$/, "") } $0 != ""' "$file"
+    done
+}
+
+# read_config_words FILE...: the words of config files (config_lines) on one
+# line, separated by single blanks.
 read_config_words() {
-    [ -f "$1" ] || return 0
-    sed 's/#.*//' "$1" | tr -s ' \t\n' '   '
+    config_lines "$@" | awk '{ for (i = 1; i <= NF; i++) printf "%s%s", (n++ ? " " : ""), $i } END { if (n) print "" }'
+}
+
+# is_mounted PATH: something is mounted on PATH (false while /proc is not).
+is_mounted() {
+    awk -v path="$1" '$2 == path { found = 1 } END { exit !found }' /proc/mounts 2>/dev/null
 }
 
 # KubeSolo's boolean flags (docs/kubesolo.md "Command line"): they never take

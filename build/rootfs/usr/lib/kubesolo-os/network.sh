@@ -1,12 +1,14 @@
 # shellcheck shell=sh
-# Network helpers of stage 50 (spec "Stage 50 — Network"): interface
-# detection, static and DHCP configuration, and the saved configuration.
+# Network helpers of stage 50 (docs/boot-flow.md "Stage 50 — Network"):
+# interface detection, static and DHCP configuration, and the saved
+# configuration.
 
 NETWORK_SAVED=$KUBESOLO_DATA_MNT/network/interfaces.sh
 NETWORK_STATE=$KUBESOLO_RUN/network.env
 CLOUD_INIT_AWK=${CLOUD_INIT_AWK:-/usr/lib/kubesolo-os/cloud-init.awk}
 
-# Interfaces that are never the node's uplink (spec: lo, docker, veth, br, cni).
+# Interfaces that are never the node's uplink: lo, docker, veth, br, cni and
+# the other virtual kinds (docs/boot-flow.md "Stage 50 — Network").
 is_virtual_iface() {
     case $1 in
         lo|docker*|veth*|br*|cni*|flannel*|vxlan*|tunl*|dummy*|kube-ipvs*|sit*|ip6tnl*) return 0 ;;

@@ -1,11 +1,11 @@
 # shellcheck shell=sh
-# Stage 00 (spec "Stage 00 — Early Mount"): virtual filesystems, then the
-# drivers of the devices present (coldplug), so that stage 20 finds its disk.
-# Every mount is skipped when already there: the emergency shell's `exit`
-# runs this stage again.
+# Stage 00 (docs/boot-flow.md "Stage 00 — Early Mount"): virtual filesystems,
+# then the drivers of the devices present (coldplug), so that stage 20 finds
+# its disk. Every mount is skipped when already there: the emergency shell's
+# `exit` runs this stage again.
 
 mount_once() { # TYPE SOURCE TARGET [OPTIONS]
-    grep -q "^[^ ]* $3 " /proc/mounts 2>/dev/null && return 0
+    is_mounted "$3" && return 0
     mkdir -p "$3"
     mount -t "$1" ${4:+-o "$4"} "$2" "$3" || die "cannot mount $1 on $3"
 }
@@ -20,7 +20,7 @@ mount_once tmpfs tmpfs /dev/shm mode=1777,nosuid,nodev
 
 if grep -qw cgroup2 /proc/filesystems; then
     mount_once cgroup2 cgroup2 /sys/fs/cgroup nsdelegate
-    # KubeSolo needs these controllers (kubesolo-facts.md "Host requirements").
+    # KubeSolo needs these controllers (docs/kubesolo.md "Host requirements").
     for c in cpuset cpu io memory pids hugetlb; do
         grep -qw "$c" /sys/fs/cgroup/cgroup.controllers &&
             echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
@@ -34,8 +34,8 @@ else
 fi
 
 # The kubelet needs / shared (volume propagation, projected service-account
-# tokens); busybox leaves it private. Every mount below / now, and every
-# later one (stage 20, KubeSolo), is then shared too.
+# tokens; docs/kubesolo.md "Runtime"); busybox leaves it private. Every mount
+# below / now, and every later one (stage 20, KubeSolo), is then shared too.
 mount --make-rshared / || die "cannot make / a shared mount"
 
 mkdir -p "$KUBESOLO_RUN"

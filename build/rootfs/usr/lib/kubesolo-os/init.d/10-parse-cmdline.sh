@@ -1,6 +1,7 @@
 # shellcheck shell=sh
-# Stage 10 (spec "Stage 10 — Parse Cmdline"): turn /proc/cmdline into the
-# KUBESOLO_* variables, saved in $KUBESOLO_BOOT_ENV for the later stages.
+# Stage 10 (docs/boot-flow.md "Stage 10 — Parse Cmdline"): turn /proc/cmdline
+# into the KUBESOLO_* variables, saved in $KUBESOLO_BOOT_ENV for the later
+# stages.
 
 # cmdline_words: one kernel parameter per line; double quotes group words
 # (kubesolo.flags="--debug --node-ip 10.0.2.15") as the kernel does.

@@ -1,23 +1,22 @@
 # shellcheck shell=sh
-# Stage 20 (spec "Stage 20 — Persistent Mount"): the data partition, its
-# first-boot layout and the five bind mounts; tmpfs in RAM-only mode.
-# KubeSolo OS never formats a disk: a missing or unformatted data device is
-# an error that names what to do.
+# Stage 20 (docs/boot-flow.md "Stage 20 — Persistent Mount"): the data
+# partition, its first-boot layout and the five bind mounts; tmpfs in RAM-only
+# mode. KubeSolo OS never formats a disk: a missing or unformatted data device
+# is an error that names what to do.
 
 DATA_WAIT_SECONDS=30
 
-# source-on-data-partition:mount-point, the table of the spec.
+# source-on-data-partition:mount-point, the bind-mount table of
+# docs/boot-flow.md "Stage 20 — Persistent Mount".
 PERSISTENT_DIRS="kubesolo:/var/lib/kubesolo containerd:/var/lib/containerd etc-kubesolo:/etc/kubesolo log:/var/log usr-local:/usr/local"
 # Extra first-boot directories used by stages 50 and 60.
 LAYOUT_DIRS="network"
-
-already_mounted() { grep -q "^[^ ]* $1 " /proc/mounts; }
 
 mount_data_partition() {
     dev=$(wait_for_device "$KUBESOLO_DATA_DEV" "$DATA_WAIT_SECONDS") ||
         die "data device $KUBESOLO_DATA_DEV did not appear within ${DATA_WAIT_SECONDS}s: attach a disk labelled KSOLODATA or boot with kubesolo.nopersist"
     mkdir -p "$KUBESOLO_DATA_MNT"
-    already_mounted "$KUBESOLO_DATA_MNT" && return 0
+    is_mounted "$KUBESOLO_DATA_MNT" && return 0
     mount -t ext4 -o noatime "$dev" "$KUBESOLO_DATA_MNT" ||
         die "cannot mount $dev as ext4 on $KUBESOLO_DATA_MNT: not an ext4 file system? (KubeSolo OS never formats disks; make one with: mkfs.ext4 -L KSOLODATA $dev)"
     log "Mounted $dev on $KUBESOLO_DATA_MNT"
@@ -25,7 +24,7 @@ mount_data_partition() {
 
 mount_ram_only() {
     mkdir -p "$KUBESOLO_DATA_MNT"
-    already_mounted "$KUBESOLO_DATA_MNT" ||
+    is_mounted "$KUBESOLO_DATA_MNT" ||
         mount -t tmpfs -o mode=0755 tmpfs "$KUBESOLO_DATA_MNT" || die "cannot mount tmpfs on $KUBESOLO_DATA_MNT"
     log_warn "RAM-only mode: state is kept in tmpfs and lost on reboot"
 }
@@ -43,7 +42,7 @@ create_layout() {
 bind_mounts() {
     for entry in $PERSISTENT_DIRS; do
         src=$KUBESOLO_DATA_MNT/${entry%%:*} dst=${entry#*:}
-        already_mounted "$dst" && continue
+        is_mounted "$dst" && continue
         mkdir -p "$dst"
         mount --bind "$src" "$dst" || die "cannot bind-mount $src on $dst"
     done

@@ -1,10 +1,9 @@
 # shellcheck shell=sh
-# Stage 30 (spec "Stage 30 — Kernel Modules"): load the image's module list
-# and a node's own additions from /etc/kubesolo/modules.list (data
+# Stage 30 (docs/boot-flow.md "Stage 30 — Kernel Modules"): load the image's
+# module list and a node's own additions from /etc/kubesolo/modules.list (data
 # partition). A module that fails is a warning: it may be built in.
 
 load_module_list() {
-    [ -f "$1" ] || return 0
     for module in $(read_config_words "$1"); do
         if [ -d "/sys/module/$module" ] || modprobe "$module" 2>/dev/null; then
             loaded=$((loaded + 1))

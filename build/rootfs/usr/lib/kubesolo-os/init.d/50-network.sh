@@ -1,7 +1,7 @@
 # shellcheck shell=sh
-# Stage 50 (spec "Stage 50 — Network"): saved config > cloud-init > DHCP on
-# the first physical interface. A node without a network still boots (with
-# a warning): KubeSolo reports the problem itself.
+# Stage 50 (docs/boot-flow.md "Stage 50 — Network"): saved config > cloud-init
+# > DHCP on the first physical interface. A node without a network still boots
+# (with a warning): KubeSolo reports the problem itself.
 # shellcheck source=../network.sh
 . /usr/lib/kubesolo-os/network.sh
 

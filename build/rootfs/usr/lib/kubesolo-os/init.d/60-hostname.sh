@@ -1,5 +1,5 @@
 # shellcheck shell=sh
-# Stage 60 (spec "Stage 60 — Hostname"): the saved hostname, or
+# Stage 60 (docs/boot-flow.md "Stage 60 — Hostname"): the saved hostname, or
 # kubesolo-XXXXXX from the primary MAC; saved for the next boot and written
 # to /etc/hostname and /etc/hosts. KubeSolo uses it as the node name, which
 # must be lowercase RFC 1123.
@@ -17,7 +17,7 @@ valid_hostname() {
 [ -f "$KUBESOLO_RUN/network.env" ] && . "$KUBESOLO_RUN/network.env"
 name=""
 if [ -f "$HOSTNAME_SAVED" ]; then
-    name=$(tr -d ' \t\r\n' < "$HOSTNAME_SAVED")
+    name=$(read_config_words "$HOSTNAME_SAVED")
     valid_hostname "$name" || { log_warn "saved hostname '$name' is not lowercase RFC 1123; ignoring it"; name=""; }
 fi
 if [ -z "$name" ]; then

@@ -1,9 +1,9 @@
 # shellcheck shell=sh
-# Stage 70 (spec "Stage 70 — Clock"): best effort and never blocking.
-# Debian's busybox-static has no ntpd applet (and Debian 12's ntpdate is the
-# Python one of ntpsec), so the network attempt uses busybox rdate against
-# the time servers DHCP offered or /etc/kubesolo/time-servers, in the
-# background with a timeout.
+# Stage 70 (docs/boot-flow.md "Stage 70 — Clock"): best effort and never
+# blocking. Debian's busybox-static has no ntpd applet (and Debian 12's
+# ntpdate is the Python one of ntpsec), so the network attempt uses busybox
+# rdate against the time servers DHCP offered or /etc/kubesolo/time-servers,
+# in the background with a timeout.
 
 if hwclock -s -u 2>/dev/null; then
     log "Clock set from the hardware clock: $(date -u)"
@@ -11,8 +11,8 @@ else
     log_warn "no hardware clock"
 fi
 
-servers=$(cat "$KUBESOLO_RUN/ntp-servers" /etc/kubesolo/time-servers 2>/dev/null | tr -s ' \n' '  ')
-if [ -z "${servers% }" ]; then
+servers=$(read_config_words "$KUBESOLO_RUN/ntp-servers" /etc/kubesolo/time-servers)
+if [ -z "$servers" ]; then
     log_warn "no network time source available: clock left as is"
 else
     ( for server in $servers; do

@@ -1,11 +1,12 @@
 # shellcheck shell=sh
-# Stage 80 (spec "Stage 80 — Containerd"): directories containerd and the
-# CNI plugins expect, and a custom containerd config from the data partition.
-# KubeSolo runs containerd itself.
+# Stage 80 (docs/boot-flow.md "Stage 80 — Containerd"): directories containerd
+# and the CNI plugins expect, and a custom containerd config from the data
+# partition. KubeSolo runs containerd itself.
 
 CONTAINERD_CUSTOM=/etc/kubesolo/containerd/config.toml
 # KubeSolo writes its own containerd config at every start and imports only
-# the drop-ins of this directory; /etc/containerd/config.toml is never read.
+# the drop-ins of this directory; /etc/containerd/config.toml is never read
+# (docs/kubesolo.md "Runtime").
 CONTAINERD_DROPIN=/etc/containerd/config.d/50-node.toml
 
 for dir in /run/containerd /var/lib/containerd /etc/cni/net.d /opt/cni/bin "${CONTAINERD_DROPIN%/*}"; do

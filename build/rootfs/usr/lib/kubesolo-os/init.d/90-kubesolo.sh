@@ -1,5 +1,5 @@
 # shellcheck shell=sh
-# Stage 90 (spec "Stage 90 — KubeSolo", corrected by kubesolo-facts.md
+# Stage 90 (docs/boot-flow.md "Stage 90 — KubeSolo", docs/kubesolo.md
 # "Command line"): build KubeSolo's command line and exec it as PID 1.
 # init sources this file, so `exec` replaces PID 1 and `return` reports a
 # failure. Booleans take no value in KubeSolo's grammar: `--local-storage`,
