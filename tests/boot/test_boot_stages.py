@@ -244,7 +244,7 @@ def test_stage20_waits_for_a_late_data_disk(machine_factory):
     vm.fail("findfs LABEL=KSOLODATA")
     cursor = vm.console_cursor()
     vm.hotplug_data_disk()
-    vm.wait_for_console(r"Mounted /dev/vd\w+ on /mnt/data", timeout=60, since=cursor)
+    vm.wait_for_console(rf"Mounted /dev/vd\w+ on {guest.DATA_MNT}", timeout=60, since=cursor)
     vm.wait_for_boot()
     device = vm.succeed("findfs LABEL=KSOLODATA").strip()
     table = mounts(vm)
@@ -315,7 +315,7 @@ def test_stage30_module_that_cannot_load_is_a_warning(scenario):
     warning, and the boot goes on to KubeSolo."""
     vm = scenario("configured")
     window = stage_window(vm.console_text(), "30-kernel-modules.sh")
-    assert re.search(rf"\[kubesolo-init\] \[WARN\] .*{MISSING_MODULE}", window)
+    assert re.search(rf"{guest.WARN_MARKER} .*{MISSING_MODULE}", window)
     vm.fail(f"grep -q '^{MISSING_MODULE} ' /proc/modules")
     assert re.search(guest.BOOT_MARKER, vm.console_text())
 
@@ -395,7 +395,7 @@ def test_stage70_clock_does_not_block(scenario, scenario_name, warning):
     stage70 = next(s for s in vm.stage_timeline() if s.name == "70-clock.sh")
     assert stage70.ok
     assert stage70.duration < 3, f"stage 70 held the boot up for {stage70.duration:.1f}s"
-    vm.wait_for_console(rf"\[kubesolo-init\] \[WARN\] {warning}", timeout=60)
+    vm.wait_for_console(rf"{guest.WARN_MARKER} {warning}", timeout=60)
 
 
 # ---- Stage 80 ------------------------------------------------------------------------
@@ -438,7 +438,7 @@ def test_stage90_kubesolo_command_line(scenario, scenario_name):
     the stand-in, which parses KubeSolo's grammar, accepted it."""
     vm = scenario(scenario_name)
     argv = standin_argv(vm)
-    assert flag_value(argv, "--path") == "/var/lib/kubesolo"
+    assert flag_value(argv, "--path") == guest.KUBESOLO_PATH
     assert "--no-local-storage" not in argv
     assert not [a for a in argv if a.startswith("--local-storage=")]
     if "--local-storage" in argv:
