@@ -27,20 +27,23 @@ from runtime_node import (
     toml_value,
 )
 
+from harness import guest
+
 pytestmark = [pytest.mark.runtime]
+KUBESOLO_CONTAINERD = f"{guest.KUBESOLO_PATH}/containerd"  # docs/kubesolo.md "Runtime"
 
 
 def test_containerd_config_holds_kubesolos_settings():
     config = tomllib.loads(containerd_config())
     assert config["version"] == 2
-    assert config["grpc"]["address"] == SOCKET == "/var/lib/kubesolo/containerd/containerd.sock"
-    assert config["root"].startswith("/var/lib/kubesolo/containerd/")
+    assert config["grpc"]["address"] == SOCKET == f"{KUBESOLO_CONTAINERD}/containerd.sock"
+    assert config["root"].startswith(f"{KUBESOLO_CONTAINERD}/")
     assert config["imports"] == ["/etc/containerd/config.d/*.toml"]
     cri = config["plugins"]["io.containerd.grpc.v1.cri"]
     runtime = cri["containerd"]["runtimes"][cri["containerd"]["default_runtime_name"]]
     assert runtime["runtime_type"] == "io.containerd.runc.v2"
     assert runtime["options"] == {"BinaryName": CRUN, "SystemdCgroup": False}
-    assert CRUN == "/var/lib/kubesolo/containerd/crun"
+    assert f"{KUBESOLO_CONTAINERD}/crun" == CRUN
     assert cri["containerd"]["snapshotter"] == "overlayfs"
     assert cri["cni"] == {"bin_dir": CNI_PLUGINS_DIR, "conf_dir": CNI_CONF_DIR}
 
