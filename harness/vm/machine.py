@@ -49,7 +49,8 @@ log = logger("vm")
 class MachineConfig:
     """How to boot one machine. `data_disk`: True = a fresh overlay over the
     image's blank disk, False = none, a path = that qcow2, used in place
-    (so several machines can share it one after the other)."""
+    (so several machines can share it one after the other).
+    `data_disk_readonly`: the guest sees the data disk write-protected."""
 
     boot: str = "kernel"
     label: str | None = None
@@ -58,6 +59,7 @@ class MachineConfig:
     memory_mb: int = 512
     cpus: int = 1
     data_disk: bool | str | Path = True
+    data_disk_readonly: bool = False
     accel: str = "auto"
     network: str = "restricted"
     nics: int = 1
@@ -95,6 +97,10 @@ def validate(config: MachineConfig) -> None:
         (
             not config.macs or len(config.macs) == config.nics,
             f"macs: give one MAC per NIC ({config.nics})",
+        ),
+        (
+            not (config.data_disk_readonly and config.data_disk is False),
+            "data_disk_readonly: the machine has no data disk",
         ),
     )
     for ok, message in checks:
@@ -224,6 +230,7 @@ class Machine:
             cmdline=kernel_cmdline(self.image, c),
             iso=self.image.iso,
             data_disk=self._data_disk(),
+            data_disk_readonly=c.data_disk_readonly,
             restricted=c.network == "restricted",
             macs=c.macs or tuple(default_mac(i) for i in range(c.nics)),
             forwards=tuple(qemu.Forward(r.port, g) for g, r in self._forwards.items()),

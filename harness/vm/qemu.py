@@ -34,6 +34,7 @@ class QemuPlan:
     cmdline: str = ""
     iso: Path | None = None
     data_disk: Path | None = None
+    data_disk_readonly: bool = False  # the guest sees a write-protected disk
     restricted: bool = True
     macs: tuple[str, ...] = ("52:54:00:12:34:56",)
     forwards: tuple[Forward, ...] = ()
@@ -97,9 +98,10 @@ def command_line(plan: QemuPlan, qemu: str = "qemu-system-x86_64") -> list[str]:
     else:
         raise UserError(f"unknown boot {plan.boot!r}: use kernel or iso")
     if plan.data_disk:
+        readonly = ",readonly=on" if plan.data_disk_readonly else ""
         cmd += [
             "-drive",
-            f"file={plan.data_disk},if=none,id=data0,format=qcow2",
+            f"file={plan.data_disk},if=none,id=data0,format=qcow2{readonly}",
             "-device",
             "virtio-blk-pci,drive=data0,id=datadisk",
         ]

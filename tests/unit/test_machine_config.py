@@ -53,6 +53,7 @@ def test_unknown_label_is_a_clear_error(image):
         ({"memory_mb": 16}, "memory_mb=16"),
         ({"data_disk": "/nonexistent/disk.qcow2"}, "no such qcow2 file"),
         ({"nics": 2, "macs": ("52:54:00:00:00:01",)}, "one MAC per NIC"),
+        ({"data_disk": False, "data_disk_readonly": True}, "has no data disk"),
         ({"allow_failures": True}, "a set of failure pattern names"),
         ({"allow_failures": frozenset({"panic"})}, "unknown failure pattern panic"),
     ],

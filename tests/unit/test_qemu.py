@@ -72,6 +72,14 @@ def test_every_nic_gets_its_mac_and_only_the_first_the_forwards():
     assert "virtio-net-pci,netdev=net1,mac=52:54:00:00:00:02" in args_after(cmd, "-device")
 
 
+def test_data_disk_is_writable_unless_read_only():
+    (drive,) = args_after(qemu.command_line(KERNEL_PLAN), "-drive")
+    assert drive == "file=/run/d.qcow2,if=none,id=data0,format=qcow2"
+    plan = QemuPlan(**{**KERNEL_PLAN.__dict__, "data_disk_readonly": True})
+    (drive,) = args_after(qemu.command_line(plan), "-drive")
+    assert drive.split(",")[-1] == "readonly=on"
+
+
 def test_no_data_disk_means_no_drive():
     plan = QemuPlan(**{**KERNEL_PLAN.__dict__, "data_disk": None})
     assert args_after(qemu.command_line(plan), "-drive") == []
