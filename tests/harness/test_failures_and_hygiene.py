@@ -8,13 +8,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from child_pytest import child_pytest
 
 from harness.vm.console import BootFailure
 
@@ -95,26 +95,8 @@ def test_no_qemu_left_when_the_test_ends_badly(tmp_path: Path, ending: str, kube
     (tmp_path / "test_child.py").write_text(
         PYTEST_CHILD.format(marker=marker, ready=ready, action=action)
     )
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            *args,
-            "--kubesolo-image",
-            str(kubesolo_image.path),
-            "--accel",
-            "tcg",
-            "--artifacts",
-            str(tmp_path / "artifacts"),
-            str(tmp_path / "test_child.py"),
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    child = child_pytest(
+        kubesolo_image.path, tmp_path / "artifacts", tmp_path / "test_child.py", *args
     )
     deadline = time.monotonic() + 120
     while not ready.exists():

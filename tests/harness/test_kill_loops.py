@@ -11,12 +11,12 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from child_pytest import child_pytest
 
 from harness.pytest import leftovers
 
@@ -34,20 +34,6 @@ CHILD_TESTS = textwrap.dedent(
         vm.reboot()
         vm.wait_for_boot()
     """
-)
-
-
-PYTEST = (
-    sys.executable,
-    "-m",
-    "pytest",
-    "-q",
-    "-p",
-    "no:cacheprovider",
-    "-n",
-    "2",
-    "--accel",
-    "tcg",
 )
 
 
@@ -84,17 +70,8 @@ def stale_locks() -> list[str]:
     return stale
 
 
-def image_args(image: Path, artifacts: Path) -> list[str]:
-    return ["--kubesolo-image", str(image), "--artifacts", str(artifacts), "--accel", "tcg"]
-
-
-def child_pytest(tmp: Path, image: Path, artifacts: Path, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [*PYTEST, *image_args(image, artifacts), *extra, str(tmp / "test_child.py")],
-        cwd=tmp,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def run_child(tmp: Path, image: Path, artifacts: Path) -> subprocess.Popen[bytes]:
+    return child_pytest(image, artifacts, tmp / "test_child.py", "-n", "2")
 
 
 def test_sigkill_loops_leave_nothing_behind(tmp_path: Path, kubesolo_image, pytestconfig):
@@ -107,7 +84,7 @@ def test_sigkill_loops_leave_nothing_behind(tmp_path: Path, kubesolo_image, pyte
     killed_pids: set[int] = set()  # the killed runs' processes: their socket dirs must go
     for loop in range(loops):
         target = "controller" if loop % 2 == 0 else "worker"
-        child = child_pytest(tmp_path, kubesolo_image.path, artifacts)
+        child = run_child(tmp_path, kubesolo_image.path, artifacts)
         deadline = time.monotonic() + 120
         while not qemus_under(artifacts):  # boots are running
             assert child.poll() is None, "the child pytest ended before any boot"
@@ -130,7 +107,7 @@ def test_sigkill_loops_leave_nothing_behind(tmp_path: Path, kubesolo_image, pyte
         stale += stale_locks()
 
     runs_left = leftovers.leftover_run_dirs(artifacts)
-    clean = child_pytest(tmp_path, kubesolo_image.path, artifacts)
+    clean = run_child(tmp_path, kubesolo_image.path, artifacts)
     assert clean.wait(timeout=600) == 0, "the normal run after the kills failed"
     sockets_left = [d for d in leftovers.leftover_socket_dirs() if socket_pid(d) in killed_pids]
     assert left_qemus == [], f"{len(left_qemus)} QEMU left over {loops} kills"
