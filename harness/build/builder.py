@@ -284,13 +284,8 @@ def _build_into(
         inputs = []
         with step(f"fetch {len(packages)} Debian packages"):
             for pkg in packages:
-                deb = debian.download(pkg, cache / "debs")
-                dest = cache / "unpacked" / deb.stem
-                if not (dest / ".done").exists():
-                    shutil.rmtree(dest, ignore_errors=True)
-                    debian.unpack(deb, dest)
-                    (dest / ".done").touch()
-                unpacked[pkg.spec.name] = dest
+                unpacked[pkg.spec.name] = debian.unpacked(pkg, cache)
+                deb = debian.download(pkg, cache / "debs")  # already there: its path
                 inputs.append(
                     {
                         "name": pkg.spec.name,

@@ -11,6 +11,7 @@ import re
 import shutil
 import tempfile
 import tomllib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -150,25 +151,36 @@ def apt_state() -> str:
     return digest.hexdigest()
 
 
+def remembered_pairs(
+    memo: Path, key: str, compute: Callable[[], list[ResolvedPackage]]
+) -> list[tuple[str, str]]:
+    """(package, version) pairs of `compute()`, remembered in the JSON file `memo`
+    under `key` (written to a temporary file, then renamed into place)."""
+    try:
+        saved = json.loads(memo.read_text())
+        if saved["key"] == key:
+            return [(str(name), str(version)) for name, version in saved["packages"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    pairs = [(p.package, p.version) for p in compute()]
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"key": key, "packages": pairs}))
+    tmp.replace(memo)
+    return pairs
+
+
 def resolve_memoized(specs: list[PackageSpec], memo: Path) -> list[ResolvedPackage]:
     """`resolve`, remembered in `memo` while apt's state stays the same:
     apt-cache takes about a second, which a cache-hit build cannot afford."""
     key = hashlib.sha256(
         json.dumps([asdict(s) for s in specs], sort_keys=True).encode() + apt_state().encode()
     ).hexdigest()
-    try:
-        saved = json.loads(memo.read_text())
-        if saved["key"] == key:
-            pairs = zip(specs, saved["packages"], strict=True)
-            return [ResolvedPackage(spec, package, version) for spec, (package, version) in pairs]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    packages = resolve(specs)
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"key": key, "packages": [[p.package, p.version] for p in packages]}))
-    tmp.replace(memo)
-    return packages
+    pairs = remembered_pairs(memo, key, lambda: resolve(specs))  # the key covers the specs
+    return [
+        ResolvedPackage(spec, name, version)
+        for spec, (name, version) in zip(specs, pairs, strict=True)
+    ]
 
 
 def deb_filename(package: str, version: str, arch: str = "amd64") -> str:

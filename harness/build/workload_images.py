@@ -269,24 +269,12 @@ def plan_memoized(recipe: Recipe) -> list[debian.ResolvedPackage]:
     memo = cache_root() / "workload-images" / f"{recipe.name}-packages.json"
     code = {name: sha256_file(HARNESS / name) for name in PLAN_CODE}
     key = digest_of([recipe.packages, debian.apt_state(), code])
-    try:
-        saved = json.loads(memo.read_text())
-        if saved["key"] == key:
-            specs = {n: s for n, s in ((s.name, s) for s in _root_specs(recipe))}
-            return [
-                debian.ResolvedPackage(
-                    specs.get(name) or debian.PackageSpec(name, "library", ()), name, version
-                )
-                for name, version in saved["packages"]
-            ]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    packages = plan(recipe)
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"key": key, "packages": [[p.package, p.version] for p in packages]}))
-    tmp.replace(memo)
-    return packages
+    specs = {spec.name: spec for spec in _root_specs(recipe)}
+    pairs = debian.remembered_pairs(memo, key, lambda: plan(recipe))
+    return [
+        debian.ResolvedPackage(specs.get(name) or debian.PackageSpec(name, "library", ()), name, v)
+        for name, v in pairs
+    ]
 
 
 # ---- the build ------------------------------------------------------------
