@@ -24,7 +24,7 @@ from filelock import FileLock
 
 from harness import guest
 from harness.artefact import FLAVOURS, IMAGE_FILES, Image, cache_root, sha256_file
-from harness.build import cpio, debian, kmod
+from harness.build import cpio, debian, kmod, prune
 from harness.build.kubesolo_bin import KubeSoloBinary, binary_version
 from harness.build.kubesolo_bin import load as load_kubesolo
 from harness.disk import ext4_qcow2
@@ -214,12 +214,15 @@ def build(request: BuildRequest) -> Image:
     target = images / f"{request.flavour}-{key}"
     with FileLock(str(target) + ".lock"):
         if (target / "manifest.json").is_file():
+            prune.touch(target)
             log.info(f"[build] cache hit: {target} ({time.monotonic() - started:.2f}s)")
         else:
             remove_leftovers(target)
             with out_of_space_is_one_line(images):
                 _build_into(target, key, request, packages, kubesolo)
             log.info(f"[build] image ready: {target} ({time.monotonic() - started:.1f}s)")
+            for old in prune.prune(images):
+                log.info(f"[build] removed an old cached image: {old.name}")
     if request.out:
         with out_of_space_is_one_line(request.out):
             return export(Image(target), request.out)

@@ -20,7 +20,7 @@ from filelock import FileLock
 
 from harness import elf
 from harness.artefact import cache_root, sha256_file
-from harness.build import debian
+from harness.build import debian, prune
 from harness.build.builder import BUILD_DIR, glob_regex
 from harness.errors import UserError
 from harness.log import logger, step
@@ -184,9 +184,12 @@ def build_runtime_tools() -> RuntimeTools:
     trees.mkdir(parents=True, exist_ok=True)
     target = trees / key
     with FileLock(str(target) + ".lock"):
-        if not (target / MANIFEST).is_file():
+        if (target / MANIFEST).is_file():
+            prune.touch(target)
+        else:
             with step(log, f"[build] runtime tools {key}"):
                 _build_into(target, packages, provided)
+            prune.prune(trees, keep=3)
     return RuntimeTools(target)
 
 
