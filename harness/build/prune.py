@@ -43,6 +43,7 @@ def prune(directory: Path, keep: int = KEEP) -> list[Path]:
                 shutil.rmtree(entry, ignore_errors=True)
         except Timeout:  # being built or checked right now
             continue
-        lock_of(entry).unlink(missing_ok=True)
+        # the empty lock file stays: unlinking it could let a process waiting on
+        # the old file and one opening a new one both hold "the" lock
         removed.append(entry)
     return removed
