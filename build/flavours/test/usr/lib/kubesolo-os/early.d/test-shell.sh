@@ -1,12 +1,30 @@
 # shellcheck shell=sh
-# Test flavour only: start the harness's test shell on the virtio port named
-# org.kubesolo.shell, right after stage 00. It runs in its own session, so it
-# outlives the emergency shell and the exec of stage 90.
+# Test flavour only: start the harness's test shell right after stage 00, on
+# the virtio port named org.kubesolo.shell (QEMU) or, with the boot parameter
+# kubesolo.testshell=TTY (e.g. ttyS1, a board's second UART), on that tty.
+# It runs in its own session, so it outlives the emergency shell and the exec
+# of stage 90. Stage 10 has not run yet: the parameter is read here, split as
+# stage 10 splits the command line (double quotes group words).
 
 PIDFILE=$KUBESOLO_RUN/test-shell.pid
 if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
     return 0
 fi
-setsid /usr/lib/kubesolo-os/bin/test-shell </dev/null >/dev/null 2>&1 &
+tty=$(awk '{
+    word = ""; quoted = 0
+    for (i = 1; i <= length($0) + 1; i++) {
+        c = substr($0, i, 1)
+        if (c == "\"") { quoted = !quoted; continue }
+        if (!quoted && (c == " " || c == "\t" || c == "")) {
+            if (word ~ /^kubesolo\.testshell=/) tty = substr(word, 20)
+            word = ""; continue
+        }
+        word = word c
+    }
+} END { print tty }' /proc/cmdline)
+case $tty in
+    *[!A-Za-z0-9]* | [!t]*) log_warn "kubesolo.testshell=$tty ignored: not a tty name such as ttyS1"; tty="" ;;
+esac
+setsid /usr/lib/kubesolo-os/bin/test-shell ${tty:+"$tty"} </dev/null >/dev/null 2>&1 &
 echo $! > "$PIDFILE"
-log "Test shell started (test flavour)"
+log "Test shell started (test flavour) on ${tty:-the virtio port}"
