@@ -274,13 +274,12 @@ def test_cloud_init_network_settings(tmp_path):
     yaml = "network:\n  address: 10.0.2.50/24\n  gateway: 10.0.2.2\n  dns: [10.0.2.3, 9.9.9.9]\n"
     (tmp_path / "c.yaml").write_text(yaml)
     settings = sh(
-        f". {LIB}/functions.sh; . {LIB}/network.sh; cloud_init_network {tmp_path}/c.yaml",
+        f". {LIB}/functions.sh; . {LIB}/network.sh; cloud_init_network {tmp_path}/c.yaml &&"
+        ' printf "%s|" "$NET_IFACE" "$NET_MODE" "$NET_ADDRESS" "$NET_GATEWAY" "$NET_DNS"',
         env={"CLOUD_INIT_AWK": str(LIB / "cloud-init.awk")},
     )
     assert settings.returncode == 0, settings.stderr
-    assert 'NET_ADDRESS="10.0.2.50/24"' in settings.stdout
-    assert 'NET_GATEWAY="10.0.2.2"' in settings.stdout
-    assert 'NET_DNS="10.0.2.3 9.9.9.9"' in settings.stdout
+    assert settings.stdout == "|static|10.0.2.50/24|10.0.2.2|10.0.2.3 9.9.9.9|"
 
 
 @pytest.mark.parametrize(

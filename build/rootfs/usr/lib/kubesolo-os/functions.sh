@@ -16,17 +16,177 @@ log_error() { echo "[kubesolo-init] [ERROR] $*" >&2; }
 die() { log_error "$*"; exit 1; }
 
 # The variables of stage 10 live in a file so that every stage (each runs in
-# its own subshell) and the emergency shell see the same values.
+# its own subshell) and the emergency shell see the same values. The file is
+# read as data, never sourced.
 load_boot_env() {
-    # shellcheck disable=SC1090
-    [ -f "$KUBESOLO_BOOT_ENV" ] && . "$KUBESOLO_BOOT_ENV"
+    [ -f "$KUBESOLO_BOOT_ENV" ] || return 0
+    read_assignments "$KUBESOLO_BOOT_ENV" KUBESOLO_DATA_DEV KUBESOLO_DEBUG KUBESOLO_SHELL \
+        KUBESOLO_NOPERSIST KUBESOLO_CLOUDINIT KUBESOLO_EXTRA_FLAGS
     return 0
 }
 
-# save_var NAME VALUE FILE: append a sh-quoted assignment.
+# ---- docs/boot-flow.md "Node configuration is data": files and boot
+# parameters are parsed, validated and assigned; nothing of theirs is ever
+# evaluated, sourced or glob-expanded.
+
+# save_var NAME VALUE FILE: append NAME='VALUE', each ' written '\'' (any
+# bytes, newlines included, come back exactly through read_assignments).
 save_var() {
-    printf "%s='%s'\n" "$1" "$(printf '%s' "$2" | sed "s/'/'\\\\''/g")" >> "$3"
+    sv_rest=$2 sv_quoted=""
+    while :; do
+        case $sv_rest in
+            *\'*) sv_quoted="$sv_quoted${sv_rest%%\'*}'\\''"; sv_rest=${sv_rest#*\'} ;;
+            *) break ;;
+        esac
+    done
+    printf "%s='%s'\n" "$1" "$sv_quoted$sv_rest" >> "$3"
 }
+
+# Blanks that may follow a closing quote (CRLF files included).
+KUBESOLO_BLANKS=$(printf ' \t\r')
+
+# read_assignments FILE NAME...: assign the NAMEs (identifiers) that FILE
+# sets, as data. A line is blank, a # comment, NAME='value' (save_var's
+# quoting: '\'' is a quote, a value may span lines, blanks may follow) or
+# NAME=value with a bare value of letters, digits and ._/:,@+- only. Any
+# other line, or a NAME not listed, is one warning and is not assigned.
+# False if a line was bad.
+# shellcheck disable=SC2094 # warn_bad writes to stderr, not to FILE
+read_assignments() {
+    ra_file=$1 ra_bad=0 ra_no=0 ra_name="" ra_value="" ra_rest=""
+    shift
+    while IFS= read -r ra_line || [ -n "$ra_line" ]; do
+        ra_no=$((ra_no + 1))
+        if [ -n "$ra_name" ]; then  # a quoted value goes on
+            ra_value="$ra_value
+" ra_rest=$ra_line
+        else
+            case $ra_line in ''|'#'*) continue ;; esac
+            ra_name=${ra_line%%=*} ra_known=0
+            case $ra_line in *=*) for ra_listed in "$@"; do
+                [ "$ra_listed" = "$ra_name" ] && ra_known=1
+            done ;; esac
+            if [ "$ra_known" = 0 ]; then
+                warn_bad "$ra_file" "line $ra_no" "$ra_line" "does not set one of $*"
+                ra_bad=1 ra_name=""; continue
+            fi
+            ra_rest=${ra_line#*=}
+            case $ra_rest in
+                \'*) ra_rest=${ra_rest#\'} ra_value="" ;;
+                *[!A-Za-z0-9._/:,@+-]*)
+                    warn_bad "$ra_file" "line $ra_no" "$ra_line" "is not NAME='value'"
+                    ra_bad=1 ra_name=""; continue ;;
+                *) eval "$ra_name=\$ra_rest"; ra_name=""; continue ;;
+            esac
+        fi
+        while :; do  # consume quoted text up to the closing quote
+            case $ra_rest in
+                *\'*) ;;
+                *) ra_value=$ra_value$ra_rest; continue 2 ;;  # no closing quote yet
+            esac
+            ra_value=$ra_value${ra_rest%%\'*} ra_rest=${ra_rest#*\'}
+            case $ra_rest in
+                "\\''"*) ra_value="$ra_value'" ra_rest=${ra_rest#???} ;;
+                *[!"$KUBESOLO_BLANKS"]*)
+                    warn_bad "$ra_file" "line $ra_no" "$ra_rest" "follows the closing quote of $ra_name"
+                    ra_bad=1 ra_name=""; break ;;
+                *) eval "$ra_name=\$ra_value"; ra_name=""; break ;;
+            esac
+        done
+    done < "$ra_file"
+    if [ -n "$ra_name" ]; then
+        warn_bad "$ra_file" "$ra_name" "$ra_value" "has no closing quote"
+        ra_bad=1
+    fi
+    return "$ra_bad"
+}
+
+# printable VALUE: VALUE fit for a log line: bytes other than printable
+# ASCII, and \ and ", as \xHH; cut at 64 characters.
+printable() {
+    printf '%s' "$1" | head -c 256 | awk '
+        BEGIN { for (i = 1; i < 256; i++) code[sprintf("%c", i)] = i }
+        {
+            if (NR > 1) out = out "\\x0a"
+            for (i = 1; i <= length($0); i++) {
+                c = substr($0, i, 1); n = code[c]
+                out = out ((n >= 32 && n < 127 && c != "\\" && c != "\"") ? c : sprintf("\\x%02x", n))
+            }
+        }
+        END { if (length(out) > 64) out = substr(out, 1, 61) "..."; printf "%s", out }'
+}
+
+# warn_bad ORIGIN KEY VALUE PROBLEM [OUTCOME]: the one warning of a bad
+# value: where it came from, which key, the value (printable) and why.
+warn_bad() {
+    log_warn "$1: $2 \"$(printable "$3")\" $4; ${5:-ignored}"
+}
+
+# The grammars of node configuration values: true when $1 is one.
+is_ipv4() { # dotted quad, each 0-255 without leading zeros
+    case $1 in ''|*[!0-9.]*|.*|*.|*..*) return 1 ;; esac
+    ip4_rest=$1. ip4_count=0
+    while [ -n "$ip4_rest" ]; do
+        ip4_octet=${ip4_rest%%.*} ip4_rest=${ip4_rest#*.}
+        case $ip4_octet in 0?*|????*) return 1 ;; esac
+        [ "$ip4_octet" -le 255 ] || return 1
+        ip4_count=$((ip4_count + 1))
+    done
+    [ "$ip4_count" = 4 ]
+}
+is_ipv4_cidr() { # ADDRESS/PREFIX, prefix 0-32
+    case $1 in */*/*|*/) return 1 ;; */*) ;; *) return 1 ;; esac
+    case ${1#*/} in *[!0-9]*|0?*|???*) return 1 ;; esac
+    [ "${1#*/}" -le 32 ] && is_ipv4 "${1%/*}"
+}
+is_iface_name() { # at most 15 of letters, digits, _ . -, not starting with . or -
+    case $1 in ''|[.-]*|*[!A-Za-z0-9_.-]*|????????????????*) return 1 ;; esac
+}
+is_hostname() { # a lowercase RFC 1123 label of at most 63 characters
+    case $1 in ''|-*|*-|*[!a-z0-9-]*) return 1 ;; esac
+    [ "${#1}" -le 63 ]
+}
+is_dns_name() { # host.example: RFC 1123 labels, either case, at most 253 characters
+    case $1 in ''|.*|*.|*..*|*[!A-Za-z0-9.-]*|-*|*-|*.-*|*-.*) return 1 ;; esac
+    [ "${#1}" -le 253 ] || return 1
+    dn_rest=$1.
+    while [ -n "$dn_rest" ]; do
+        dn_label=${dn_rest%%.*} dn_rest=${dn_rest#*.}
+        [ "${#dn_label}" -le 63 ] || return 1
+    done
+}
+is_host() { is_ipv4 "$1" || is_dns_name "$1"; } # a time server
+is_module_name() { # letters, digits, _ and -, starting with a letter or digit
+    case $1 in ''|[!A-Za-z0-9]*|*[!A-Za-z0-9_-]*) return 1 ;; esac
+}
+is_flag_word() { # a word of KubeSolo's command line: letters, digits, ._:/,=@+-
+    case $1 in ''|*[!A-Za-z0-9._:/,=@+-]*) return 1 ;; esac
+}
+is_device_spec() { # /dev/NAME, LABEL=NAME or UUID=HEX
+    case $1 in
+        /dev/*) case ${1#/dev/} in ''|*[!A-Za-z0-9._/-]*) return 1 ;; esac ;;
+        LABEL=*) case ${1#LABEL=} in ''|*[!A-Za-z0-9._-]*) return 1 ;; esac ;;
+        UUID=*) case ${1#UUID=} in ''|*[!0-9A-Fa-f-]*) return 1 ;; esac ;;
+        *) return 1 ;;
+    esac
+}
+is_abs_path() { # /a/b.yaml: letters, digits, ._/+- only
+    case $1 in /*) ;; *) return 1 ;; esac
+    case $1 in *[!A-Za-z0-9._/+-]*) return 1 ;; esac
+}
+
+# flag_words ORIGIN OUTCOME WORDS: print WORDS if each is a flag word
+# (is_flag_word); otherwise one warning that ends with OUTCOME, and nothing:
+# no half of a flag list (a flag without its value) reaches KubeSolo.
+flag_words() (
+    set -f  # the words are split, never globbed
+    for word in $3; do
+        is_flag_word "$word" && continue
+        warn_bad "$1" word "$word" "is not a flag word (letters, digits and ._:/,=@+-)" "$2"
+        exit 0
+    done
+    printf '%s\n' "$3"
+)
 
 shell_requested() { load_boot_env; [ "${KUBESOLO_SHELL:-0}" = 1 ]; }
 

@@ -28,20 +28,20 @@ physical_ifaces() {
 
 primary_iface() { physical_ifaces | head -n 1; }
 
-write_resolv_conf() { # DNS...
+write_resolv_conf() ( # "DNS..." (blank-separated)
+    set -f  # the list is split, never globbed
     : > /etc/resolv.conf
-    for server in "$@"; do echo "nameserver $server" >> /etc/resolv.conf; done
-}
+    for server in $1; do echo "nameserver $server" >> /etc/resolv.conf; done
+)
 
-# apply_static IFACE ADDRESS/PREFIX [GATEWAY] [DNS...]
+# apply_static IFACE ADDRESS/PREFIX [GATEWAY] ["DNS..."]
 apply_static() {
-    iface=$1 address=$2 gateway=$3
-    shift 3 2>/dev/null || shift $#
+    iface=$1 address=$2 gateway=${3:-} dns=${4:-}
     ip link set "$iface" up || return 1
     ip addr flush dev "$iface" 2>/dev/null
     ip addr add "$address" dev "$iface" || return 1
     if [ -n "$gateway" ]; then ip route replace default via "$gateway" dev "$iface" || return 1; fi
-    [ $# -gt 0 ] && write_resolv_conf "$@"
+    if [ -n "$dns" ]; then write_resolv_conf "$dns"; fi
     return 0
 }
 
@@ -62,36 +62,98 @@ record_network() {
     save_var NET_DNS "${6:-}" "$NETWORK_STATE"
 }
 
-# save_network_config: keep the chosen static configuration for the next boot.
+# The NET_* names of network.env and of the saved configuration.
+NETWORK_VARS="NET_IFACE NET_MODE NET_ADDRESS NET_GATEWAY NET_DNS"
+
+# save_network_config: keep the chosen static configuration for the next
+# boot: NAME='value' lines, read back as data (read_saved_network).
 save_network_config() {
     [ -d "${NETWORK_SAVED%/*}" ] || return 0
-    { echo "# Network configuration saved by KubeSolo OS stage 50; edit to change it."
-      grep -v '^NET_SOURCE=' "$NETWORK_STATE"; } > "$NETWORK_SAVED.tmp" &&
+    echo "# Network configuration saved by KubeSolo OS stage 50; edit to change it (NAME='value' lines, docs/boot-flow.md \"Node configuration is data\")." > "$NETWORK_SAVED.tmp" &&
+        save_var NET_IFACE "$NET_IFACE" "$NETWORK_SAVED.tmp" &&
+        save_var NET_MODE "$NET_MODE" "$NETWORK_SAVED.tmp" &&
+        save_var NET_ADDRESS "$NET_ADDRESS" "$NETWORK_SAVED.tmp" &&
+        save_var NET_GATEWAY "$NET_GATEWAY" "$NETWORK_SAVED.tmp" &&
+        save_var NET_DNS "$NET_DNS" "$NETWORK_SAVED.tmp" &&
         mv "$NETWORK_SAVED.tmp" "$NETWORK_SAVED"
 }
+
+# read_network_state: NET_SOURCE and NET_* as stage 50 recorded them.
+# shellcheck disable=SC2034 # NET_SOURCE is for the stages that call this
+read_network_state() {
+    NET_SOURCE="" NET_IFACE="" NET_MODE="" NET_ADDRESS="" NET_GATEWAY="" NET_DNS=""
+    [ -f "$NETWORK_STATE" ] || return 0
+    # shellcheck disable=SC2086 # a list of names
+    read_assignments "$NETWORK_STATE" NET_SOURCE $NETWORK_VARS
+}
+
+# read_saved_network: NET_* from the saved configuration; false if a line
+# of it is bad (read_assignments warns).
+read_saved_network() {
+    NET_IFACE="" NET_MODE="" NET_ADDRESS="" NET_GATEWAY="" NET_DNS=""
+    # shellcheck disable=SC2086 # a list of names
+    read_assignments "$NETWORK_SAVED" $NETWORK_VARS
+}
+
+# check_network ORIGIN IFACE-KEY MODE-KEY ADDRESS-KEY GATEWAY-KEY DNS-KEY:
+# the NET_* values follow their grammar; one warning per bad value, naming
+# ORIGIN and the key (docs/boot-flow.md "Node configuration is data").
+check_network() {
+    cn_ok=0 cn_skip="network settings of $1 ignored"
+    if [ -n "$NET_IFACE" ] && ! is_iface_name "$NET_IFACE"; then
+        warn_bad "$1" "$2" "$NET_IFACE" "is not an interface name" "$cn_skip"; cn_ok=1
+    fi
+    case $NET_MODE in
+        ''|static|dhcp) ;;
+        *) warn_bad "$1" "$3" "$NET_MODE" "is not static or dhcp" "$cn_skip"; cn_ok=1 ;;
+    esac
+    if [ -n "$NET_ADDRESS" ] || [ "${NET_MODE:-static}" = static ]; then
+        is_ipv4_cidr "$NET_ADDRESS" ||
+            { warn_bad "$1" "$4" "$NET_ADDRESS" "is not an IPv4 address/prefix" "$cn_skip"; cn_ok=1; }
+    fi
+    if [ -n "$NET_GATEWAY" ] && ! is_ipv4 "$NET_GATEWAY"; then
+        warn_bad "$1" "$5" "$NET_GATEWAY" "is not an IPv4 address" "$cn_skip"; cn_ok=1
+    fi
+    cn_dns=$(bad_dns_server "$NET_DNS") ||
+        { warn_bad "$1" "$6" "$cn_dns" "is not an IPv4 address" "$cn_skip"; cn_ok=1; }
+    return "$cn_ok"
+}
+
+# bad_dns_server "DNS...": print the first server that is not IPv4, and fail.
+bad_dns_server() (
+    set -f  # the list is split, never globbed
+    for server in $1; do
+        is_ipv4 "$server" || { printf '%s' "$server"; exit 1; }
+    done
+)
 
 # apply_network_vars: bring up what NET_* describe (saved file or cloud-init).
 apply_network_vars() {
     [ -n "$NET_IFACE" ] || NET_IFACE=$(primary_iface)
     [ -n "$NET_IFACE" ] || return 1
-    # shellcheck disable=SC2086 # NET_DNS is a list of words
     case ${NET_MODE:-static} in
         dhcp) apply_dhcp "$NET_IFACE" ;;
-        static) apply_static "$NET_IFACE" "$NET_ADDRESS" "$NET_GATEWAY" $NET_DNS ;;
-        *) log_warn "unknown network mode $NET_MODE"; return 1 ;;
+        static) apply_static "$NET_IFACE" "$NET_ADDRESS" "$NET_GATEWAY" "$NET_DNS" ;;
+        *) return 1 ;;
     esac
 }
 
-# cloud_init_network FILE: print NET_* assignments from the documented subset
-# (fixtures/cloud-init/README.md): network.{interface,address,gateway,dns}.
+# cloud_init_network FILE: NET_* from the documented subset
+# (fixtures/cloud-init/README.md): network.{interface,address,gateway,dns},
+# NET_MODE static; false without network.address. The flattener's key=value
+# lines are read as data, never evaluated.
 cloud_init_network() {
-    awk -f "$CLOUD_INIT_AWK" "$1" | awk -F= '
-        $1 == "network.interface" { iface = $2 }
-        $1 == "network.address"   { address = $2 }
-        $1 == "network.gateway"   { gateway = $2 }
-        $1 == "network.dns"       { dns = dns (dns == "" ? "" : " ") $2 }
-        END {
-            if (address == "") exit 1
-            printf "NET_IFACE=\"%s\"\nNET_MODE=static\nNET_ADDRESS=\"%s\"\nNET_GATEWAY=\"%s\"\nNET_DNS=\"%s\"\n", iface, address, gateway, dns
-        }'
+    NET_IFACE="" NET_MODE=static NET_ADDRESS="" NET_GATEWAY="" NET_DNS=""
+    while IFS= read -r ci_line; do
+        ci_value=${ci_line#*=}
+        case $ci_line in
+            network.interface=*) NET_IFACE=$ci_value ;;
+            network.address=*) NET_ADDRESS=$ci_value ;;
+            network.gateway=*) NET_GATEWAY=$ci_value ;;
+            network.dns=*) NET_DNS=${NET_DNS:+$NET_DNS }$ci_value ;;
+        esac
+    done <<FLAT
+$(awk -f "$CLOUD_INIT_AWK" "$1")
+FLAT
+    [ -n "$NET_ADDRESS" ]
 }

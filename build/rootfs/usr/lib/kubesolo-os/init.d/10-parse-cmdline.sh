@@ -20,20 +20,30 @@ cmdline_words() {
     }' "${1:-/proc/cmdline}"
 }
 
+# Each value is data and must fit its grammar; a bad one is one warning and
+# is ignored (docs/boot-flow.md "Node configuration is data").
+CMDLINE_FILE=${KUBESOLO_CMDLINE_FILE:-/proc/cmdline}
 KUBESOLO_DATA_DEV="" KUBESOLO_DEBUG=0 KUBESOLO_SHELL=0 KUBESOLO_NOPERSIST=0
 KUBESOLO_CLOUDINIT="" KUBESOLO_EXTRA_FLAGS=""
 while IFS= read -r word; do
+    value=${word#*=}
     case $word in
-        kubesolo.data=*)      KUBESOLO_DATA_DEV=${word#*=} ;;
+        kubesolo.data=*)
+            if is_device_spec "$value"; then KUBESOLO_DATA_DEV=$value
+            else warn_bad "$CMDLINE_FILE" kubesolo.data "$value" "is not /dev/NAME, LABEL=NAME or UUID=HEX"
+            fi ;;
         kubesolo.debug)       KUBESOLO_DEBUG=1 ;;
         kubesolo.shell)       KUBESOLO_SHELL=1 ;;
         kubesolo.nopersist)   KUBESOLO_NOPERSIST=1 ;;
-        kubesolo.cloudinit=*) KUBESOLO_CLOUDINIT=${word#*=} ;;
-        kubesolo.flags=*)     KUBESOLO_EXTRA_FLAGS=${word#*=} ;;
-        kubesolo.*)           log_warn "unknown boot parameter ignored: $word" ;;
+        kubesolo.cloudinit=*)
+            if is_abs_path "$value"; then KUBESOLO_CLOUDINIT=$value
+            else warn_bad "$CMDLINE_FILE" kubesolo.cloudinit "$value" "is not an absolute path of letters, digits and ._/+-"
+            fi ;;
+        kubesolo.flags=*)     KUBESOLO_EXTRA_FLAGS=$(flag_words "$CMDLINE_FILE" "kubesolo.flags ignored" "$value") ;;
+        kubesolo.*)           warn_bad "$CMDLINE_FILE" "boot parameter" "$word" "is unknown" ;;
     esac
 done <<WORDS
-$(cmdline_words "${KUBESOLO_CMDLINE_FILE:-/proc/cmdline}")
+$(cmdline_words "$CMDLINE_FILE")
 WORDS
 
 # No kubesolo.data: look for the KSOLODATA label; none means RAM-only.
@@ -49,8 +59,10 @@ fi
 
 mkdir -p "${KUBESOLO_BOOT_ENV%/*}"
 : > "$KUBESOLO_BOOT_ENV"
-for var in KUBESOLO_DATA_DEV KUBESOLO_DEBUG KUBESOLO_SHELL KUBESOLO_NOPERSIST \
-           KUBESOLO_CLOUDINIT KUBESOLO_EXTRA_FLAGS; do
-    eval "save_var $var \"\$$var\" \"\$KUBESOLO_BOOT_ENV\""
-done
+save_var KUBESOLO_DATA_DEV "$KUBESOLO_DATA_DEV" "$KUBESOLO_BOOT_ENV"
+save_var KUBESOLO_DEBUG "$KUBESOLO_DEBUG" "$KUBESOLO_BOOT_ENV"
+save_var KUBESOLO_SHELL "$KUBESOLO_SHELL" "$KUBESOLO_BOOT_ENV"
+save_var KUBESOLO_NOPERSIST "$KUBESOLO_NOPERSIST" "$KUBESOLO_BOOT_ENV"
+save_var KUBESOLO_CLOUDINIT "$KUBESOLO_CLOUDINIT" "$KUBESOLO_BOOT_ENV"
+save_var KUBESOLO_EXTRA_FLAGS "$KUBESOLO_EXTRA_FLAGS" "$KUBESOLO_BOOT_ENV"
 log "data=${KUBESOLO_DATA_DEV:-none} debug=$KUBESOLO_DEBUG shell=$KUBESOLO_SHELL nopersist=$KUBESOLO_NOPERSIST cloudinit=${KUBESOLO_CLOUDINIT:-none} flags=${KUBESOLO_EXTRA_FLAGS:-none}"

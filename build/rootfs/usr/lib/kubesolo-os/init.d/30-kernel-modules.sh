@@ -3,15 +3,21 @@
 # module list and a node's own additions from /etc/kubesolo/modules.list (data
 # partition). A module that fails is a warning: it may be built in.
 
+# A name that is not a module name is one warning and is skipped
+# (docs/boot-flow.md "Node configuration is data").
 load_module_list() {
+    set -f  # the list is split, never globbed
     for module in $(read_config_words "$1"); do
-        if [ -d "/sys/module/$module" ] || modprobe "$module" 2>/dev/null; then
+        if ! is_module_name "$module"; then
+            warn_bad "$1" "module name" "$module" "is not letters, digits, _ and - (starting with a letter or digit)"
+        elif [ -d "/sys/module/$module" ] || modprobe "$module" 2>/dev/null; then
             loaded=$((loaded + 1))
         else
             log_warn "kernel module $module could not be loaded (built in or missing)"
             failed=$((failed + 1))
         fi
     done
+    set +f
 }
 
 loaded=0 failed=0

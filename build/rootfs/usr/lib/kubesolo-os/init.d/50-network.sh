@@ -9,11 +9,13 @@ CLOUDINIT_DEFAULT=/etc/kubesolo/cloud-init.yaml
 
 ip link set lo up
 
+# Each source's values are data: read, checked against their grammar (one
+# warning per bad value) and only then applied; a bad source is skipped for
+# the next one (docs/boot-flow.md "Node configuration is data").
 configure_from_saved() {
     [ -f "$NETWORK_SAVED" ] || return 1
-    NET_IFACE="" NET_MODE="" NET_ADDRESS="" NET_GATEWAY="" NET_DNS=""
-    # shellcheck disable=SC1090
-    . "$NETWORK_SAVED" || return 1
+    read_saved_network || return 1
+    check_network "$NETWORK_SAVED" NET_IFACE NET_MODE NET_ADDRESS NET_GATEWAY NET_DNS || return 1
     apply_network_vars || { log_warn "saved network config $NETWORK_SAVED failed to apply"; return 1; }
     record_network saved "$NET_IFACE" "${NET_MODE:-static}" "$NET_ADDRESS" "$NET_GATEWAY" "$NET_DNS"
 }
@@ -24,9 +26,9 @@ configure_from_cloud_init() {
         [ -n "$KUBESOLO_CLOUDINIT" ] && log_warn "cloud-init file $file not found"
         return 1
     fi
-    settings=$(cloud_init_network "$file") || { log_warn "cloud-init file $file has no network.address"; return 1; }
-    NET_IFACE="" NET_MODE="" NET_ADDRESS="" NET_GATEWAY="" NET_DNS=""
-    eval "$settings"
+    cloud_init_network "$file" || { log_warn "cloud-init file $file has no network.address"; return 1; }
+    check_network "$file" network.interface network.mode network.address network.gateway network.dns ||
+        return 1
     apply_network_vars || { log_warn "cloud-init network config from $file failed to apply"; return 1; }
     record_network cloud-init "$NET_IFACE" static "$NET_ADDRESS" "$NET_GATEWAY" "$NET_DNS"
     save_network_config
@@ -45,6 +47,5 @@ configure_with_dhcp() {
 }
 
 configure_from_saved || configure_from_cloud_init || configure_with_dhcp
-# shellcheck disable=SC1090
-[ -f "$NETWORK_STATE" ] && . "$NETWORK_STATE"
+read_network_state
 log "Network: ${NET_IFACE:-none} ${NET_ADDRESS:-no address} (from ${NET_SOURCE:-nothing})"

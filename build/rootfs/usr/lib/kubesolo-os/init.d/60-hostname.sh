@@ -9,16 +9,15 @@
 
 HOSTNAME_SAVED=/etc/kubesolo/hostname
 
-valid_hostname() {
-    echo "$1" | grep -Eq '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'
-}
-
-# shellcheck disable=SC1090
-[ -f "$KUBESOLO_RUN/network.env" ] && . "$KUBESOLO_RUN/network.env"
+read_network_state
 name=""
 if [ -f "$HOSTNAME_SAVED" ]; then
     name=$(read_config_words "$HOSTNAME_SAVED")
-    valid_hostname "$name" || { log_warn "saved hostname '$name' is not lowercase RFC 1123; ignoring it"; name=""; }
+    if ! is_hostname "$name"; then
+        warn_bad "$HOSTNAME_SAVED" hostname "$name" \
+            "is not a lowercase RFC 1123 label of at most 63 characters" "a new one is made"
+        name=""
+    fi
 fi
 if [ -z "$name" ]; then
     iface=${NET_IFACE:-$(primary_iface)}

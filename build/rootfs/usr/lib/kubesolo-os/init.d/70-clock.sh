@@ -11,7 +11,24 @@ else
     log_warn "no hardware clock"
 fi
 
-servers=$(read_config_words "$KUBESOLO_RUN/ntp-servers" /etc/kubesolo/time-servers)
+# time_servers FILE...: the host names and IPv4 addresses of the files, on
+# one line; anything else is one warning and is skipped (docs/boot-flow.md
+# "Node configuration is data").
+time_servers() (
+    set -f  # the lists are split, never globbed
+    list=""
+    for file in "$@"; do
+        for server in $(read_config_words "$file"); do
+            if is_host "$server"; then list="$list${list:+ }$server"
+            else warn_bad "$file" "time server" "$server" "is not a host name or IPv4 address"
+            fi
+        done
+    done
+    echo "$list"
+)
+
+servers=$(time_servers "$KUBESOLO_RUN/ntp-servers" /etc/kubesolo/time-servers)
+set -f  # the list is split, never globbed
 if [ -z "$servers" ]; then
     log_warn "no network time source available: clock left as is"
 else

@@ -18,9 +18,13 @@ if [ ! -x "$KUBESOLO_BIN" ]; then
     log_error "$KUBESOLO_BIN is not executable"
     return 1
 fi
+# The file's flags are data and must be flag words; kubesolo.flags was
+# checked by stage 10 (docs/boot-flow.md "Node configuration is data").
+file_flags=$(flag_words "$KUBESOLO_FLAGS_FILE" "all flags of this file ignored" \
+    "$(read_config_words "$KUBESOLO_FLAGS_FILE")")
 set -f  # no argument is a glob
 # shellcheck disable=SC2046 # arguments hold no blanks: split them
-set -- $(kubesolo_args "$(hostname)" "$(read_config_words "$KUBESOLO_FLAGS_FILE")" "$KUBESOLO_EXTRA_FLAGS")
+set -- $(kubesolo_args "$(hostname)" "$file_flags" "$KUBESOLO_EXTRA_FLAGS")
 set +f
 log "Starting KubeSolo: $KUBESOLO_BIN $*"
 log_ok "Stage 90-kubesolo.sh complete"
