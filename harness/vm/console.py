@@ -16,6 +16,7 @@ from pathlib import Path
 
 from harness.errors import GuestAssertion, HarnessTimeout, MachineNotRunning, UserError
 from harness.guest import ERROR_MARKER
+from harness.vm.shell import ByteStream
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,12 @@ class Console:
         self._arrivals: list[tuple[int, float]] = []  # (end offset, monotonic time)
         self._cond = threading.Condition()
         self._closed = False
-        self._sock: socket.socket | None = None
+        self._sock: ByteStream | None = None
         self._thread: threading.Thread | None = None
 
     # -- feeding --------------------------------------------------------------
-    def attach(self, sock: socket.socket) -> None:
+    def attach(self, sock: ByteStream) -> None:
+        """Feed from `sock`: QEMU's socket, or a board's serial line (harness.lab)."""
         self._sock = sock
         self._thread = threading.Thread(target=self._pump, name="console", daemon=True)
         self._thread.start()
@@ -152,6 +154,21 @@ class Console:
 
     def tail(self, lines: int = 40, since: int = 0) -> str:
         return "\n".join(self.text(since).replace("\r", "").splitlines()[-lines:])
+
+    def read(self, since: int, size: int, timeout: float) -> bytes:
+        """Up to `size` bytes after `since`, waiting up to `timeout` seconds for
+        the first (b"" then); ConsoleClosed once the console closed with nothing
+        more to read."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self._buf) <= since:
+                if self._closed:
+                    raise ConsoleClosed("console closed (the target is off)")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return b""
+                self._cond.wait(remaining)
+            return bytes(self._buf[since : since + size])
 
     def send(self, data: bytes) -> None:
         if not self._sock:

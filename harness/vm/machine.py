@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -16,7 +14,6 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,19 +23,20 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 from harness import guest
 from harness.artefact import Image
 from harness.disk import create_overlay
-from harness.errors import GuestAssertion, HarnessError, MachineNotRunning, ToolFailed, UserError
-from harness.log import logger, step
+from harness.errors import HarnessError, MachineNotRunning, ToolFailed, UserError
+from harness.log import logger
 from harness.tools import run_tool
 from harness.vm import accel as accel_mod
 from harness.vm import ports, pvh, qemu
 from harness.vm.console import Console, failures_except
-from harness.vm.shell import GuestShell, Result
-from harness.vm.timeline import Stage, stage_timeline
+from harness.vm.driver import DEFAULT_COMMAND_TIMEOUT as DEFAULT_COMMAND_TIMEOUT
+from harness.vm.driver import CommandFailed as CommandFailed  # its home before driver.py
+from harness.vm.driver import GuestDriver
+from harness.vm.shell import GuestShell
 
 # The one boot timeout: a boot to stage 90 under TCG, two workers on two cores.
 # A KubeSolo node's boot is the same OS boot (KubeSolo starts after stage 90).
 DEFAULT_BOOT_TIMEOUT = 240.0
-DEFAULT_COMMAND_TIMEOUT = 120.0
 PR_SET_PDEATHSIG = 1
 QMP_CONNECT_TIMEOUT = 30.0
 SOCKET_DIR_PREFIX = "ksh-"  # + "<pid>-": QEMU's sockets (short paths: sun_path is 108 bytes)
@@ -155,11 +153,7 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-class CommandFailed(GuestAssertion):
-    """A guest command's status was not what succeed()/fail() required."""
-
-
-class Machine:
+class Machine(GuestDriver):
     """A QEMU VM booting a KubeSolo OS image. Use as a context manager."""
 
     def __init__(
@@ -239,13 +233,6 @@ class Machine:
             qmp_socket=self._sock_dir / "qmp.sock",
             shell_socket=self._sock_dir / "shell.sock",
         )
-
-    @contextlib.contextmanager
-    def _step(self, what: str) -> Iterator[None]:
-        """A public action: counted (see `activity`) and logged as a step."""
-        self.activity += 1
-        with step(log, f"[{self.config.name}] {what}"):
-            yield
 
     def start(self) -> None:
         """Start QEMU; returns once the console is being captured."""
@@ -340,137 +327,7 @@ class Machine:
         self._forwards.clear()
         shutil.rmtree(self._sock_dir, ignore_errors=True)
 
-    # ---- console ---------------------------------------------------------------
-    def console_cursor(self) -> int:
-        return self.console.cursor()
-
-    def console_text(self, since: int | None = None) -> str:
-        """The console since `since` (default: the start of this boot)."""
-        self.activity += 1
-        return self.console.text(self._boot_cursor if since is None else since)
-
-    def wait_for_console(
-        self,
-        regex: str,
-        timeout: float = 60,
-        since: int | None = None,
-        allow_failures: Iterable[str] | None = None,
-    ) -> re.Match[str]:
-        """The first match of `regex` after `since` (default: this boot). A failure
-        pattern on the console raises BootFailure at once, except those named in
-        `allow_failures` (default: the machine's own allow_failures)."""
-        start = self._boot_cursor if since is None else since
-        allowed = self.config.allow_failures if allow_failures is None else allow_failures
-        with self._step(f"wait for /{regex}/ on the console"):
-            return self.console.wait_for(regex, timeout, start, failures_except(allowed))
-
-    def wait_for_boot(self, timeout: float | None = None) -> None:
-        """Wait for the stage 90 marker of the current boot; any failure on the
-        console (panic, [ERROR], ...) raises BootFailure at once."""
-        with self._step("wait for boot (stage 90)"):
-            self.console.wait_for(
-                guest.BOOT_MARKER,
-                timeout or self.config.boot_timeout,
-                self._boot_cursor,
-                failures_except(()),
-            )
-
-    def wait_for_stage(
-        self, stage: str, timeout: float | None = None, since: int | None = None
-    ) -> None:
-        """Wait until init reports `stage` (e.g. "50-network.sh") complete in this
-        boot, or after `since`; like the NixOS driver's wait_for_unit."""
-        if stage not in guest.STAGES:
-            raise UserError(f"unknown stage {stage!r}: use one of {', '.join(guest.STAGES)}")
-        start = self._boot_cursor if since is None else since
-        failures = failures_except(self.config.allow_failures)
-        with self._step(f"wait for stage {stage}"):
-            self.console.wait_for(
-                guest.stage_done(stage), timeout or self.config.boot_timeout, start, failures
-            )
-
-    def send_console(self, text: str) -> None:
-        with self._step(f"type {text!r} on the console"):
-            self.console.send(text.encode())
-
-    def expect_console(self, patterns: list[str], timeout: float = 60) -> tuple[int, re.Match[str]]:
-        """pexpect style: (index of the pattern that matched first, match),
-        reading from the console cursor after the last expect."""
-        combined = "|".join(f"(?P<p{i}>{p})" for i, p in enumerate(patterns))
-        start = max(self._expect_cursor, self._boot_cursor)
-        with self._step(f"expect {patterns} on the console"):
-            match = self.console.wait_for(combined, timeout, start, ())
-        self._expect_cursor = start + len(self.console.text(start)[: match.end()].encode())
-        index = next(i for i in range(len(patterns)) if match.group(f"p{i}") is not None)
-        return index, match
-
-    # ---- test shell ---------------------------------------------------------
-    def _shell_ready(self, timeout: float) -> GuestShell:
-        if not self._shell:
-            raise MachineNotRunning(f"machine {self.config.name} is not running: call start()")
-        self._shell.wait_ready(self._boots_seen, timeout)
-        return self._shell
-
-    def _run(self, command: str, timeout: float) -> Result:
-        if not self.is_up:
-            self.start()
-        return self._shell_ready(self.config.boot_timeout).run(command, timeout)
-
-    def run(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> Result:
-        """Run a shell command in the guest: exit status, stdout and stderr bytes."""
-        with self._step(f"run: {command}"):
-            return self._run(command, timeout)
-
-    def execute(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> tuple[int, str]:
-        """(exit status, stdout) of a guest command."""
-        with self._step(f"execute: {command}"):
-            result = self._run(command, timeout)
-        return result.status, result.stdout.decode(errors="replace")
-
-    def succeed(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> str:
-        """stdout of a guest command that must exit 0 (else CommandFailed)."""
-        with self._step(f"succeed: {command}"):
-            result = self._run(command, timeout)
-            if result.status != 0:
-                raise CommandFailed(
-                    f"command failed with status {result.status}: {command}\n"
-                    f"stdout: {result.stdout.decode(errors='replace')[-2000:]}\n"
-                    f"stderr: {result.stderr.decode(errors='replace')[-2000:]}"
-                )
-        return result.stdout.decode(errors="replace")
-
-    def fail(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> str:
-        """stdout of a guest command that must exit non-zero (else CommandFailed)."""
-        with self._step(f"fail: {command}"):
-            result = self._run(command, timeout)
-            if result.status == 0:
-                raise CommandFailed(f"command unexpectedly succeeded: {command}")
-        return result.stdout.decode(errors="replace")
-
-    def wait_until_succeeds(self, command: str, timeout: float = 60) -> str:
-        """stdout of the first successful run of a guest command, retried until
-        `timeout` (then CommandFailed with the last output)."""
-        deadline = time.monotonic() + timeout
-        with self._step(f"wait until succeeds: {command}"):
-            while True:
-                remaining = deadline - time.monotonic()
-                result = self._run(command, timeout=max(5, remaining))
-                output = result.stdout.decode(errors="replace")
-                if result.status == 0:
-                    return output
-                if remaining <= 0:
-                    raise CommandFailed(
-                        f"not successful within {timeout:.0f}s: {command}\n"
-                        f"last output: {output[-2000:]}"
-                    )
-                time.sleep(0.5)
-
     # ---- power --------------------------------------------------------------
-    def _new_boot(self) -> None:
-        """From here on, waits and the test shell belong to the next boot."""
-        self._boot_cursor = self.console.cursor()
-        self._boots_seen += 1
-
     def reboot(self) -> None:
         """A clean reboot from inside the guest: sync, then reboot(2)."""
         with self._step("reboot"):
@@ -533,20 +390,6 @@ class Machine:
             self.qmp(
                 "device_add", driver="virtio-blk-pci", drive="hotdata", id="hotdisk", bus="hotplug0"
             )
-
-    # ---- reports ------------------------------------------------------------
-    def stage_timeline(self) -> list[Stage]:
-        data, arrivals = self.console.snapshot()
-        return stage_timeline(data, arrivals, self._boot_cursor)
-
-    def kubeconfig(self) -> str:
-        return self.succeed(f"cat {guest.ADMIN_KUBECONFIG}")
-
-    def save_artifacts(self) -> Path:
-        (self.run_dir / "stage-timeline.json").write_text(
-            json.dumps([s.__dict__ for s in self.stage_timeline()], indent=2) + "\n"
-        )
-        return self.run_dir
 
 
 class _LostPortRace(HarnessError):

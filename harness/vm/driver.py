@@ -1,0 +1,213 @@
+"""What drives a booted KubeSolo OS guest, whatever runs it: the console (waits
+from byte cursors, failure patterns, pexpect-style expects), the test shell
+(execute, succeed, fail, run) and the stage timeline. `Machine` (QEMU) and
+`harness.lab.BoardTarget` (a labgrid board) both build on it; they differ only
+in how the guest is powered, booted and wired (docs/architecture.md "Targets")."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness import guest
+from harness.errors import GuestAssertion, MachineNotRunning, UserError
+from harness.log import logger, step
+from harness.vm.console import Console, failures_except
+from harness.vm.console_session import ConsoleSession
+from harness.vm.shell import GuestShell, Result
+from harness.vm.timeline import Stage, stage_timeline
+
+if TYPE_CHECKING:
+    from harness.vm.machine import MachineConfig
+
+DEFAULT_COMMAND_TIMEOUT = 120.0
+log = logger("vm")
+
+
+class CommandFailed(GuestAssertion):
+    """A guest command's status was not what succeed()/fail()/wait_until_succeeds() required."""
+
+
+class GuestDriver:
+    """The console and test-shell half of a target. A subclass sets these up
+    and powers the guest; `start()` boots it when a command needs it."""
+
+    config: MachineConfig
+    console: Console
+    run_dir: Path
+    activity: int  # public actions so far: tells which targets a test used
+    _shell: GuestShell | None
+    _boot_cursor: int  # console offset of the current boot
+    _boots_seen: int  # READY lines the test shell should have sent
+    _expect_cursor: int
+
+    @property
+    def is_up(self) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def _step(self, what: str) -> Iterator[None]:
+        """A public action: counted (see `activity`) and logged as a step."""
+        self.activity += 1
+        with step(log, f"[{self.config.name}] {what}"):
+            yield
+
+    # ---- console ---------------------------------------------------------------
+    def console_cursor(self) -> int:
+        return self.console.cursor()
+
+    def console_text(self, since: int | None = None) -> str:
+        """The console since `since` (default: the start of this boot)."""
+        self.activity += 1
+        return self.console.text(self._boot_cursor if since is None else since)
+
+    def wait_for_console(
+        self,
+        regex: str,
+        timeout: float = 60,
+        since: int | None = None,
+        allow_failures: Iterable[str] | None = None,
+    ) -> re.Match[str]:
+        """The first match of `regex` after `since` (default: this boot). A failure
+        pattern on the console raises BootFailure at once, except those named in
+        `allow_failures` (default: the machine's own allow_failures)."""
+        start = self._boot_cursor if since is None else since
+        allowed = self.config.allow_failures if allow_failures is None else allow_failures
+        with self._step(f"wait for /{regex}/ on the console"):
+            return self.console.wait_for(regex, timeout, start, failures_except(allowed))
+
+    def wait_for_boot(self, timeout: float | None = None) -> None:
+        """Wait for the stage 90 marker of the current boot; any failure on the
+        console (panic, [ERROR], ...) raises BootFailure at once."""
+        with self._step("wait for boot (stage 90)"):
+            self.console.wait_for(
+                guest.BOOT_MARKER,
+                timeout or self.config.boot_timeout,
+                self._boot_cursor,
+                failures_except(()),
+            )
+
+    def wait_for_stage(
+        self, stage: str, timeout: float | None = None, since: int | None = None
+    ) -> None:
+        """Wait until init reports `stage` (e.g. "50-network.sh") complete in this
+        boot, or after `since`; like the NixOS driver's wait_for_unit."""
+        if stage not in guest.STAGES:
+            raise UserError(f"unknown stage {stage!r}: use one of {', '.join(guest.STAGES)}")
+        start = self._boot_cursor if since is None else since
+        failures = failures_except(self.config.allow_failures)
+        with self._step(f"wait for stage {stage}"):
+            self.console.wait_for(
+                guest.stage_done(stage), timeout or self.config.boot_timeout, start, failures
+            )
+
+    def send_console(self, text: str) -> None:
+        with self._step(f"type {text!r} on the console"):
+            self.console.send(text.encode())
+
+    def expect_console(self, patterns: list[str], timeout: float = 60) -> tuple[int, re.Match[str]]:
+        """pexpect style: (index of the pattern that matched first, match),
+        reading from the console cursor after the last expect."""
+        combined = "|".join(f"(?P<p{i}>{p})" for i, p in enumerate(patterns))
+        start = max(self._expect_cursor, self._boot_cursor)
+        with self._step(f"expect {patterns} on the console"):
+            match = self.console.wait_for(combined, timeout, start, ())
+        self._expect_cursor = start + len(self.console.text(start)[: match.end()].encode())
+        index = next(i for i in range(len(patterns)) if match.group(f"p{i}") is not None)
+        return index, match
+
+    def console_session(self, timeout: float = 60, since: int | None = None) -> ConsoleSession:
+        """A pexpect object on the live console (sendline, expect, interact),
+        reading from `since` (default: now). The console log stays the record."""
+        self.activity += 1
+        return ConsoleSession(
+            self.console, self.console.cursor() if since is None else since, timeout
+        )
+
+    # ---- test shell ---------------------------------------------------------
+    def _shell_ready(self, timeout: float) -> GuestShell:
+        if not self._shell:
+            raise MachineNotRunning(f"machine {self.config.name} is not running: call start()")
+        self._shell.wait_ready(self._boots_seen, timeout)
+        return self._shell
+
+    def _run(self, command: str, timeout: float) -> Result:
+        if not self.is_up:
+            self.start()
+        return self._shell_ready(self.config.boot_timeout).run(command, timeout)
+
+    def run(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> Result:
+        """Run a shell command in the guest: exit status, stdout and stderr bytes."""
+        with self._step(f"run: {command}"):
+            return self._run(command, timeout)
+
+    def execute(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> tuple[int, str]:
+        """(exit status, stdout) of a guest command."""
+        with self._step(f"execute: {command}"):
+            result = self._run(command, timeout)
+        return result.status, result.stdout.decode(errors="replace")
+
+    def succeed(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> str:
+        """stdout of a guest command that must exit 0 (else CommandFailed)."""
+        with self._step(f"succeed: {command}"):
+            result = self._run(command, timeout)
+            if result.status != 0:
+                raise CommandFailed(
+                    f"command failed with status {result.status}: {command}\n"
+                    f"stdout: {result.stdout.decode(errors='replace')[-2000:]}\n"
+                    f"stderr: {result.stderr.decode(errors='replace')[-2000:]}"
+                )
+        return result.stdout.decode(errors="replace")
+
+    def fail(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> str:
+        """stdout of a guest command that must exit non-zero (else CommandFailed)."""
+        with self._step(f"fail: {command}"):
+            result = self._run(command, timeout)
+            if result.status == 0:
+                raise CommandFailed(f"command unexpectedly succeeded: {command}")
+        return result.stdout.decode(errors="replace")
+
+    def wait_until_succeeds(self, command: str, timeout: float = 60) -> str:
+        """stdout of the first successful run of a guest command, retried until
+        `timeout` (then CommandFailed with the last output)."""
+        deadline = time.monotonic() + timeout
+        with self._step(f"wait until succeeds: {command}"):
+            while True:
+                remaining = deadline - time.monotonic()
+                result = self._run(command, timeout=max(5, remaining))
+                output = result.stdout.decode(errors="replace")
+                if result.status == 0:
+                    return output
+                if remaining <= 0:
+                    raise CommandFailed(
+                        f"not successful within {timeout:.0f}s: {command}\n"
+                        f"last output: {output[-2000:]}"
+                    )
+                time.sleep(0.5)
+
+    def _new_boot(self) -> None:
+        """From here on, waits and the test shell belong to the next boot."""
+        self._boot_cursor = self.console.cursor()
+        self._boots_seen += 1
+
+    # ---- reports ------------------------------------------------------------
+    def stage_timeline(self) -> list[Stage]:
+        data, arrivals = self.console.snapshot()
+        return stage_timeline(data, arrivals, self._boot_cursor)
+
+    def kubeconfig(self) -> str:
+        return self.succeed(f"cat {guest.ADMIN_KUBECONFIG}")
+
+    def save_artifacts(self) -> Path:
+        (self.run_dir / "stage-timeline.json").write_text(
+            json.dumps([s.__dict__ for s in self.stage_timeline()], indent=2) + "\n"
+        )
+        return self.run_dir
