@@ -17,12 +17,14 @@ import pytest
 from harness.artefact import Image
 from harness.build.builder import BuildRequest, build
 from harness.errors import UserError
+from harness.lab.board import Board, BoardTarget, WrongBoard
 from harness.log import logger
 from harness.pytest import leftovers
 from harness.vm import accel
 from harness.vm.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineConfig, die_with_parent
+from harness.vm.target import Target
 
-MACHINES = pytest.StashKey[list[Machine]]()  # machines of a test, for its report
+MACHINES = pytest.StashKey[list[Target]]()  # machines of a test, for its report
 ACTIVITY = pytest.StashKey[dict[int, int]]()  # machine id -> its activity when the test began
 MARKERS = {
     "boot": "boots a VM: boot markers, parameters, stage effects",
@@ -30,8 +32,10 @@ MARKERS = {
     "k8s": "needs a real KubeSolo binary (skipped with the stand-in)",
     "runtime": "KubeSolo's containerd, crun and CNI from Debian, on the OS, without KubeSolo",
     "slow": "takes more than a minute under TCG",
+    "qemu_only": "needs what only a local QEMU offers (QMP, hot-plug, a second NIC, overlays, "
+    "port forwards, the kernel command line): skips on a board (--lg-env) with its reason",
 }
-MachineFactory = Callable[..., Machine]
+MachineFactory = Callable[..., Target]  # a QEMU Machine, or a BoardTarget with --lg-env
 FAILURES_DIR = "failures"  # under --artifacts: one text file per failing test phase
 log = logger("pytest")
 
@@ -186,18 +190,26 @@ def kubesolo_image(pytestconfig: pytest.Config) -> Image:
         pytest.fail(str(err), pytrace=False)
 
 
-def _factory(image: Image, settings: Settings, prefix: str) -> tuple[MachineFactory, list[Machine]]:
-    machines: list[Machine] = []
+def _factory(
+    image: Image, settings: Settings, prefix: str, board: Board | None = None
+) -> tuple[MachineFactory, list[Target]]:
+    machines: list[Target] = []
     node_dir = settings.artifacts / run_dir_name(prefix)
 
-    def make(**overrides: Any) -> Machine:
+    def make(**overrides: Any) -> Target:
         overrides.setdefault("name", f"vm{len(machines)}")
         try:
             config = settings.machine_config(**overrides)
             run_dir = node_dir / config.name
             shutil.rmtree(run_dir, ignore_errors=True)
-            machine = Machine(image, config, run_dir=run_dir)
+            machine: Target
+            if board is not None:
+                machine = BoardTarget(board, config, run_dir)
+            else:
+                machine = Machine(image, config, run_dir=run_dir)
             leftovers.mark_owner(run_dir)
+        except WrongBoard as err:
+            pytest.skip(f"on this board: {err}")
         except UserError as err:
             pytest.fail(str(err), pytrace=False)
         machines.append(machine)
@@ -206,7 +218,7 @@ def _factory(image: Image, settings: Settings, prefix: str) -> tuple[MachineFact
     return make, machines
 
 
-def _teardown(machines: list[Machine], keep: bool, failed: bool) -> None:
+def _teardown(machines: list[Target], keep: bool, failed: bool) -> None:
     for machine in machines:
         machine.close()
         machine.save_artifacts()
@@ -223,11 +235,14 @@ def _teardown(machines: list[Machine], keep: bool, failed: bool) -> None:
 
 @pytest.fixture
 def machine_factory(
-    request: pytest.FixtureRequest, kubesolo_image: Image, harness_settings: Settings
+    request: pytest.FixtureRequest,
+    kubesolo_image: Image,
+    harness_settings: Settings,
+    lab_board: Board | None,
 ) -> Iterator[MachineFactory]:
     """`machine_factory(**MachineConfig fields) -> Machine`, not started;
-    every machine is killed after the test."""
-    make, machines = _factory(kubesolo_image, harness_settings, request.node.nodeid)
+    every machine is killed after the test. With --lg-env: BoardTargets."""
+    make, machines = _factory(kubesolo_image, harness_settings, request.node.nodeid, lab_board)
     request.node.stash[MACHINES] = machines
     yield make
     rep = getattr(request.node, "rep_call", None)
@@ -236,20 +251,24 @@ def machine_factory(
 
 @pytest.fixture(scope="session")
 def session_machine_factory(
-    request: pytest.FixtureRequest, kubesolo_image: Image, harness_settings: Settings
+    request: pytest.FixtureRequest,
+    kubesolo_image: Image,
+    harness_settings: Settings,
+    lab_board: Board | None,
 ) -> Iterator[MachineFactory]:
     """Like machine_factory, for machines shared by many tests."""
     # one directory per worker process: xdist workers and concurrent runs
     # in the same checkout never clear each other's machines
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    make, machines = _factory(kubesolo_image, harness_settings, f"session-{worker}-{os.getpid()}")
+    prefix = f"session-{worker}-{os.getpid()}"
+    make, machines = _factory(kubesolo_image, harness_settings, prefix, lab_board)
     request.session.stash[MACHINES] = machines
     yield make
     _teardown(machines, harness_settings.keep, failed=request.session.testsfailed > 0)
 
 
 @pytest.fixture
-def machine(machine_factory: MachineFactory) -> Machine:
+def machine(machine_factory: MachineFactory) -> Target:
     """A machine with the default settings, booted to stage 90."""
     vm = machine_factory()
     vm.start()
@@ -257,7 +276,7 @@ def machine(machine_factory: MachineFactory) -> Machine:
     return vm
 
 
-def used_machines(item: pytest.Item) -> list[Machine]:
+def used_machines(item: pytest.Item) -> list[Target]:
     """The test's own machines, and the shared ones it acted on (their activity
     grew since it began): a failure report shows their consoles, no others."""
     before = item.stash.get(ACTIVITY, {})

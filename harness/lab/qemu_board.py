@@ -1,0 +1,244 @@
+"""A board made of QEMU, wired exactly like hardware and reached only through
+labgrid (fixtures/labgrid/qemu-board.yaml):
+
+- its serial console (ttyS0) and the test-shell line (ttyS1) are raw TCP
+  serial ports on 127.0.0.1, as a ser2net serial server offers a board's
+  UARTs (labgrid NetworkSerialPort, protocol raw);
+- its power is this command, run by labgrid's ExternalPowerDriver:
+  `python -m harness.lab.qemu_board on|off --dir DIR ...` starts or kills the
+  QEMU process (off is the plug pulled: no guest shutdown);
+- it boots from its boot medium, a raw disk file holding the image (the ISO,
+  isohybrid, as a USB stick would hold it), and keeps its data on a second
+  medium, a disk file that survives power cycles; labgrid writes both before
+  power-on (harness.lab.media);
+- no QMP, no virtio console or shell: nothing the tests use is QEMU's own.
+  User networking is restricted (restrict=on) and every port binds 127.0.0.1.
+
+`on` starts a small supervisor that owns QEMU and kills it when the process
+that powered the board on (pytest) dies, so a killed run leaves no QEMU."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+LISTEN_TIMEOUT = 30.0  # seconds for QEMU to open its serial ports
+TCP_LISTEN = "0A"  # the LISTEN state in /proc/net/tcp
+
+
+@dataclass(frozen=True)
+class BoardWiring:
+    """Everything the QEMU board's command line depends on."""
+
+    boot_medium: Path
+    data_medium: Path
+    console_port: int
+    shell_port: int
+    mac: str = "52:54:00:12:34:56"
+    memory_mb: int = 512
+    accel: str = "tcg"
+
+
+def board_command(w: BoardWiring, qemu: str = "qemu-system-x86_64") -> list[str]:
+    """The QEMU command line of the board (pure; unit-tested)."""
+    data_format = "qcow2" if w.data_medium.suffix == ".qcow2" else "raw"
+    return [
+        qemu,
+        "-machine",
+        "q35",
+        "-accel",
+        w.accel,
+        "-cpu",
+        "host" if w.accel == "kvm" else "max",
+        "-m",
+        str(w.memory_mb),
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-vga",
+        "none",
+        # ttyS0: the console; ttyS1: the test shell's line (kubesolo.testshell=ttyS1)
+        "-serial",
+        f"tcp:127.0.0.1:{w.console_port},server=on,wait=off,nodelay=on",
+        "-serial",
+        f"tcp:127.0.0.1:{w.shell_port},server=on,wait=off,nodelay=on",
+        "-device",
+        "virtio-rng-pci",
+        # the boot medium: a USB stick holding the hybrid ISO
+        "-drive",
+        f"file={w.boot_medium},format=raw,if=none,id=bootstick",
+        "-device",
+        "qemu-xhci,id=xhci",
+        "-device",
+        "usb-storage,bus=xhci.0,drive=bootstick,bootindex=0",
+        # the data medium: the board's own disk
+        "-drive",
+        f"file={w.data_medium},format={data_format},if=none,id=data0",
+        "-device",
+        "virtio-blk-pci,drive=data0,id=datadisk",
+        "-netdev",
+        "user,id=net0,restrict=on",
+        "-device",
+        f"virtio-net-pci,netdev=net0,mac={w.mac}",
+    ]
+
+
+def listening(port: int, tables: tuple[str, ...] = ("/proc/net/tcp",)) -> bool:
+    """Is a socket listening on 127.0.0.1:port? (read from /proc: connecting
+    would take the serial port's one client slot)."""
+    local = f"0100007F:{port:04X}"
+    for table in tables:
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[1] == local and fields[3] == TCP_LISTEN:
+                    return True
+    return False
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def power_on(state: Path, wiring: BoardWiring, owner: int) -> int:
+    supervisor = state / "supervisor.pid"
+    pid = _read_pid(supervisor)
+    if pid and _alive(pid):
+        return 0  # already on: a PDU outlet switched on twice stays on
+    for medium in (wiring.boot_medium, wiring.data_medium):
+        if not medium.is_file():
+            return _fail(f"no medium {medium}: write the image first (the strategy's 'flashed')")
+    for port in (wiring.console_port, wiring.shell_port):
+        if not port_free(port):
+            return _fail(f"127.0.0.1:{port} is taken: another QEMU board runs, or pick other ports")
+    state.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "harness.lab.qemu_board", "supervise", "--dir", str(state)]
+    args += [*_wiring_args(wiring), "--owner-pid", str(owner)]
+    log = (state / "qemu-stderr.log").open("wb")
+    proc = subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+    )
+    supervisor.write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + LISTEN_TIMEOUT
+    while not (listening(wiring.console_port) and listening(wiring.shell_port)):
+        if proc.poll() is not None:
+            tail = (state / "qemu-stderr.log").read_text(errors="replace").strip()[-400:]
+            return _fail(f"QEMU board did not start: {tail}")
+        if time.monotonic() > deadline:
+            power_off(state)
+            return _fail(f"QEMU board opened no serial port within {LISTEN_TIMEOUT:.0f}s")
+        time.sleep(0.02)
+    return 0
+
+
+def supervise(state: Path, wiring: BoardWiring, owner: int) -> int:
+    """Run QEMU until it exits, the board is switched off, or `owner` dies."""
+    cmd = board_command(wiring)
+    (state / "qemu-cmdline.txt").write_text(" ".join(cmd) + "\n")
+    qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+    (state / "qemu.pid").write_text(f"{qemu.pid}\n")
+    while qemu.poll() is None:
+        if not _alive(owner):
+            qemu.kill()
+            break
+        time.sleep(0.5)
+    qemu.wait()
+    return 0
+
+
+def power_off(state: Path) -> int:
+    """Pull the plug: kill QEMU and its supervisor at once (idempotent)."""
+    for name in ("qemu.pid", "supervisor.pid"):
+        pid = _read_pid(state / name)
+        if pid and _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while _alive(pid) and time.monotonic() < deadline:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+                time.sleep(0.02)
+        (state / name).unlink(missing_ok=True)
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"qemu-board: {message}", file=sys.stderr)
+    return 1
+
+
+def _wiring_args(w: BoardWiring) -> list[str]:
+    return [
+        "--boot-medium", str(w.boot_medium), "--data-medium", str(w.data_medium),
+        "--console-port", str(w.console_port), "--shell-port", str(w.shell_port),
+        "--mac", w.mac, "--memory", str(w.memory_mb), "--accel", w.accel,
+    ]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.lab.qemu_board")
+    parser.add_argument("action", choices=("on", "off", "supervise"))
+    parser.add_argument("--dir", required=True, type=Path, help="the board's state directory")
+    parser.add_argument("--boot-medium", type=Path)
+    parser.add_argument("--data-medium", type=Path)
+    parser.add_argument("--console-port", type=int, default=0)
+    parser.add_argument("--shell-port", type=int, default=0)
+    parser.add_argument("--mac", default=BoardWiring.mac)
+    parser.add_argument("--memory", type=int, default=BoardWiring.memory_mb)
+    parser.add_argument("--accel", default=BoardWiring.accel, choices=("tcg", "kvm"))
+    parser.add_argument("--owner-pid", type=int, default=os.getppid())
+    a = parser.parse_args(argv)
+    state = a.dir.resolve()
+    if a.action == "off":
+        return power_off(state)
+    if not (a.boot_medium and a.data_medium and a.console_port and a.shell_port):
+        parser.error("on needs --boot-medium, --data-medium, --console-port and --shell-port")
+    wiring = BoardWiring(
+        a.boot_medium.resolve(), a.data_medium.resolve(), a.console_port, a.shell_port,
+        a.mac, a.memory, a.accel,
+    )  # fmt: skip
+    if a.action == "on":
+        return power_on(state, wiring, a.owner_pid)
+    return supervise(state, wiring, a.owner_pid)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

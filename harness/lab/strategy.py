@@ -1,0 +1,250 @@
+"""The labgrid strategy of a KubeSolo OS board: off -> flashed -> booted -> shell
+(docs/architecture.md "Hardware in the loop").
+
+- off: the power driver switches the board off (a PDU outlet, or the QEMU
+  board's `off`: the plug pulled).
+- flashed: off, then the boot medium is written (behind its SD-mux switched to
+  the host) with the image, once per image: never again while that image is
+  on it, so never during a test. The data medium is written only when a test
+  asks for a fresh or a given data disk (`write_data_medium`).
+- booted: power on, connect the console, type the bootloader line at the
+  serial `boot:` prompt (the label and `kubesolo.testshell=ttyS1`), wait for
+  the stage 90 marker.
+- shell: the test shell answers on its own serial line.
+
+`BoardTarget` (harness.lab.board) drives a board through the same steps
+(`power_on`, `type_boot_line`, `open_shell`, `power_off`), with the harness's
+Console fed from the console driver in a thread. Registered with labgrid:
+an env file names it after `imports: [harness.lab.strategy]`."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import attr
+from labgrid.driver.exception import ExecutionError
+from labgrid.factory import target_factory
+from labgrid.step import step
+from labgrid.strategy.common import Strategy, StrategyError, never_retry
+from serial import SerialException
+
+from harness import guest
+from harness.errors import UserError
+from harness.lab.media import write_medium
+from harness.lab.stream import SerialStream
+from harness.vm.console import Console, ConsoleTimeout, failures_except
+from harness.vm.shell import GuestShell
+
+CONNECT_TIMEOUT = 30.0  # seconds for a powered board's serial line to be reachable
+PROMPT_TIMEOUT = 60.0  # seconds from power-on to the bootloader's boot: prompt
+TESTSHELL_ARG = "kubesolo.testshell=ttyS1"
+
+
+class LabError(UserError):
+    """The lab did not do what the harness asked: one line naming the board and the part."""
+
+
+class Status(enum.Enum):
+    unknown = 0
+    off = 1
+    flashed = 2
+    booted = 3
+    shell = 4
+
+
+def boot_line(label: str, kernel_args: str, board_args: str) -> str:
+    """What is typed at the bootloader's `boot:` prompt: the label, then
+    parameters isolinux appends to the label's command line."""
+    return " ".join(p for p in (label, board_args, kernel_args) if p)
+
+
+def image_id(path: Path) -> str:
+    """Which image a medium holds: path, size and mtime (cheap; a rebuilt image
+    is a new file in the image cache)."""
+    st = path.stat()
+    return hashlib.sha256(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
+
+
+@target_factory.reg_driver
+@attr.s(eq=False)
+class KubeSoloStrategy(Strategy):  # type: ignore[misc]
+    """off -> flashed -> booted -> shell for a KubeSolo OS board."""
+
+    bindings = {  # noqa: RUF012 (labgrid's attrs class field)
+        "power": "PowerProtocol",
+        "console": "ConsoleProtocol",
+        "testshell": "ConsoleProtocol",
+        "boot_medium": {"USBStorageDriver", "DiskImageDriver"},
+        "data_medium": {"USBStorageDriver", "DiskImageDriver"},
+        "boot_mux": {"USBSDMuxDriver", None},
+        "data_mux": {"USBSDMuxDriver", None},
+    }
+    # typed after the label at the boot: prompt on every boot
+    board_args = attr.ib(default=TESTSHELL_ARG, validator=attr.validators.instance_of(str))
+    boot_timeout = attr.ib(default=240.0, validator=attr.validators.instance_of(float))
+    # the board's NIC MAC, if known ("" = unknown): tests that need another one skip
+    mac = attr.ib(default="", validator=attr.validators.instance_of(str))
+    # images: keys for transition() without the harness (labgrid-client, a script)
+    image = attr.ib(default="kubesolo-iso", validator=attr.validators.instance_of(str))
+    data_image = attr.ib(default="kubesolo-data", validator=attr.validators.instance_of(str))
+    status = attr.ib(default=Status.unknown)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.boot_image: Path | None = None  # set by the harness, else from the env's images
+        self._boot_written: str | None = None
+        self.data_written: str | None = None  # what the data medium holds, by the harness's key
+        self.console_log: Console | None = None  # transition()'s own console
+        self.shell: GuestShell | None = None
+        self.work_dir = Path(tempfile.mkdtemp(prefix="kubesolo-lab-"))
+
+    # ---- what a board is called in one-line errors ----
+    def where(self, driver: Any) -> str:
+        port = getattr(driver, "port", None)
+        if port is not None and hasattr(port, "host"):
+            return f"{type(port).__name__} {port.host}:{port.port}"
+        if port is not None and hasattr(port, "port"):
+            return f"{type(port).__name__} {port.port}"
+        return type(driver).__name__
+
+    def fail(self, what: str) -> LabError:
+        return LabError(f"board {self.target.name}: {what}")
+
+    # ---- media ----
+    def _env_image(self, key: str) -> Path | None:
+        try:
+            return Path(self.target.env.config.get_image_path(key))
+        except (KeyError, AttributeError):
+            return None
+
+    def _write(self, medium: Any, mux: Any, image: Path) -> None:
+        try:
+            if mux is not None:
+                self.target.activate(mux)
+                mux.set_mode("host")
+            self.target.activate(medium)
+            write_medium(medium, image, self.work_dir)
+            if mux is not None:
+                mux.set_mode("dut")
+        except ExecutionError as err:
+            raise self.fail(f"writing {image.name} failed: {_last_line(err)}") from None
+
+    @step(args=["image"])  # type: ignore[misc]
+    def write_boot_medium(self, image: Path) -> None:
+        """Write the boot medium, unless it holds this image already."""
+        if self._boot_written == image_id(image):
+            return
+        self.power_off()
+        self._write(self.boot_medium, self.boot_mux, image)
+        self._boot_written = image_id(image)
+
+    @step(args=["image"])  # type: ignore[misc]
+    def write_data_medium(self, image: Path, key: str) -> None:
+        """Give the board this data disk (a blank one resets it); `key` names
+        what the medium then holds, so the same key is never written twice."""
+        self.power_off()
+        self._write(self.data_medium, self.data_mux, image)
+        self.data_written = key
+
+    # ---- power and lines ----
+    def power_off(self) -> None:
+        if self.shell:
+            self.shell.close()
+            self.shell = None
+        self.target.activate(self.power)
+        try:
+            self.power.off()
+        except ExecutionError as err:
+            raise self.fail(f"power off failed: {_last_line(err)}") from None
+        for line in (self.console, self.testshell):
+            self.target.deactivate(line)  # a ser2net port may drop; reconnect at power-on
+
+    def power_on(self, console: Console) -> None:
+        """Power on and feed `console` from the console line."""
+        self.target.activate(self.power)
+        try:
+            self.power.on()
+        except ExecutionError as err:
+            raise self.fail(f"power on failed: {_last_line(err)}") from None
+        console.attach(SerialStream(self._connect(self.console, "console")))
+
+    def _connect(self, driver: Any, what: str) -> Any:
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        while True:
+            try:
+                self.target.activate(driver)
+                return driver
+            except (SerialException, OSError) as err:
+                if time.monotonic() > deadline:
+                    raise self.fail(
+                        f"the {what} line ({self.where(driver)}) cannot be opened within "
+                        f"{CONNECT_TIMEOUT:.0f}s after power-on: {err}"
+                    ) from None
+                time.sleep(0.1)
+
+    def type_boot_line(self, console: Console, since: int, line: str) -> None:
+        """At the bootloader's serial `boot:` prompt (this boot's), type `line`."""
+        try:
+            console.wait_for(guest.ISOLINUX_PROMPT, PROMPT_TIMEOUT, since, failures_except(()))
+        except ConsoleTimeout:
+            if console.cursor() == since:
+                raise self.fail(
+                    f"the console ({self.where(self.console)}) showed nothing within "
+                    f"{PROMPT_TIMEOUT:.0f}s of power-on: check its wiring, speed and the power"
+                ) from None
+            raise self.fail(
+                f"no bootloader prompt (boot:) on the console within {PROMPT_TIMEOUT:.0f}s: "
+                "does the boot medium hold the image, and is the board set to boot from it?"
+            ) from None
+        console.send(line.encode() + b"\r")
+
+    def open_shell(self) -> GuestShell:
+        """The test shell's line, as a GuestShell (its READY lines count boots)."""
+        self.shell = GuestShell(SerialStream(self._connect(self.testshell, "test-shell")))
+        return self.shell
+
+    # ---- labgrid's state machine, for use without the harness ----
+    @never_retry  # type: ignore[misc]
+    @step(args=["status"])  # type: ignore[misc]
+    def transition(self, status: Status | str, *, step: Any) -> None:
+        if not isinstance(status, Status):
+            status = Status[status]
+        if status == Status.unknown:
+            raise StrategyError(f"can not transition to {status}")
+        if status == self.status:
+            step.skip("nothing to do")
+            return
+        if status == Status.off:
+            self.power_off()
+        elif status == Status.flashed:
+            image = self.boot_image or self._env_image(self.image)
+            if image is None:
+                raise StrategyError(f"no boot image: set boot_image or images: {self.image}")
+            self.write_boot_medium(image)
+            data = self._env_image(self.data_image)
+            if data is not None and self.data_written is None:
+                self.write_data_medium(data, f"blank:{image_id(data)}")
+        elif status == Status.booted:
+            if self.status not in (Status.flashed, Status.booted, Status.shell):
+                self.transition(Status.flashed)
+            self.power_off()
+            self.console_log = Console(self.work_dir / "console.log")
+            self.power_on(self.console_log)
+            self.type_boot_line(self.console_log, 0, boot_line("kubesolo", "", self.board_args))
+            self.console_log.wait_for(guest.BOOT_MARKER, self.boot_timeout, 0)
+        elif status == Status.shell:
+            if self.status != Status.booted:
+                self.transition(Status.booted)
+            self.open_shell().wait_ready(1, self.boot_timeout)
+        self.status = status
+
+
+def _last_line(err: ExecutionError) -> str:
+    lines = [*(err.stderr or []), *(err.stdout or []), str(err.msg)]
+    text = [str(line).strip() for line in lines if str(line).strip()]
+    return text[0] if text else "no output"
