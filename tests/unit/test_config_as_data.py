@@ -6,12 +6,18 @@ is one warning naming its origin and key, and good values come back exactly."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parents[2]
 LIB = REPO / "build/rootfs/usr/lib/kubesolo-os"
@@ -511,13 +517,15 @@ def test_stage50_saved_config_round_trip(rooted):
 
 def test_stage50_hostile_saved_config_is_not_used(rooted):
     """A saved configuration with a command line and shell in a value: nothing
-    runs, each bad line is a warning, and stage 50 moves on (DHCP here)."""
+    runs, each bad line and each bad value is one warning, and stage 50
+    moves on (DHCP here)."""
     canary = rooted.root / "canary"
     saved = rooted.root / "data/network/interfaces.sh"
     saved.write_text(SAVED_NETWORK.format(canary=canary))
     done = rooted.run("50-network.sh")
     assert not canary.exists()
-    assert len(warnings(done)) == 5, warnings(done)
+    keys = [w.removeprefix(f"{saved}: ").split(' "')[0] for w in warnings(done)]
+    assert keys == ["line 4", "line 5", "line 6", "line 7", "line 8", "NET_ADDRESS"]
     assert any(call.startswith("udhcpc -i eth0") for call in rooted.logged())
 
 
@@ -564,3 +572,365 @@ def test_stages_10_to_90_with_hostile_node_files(rooted):
     assert "hostname kubesolo-123456" in rooted.logged()
     accepted = "[kubesolo-standin] accepted: --path /var/lib/kubesolo --local-storage"
     assert accepted.encode() in done.stdout, done
+
+
+# ---- properties (hypothesis): arbitrary values through the real parsers ----
+# Fixed seed; KUBESOLO_HYPOTHESIS_EXAMPLES=N runs N examples per property
+# (the nightly mode) instead of the default, sized for about a minute in all.
+NIGHTLY_EXAMPLES = int(os.environ.get("KUBESOLO_HYPOTHESIS_EXAMPLES", "0"))
+CANARY = "CANARY"  # payloads touch it in the working directory of the shell
+PAYLOADS = [
+    f"$(touch {CANARY})",
+    f"`touch {CANARY}`",
+    f";touch {CANARY};",
+    f"'; touch {CANARY}; '",
+    f'"; touch {CANARY}; "',
+    f"|touch {CANARY}",
+    f"&&touch {CANARY}",
+    f"\ntouch {CANARY}\n",
+    f"$(touch${{IFS}}{CANARY})",
+    f"'$(touch {CANARY})'",
+    f"\\$(touch {CANARY})",
+    f"'\\''$(touch {CANARY})'\\''",
+]
+SPECIALS = ["'", '"', "'\\''", "\\", "$", "*", "?", "[", "]", "#", "=", " ", "\t", "\r", "\n"]
+SPECIALS += ["é", "\u00a0", "\u2028", "日本", "\U0001f600", "x" * 5000]
+
+
+def examples(default: int) -> settings:
+    return settings(
+        max_examples=NIGHTLY_EXAMPLES or default,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+
+
+def hostile_text(exclude: str = "", min_size: int = 0) -> st.SearchStrategy[str]:
+    """Text made of arbitrary characters (no NUL), shell payloads and the
+    characters that matter to a shell, without the characters of `exclude`."""
+    characters = st.characters(blacklist_categories=("Cs",), blacklist_characters="\0" + exclude)
+    pieces = st.one_of(
+        st.text(characters, max_size=12),
+        st.sampled_from([p for p in PAYLOADS if not set(p) & set(exclude)]),
+        st.sampled_from([s for s in SPECIALS if not set(s) & set(exclude)]),
+    )
+    return st.lists(pieces, min_size=min_size, max_size=6).map("".join)
+
+
+@contextlib.contextmanager
+def in_scratch(
+    script: str, *args: str | bytes
+) -> Iterator[tuple[subprocess.CompletedProcess[bytes], Path]]:
+    """Run a script in a fresh directory, given back for the files the script
+    wrote (and the canary, which must not be there); removed afterwards."""
+    scratch = Path(tempfile.mkdtemp(prefix="kubesolo-prop-"))
+    try:
+        yield busybox_sh(script, *args, cwd=scratch), scratch
+    finally:
+        shutil.rmtree(scratch)
+
+
+def no_canary(scratch: Path) -> None:
+    assert not (scratch / CANARY).exists(), "a payload ran"
+
+
+# The grammars of docs/boot-flow.md "Node configuration is data", written
+# again in Python: the shell's checks must agree with them on any input.
+def ref_ipv4(v: str) -> bool:
+    parts = v.split(".")
+    octet = re.compile(r"0|[1-9][0-9]{0,2}")
+    return len(parts) == 4 and all(octet.fullmatch(p) and int(p) <= 255 for p in parts)
+
+
+def ref_ipv4_cidr(v: str) -> bool:
+    address, slash, prefix = v.partition("/")
+    return (
+        bool(slash)
+        and bool(re.fullmatch(r"0|[1-9][0-9]?", prefix))
+        and (int(prefix) <= 32 and ref_ipv4(address))
+    )
+
+
+def ref_dns_name(v: str) -> bool:
+    label = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+    return 0 < len(v) <= 253 and all(label.fullmatch(part) for part in v.split("."))
+
+
+REFERENCE = {
+    "is_ipv4": ref_ipv4,
+    "is_ipv4_cidr": ref_ipv4_cidr,
+    "is_iface_name": lambda v: bool(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}", v)),
+    "is_hostname": lambda v: bool(re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", v)),
+    "is_host": lambda v: ref_ipv4(v) or ref_dns_name(v),
+    "is_module_name": lambda v: bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", v)),
+    "is_flag_word": lambda v: bool(re.fullmatch(r"[A-Za-z0-9._:/,=@+-]+", v)),
+    "is_device_spec": lambda v: bool(
+        re.fullmatch(r"/dev/[A-Za-z0-9._/-]+|LABEL=[A-Za-z0-9._-]+|UUID=[0-9A-Fa-f-]+", v)
+    ),
+    "is_abs_path": lambda v: bool(re.fullmatch(r"/[A-Za-z0-9._/+-]*", v)),
+}
+# Values near each grammar: its own characters, digits, dots and slashes,
+# mixed with anything.
+NEAR = "0123456789./-_:=,@+aAzZfF" + "LABEL=UUID=/dev/"
+near_grammar = st.one_of(
+    st.text(st.sampled_from(NEAR), max_size=20),
+    st.builds(
+        lambda a, b: f"{a}.{b}",
+        st.integers(0, 300).map(str),
+        st.lists(st.integers(0, 300).map(str), max_size=4).map(".".join),
+    ),
+    st.builds(
+        lambda a, p: f"{a}/{p}",
+        st.from_regex(r"[0-9]{1,3}(\.[0-9]{1,3}){3}", fullmatch=True),
+        st.integers(0, 40),
+    ),
+    st.from_regex(r"[a-z0-9-]{1,70}(\.[A-Za-z0-9-]{1,70}){0,4}", fullmatch=True),
+    hostile_text(),
+)
+
+
+@pytest.mark.parametrize("check", REFERENCE)
+@examples(80)
+@given(values=st.lists(near_grammar, min_size=1, max_size=40))
+def test_property_grammars_agree_with_reference(check, values):
+    """Each shell check accepts exactly what its grammar accepts."""
+    values = [v for v in values if "\n" not in v]  # one verdict per line
+    script = LIBS + f'for v in "$@"; do {check} "$v" && echo 1 || echo 0; done'
+    with in_scratch(script, *values) as (done, scratch):
+        no_canary(scratch)
+        verdicts = done.stdout.decode().split()
+        assert len(verdicts) == len(values), done
+        for value, verdict in zip(values, verdicts, strict=True):
+            assert (verdict == "1") is REFERENCE[check](value), (check, value)
+
+
+@examples(400)
+@given(
+    value=st.one_of(st.binary().filter(lambda b: b"\0" not in b), hostile_text().map(str.encode))
+)
+def test_property_save_var_then_read_round_trips(value):
+    """save_var then read_assignments: any bytes but NUL come back exactly,
+    newlines and quotes included, and nothing runs."""
+    with in_scratch(
+        LIBS + 'save_var V "$1" f && read_assignments f V && printf "%s" "$V" > back', value
+    ) as (done, scratch):
+        no_canary(scratch)
+        assert done.returncode == 0, done
+        assert (scratch / "back").read_bytes() == value
+
+
+LISTED = ("A", "B")
+quoted_value = hostile_text().map(lambda v: "'" + v.replace("'", "'\\''") + "'")
+assignment_line = st.one_of(
+    st.just(""),
+    hostile_text(exclude="\n").map(lambda t: "# " + t),
+    st.builds(
+        lambda n, v, b: f"{n}={v}{b}",
+        st.sampled_from([*LISTED, "PATH", "X", "A B", "1A"]),
+        st.one_of(quoted_value, st.text(st.sampled_from("aZ09._/:,@+-"), max_size=8)),
+        st.sampled_from(["", " ", "\t "]),
+    ),
+    st.builds(lambda n, v: f"{n}={v}", st.sampled_from(LISTED), hostile_text()),
+    hostile_text(),
+)
+
+
+@examples(300)
+@given(lines=st.lists(assignment_line, max_size=6))
+def test_property_read_assignments_agrees_with_the_shell(lines):
+    """Any file: the reader runs nothing, assigns only the names it is given
+    and leaves everything else alone; a file it accepts whole is one sh
+    would run as plain assignments, with the same values."""
+    text = "\n".join(lines) + "\n"
+    report = 'printf "%s\\0" "$rc" "${A-unset}" "${B-unset}" "${X-unset}" "$PATH" > out'
+    with in_scratch(
+        LIBS + f'printf "%s" "$1" > f; read_assignments f {" ".join(LISTED)}; rc=$?; {report}',
+        text,
+    ) as (read, scratch):
+        no_canary(scratch)
+        rc, a, b, x, path = (scratch / "out").read_bytes().split(b"\0")[:5]
+        assert (x, path) == (b"unset", b"/usr/bin:/bin")
+        if rc != b"0":
+            assert warnings(read), "a rejected file names its bad line"
+            return
+    with in_scratch(f'printf "%s" "$1" > f; . ./f; rc=0; {report}', text) as (sourced, scratch):
+        no_canary(scratch)
+        assert (scratch / "out").read_bytes().split(b"\0")[1:3] == [a, b], sourced
+
+
+# One kernel parameter: a bare word or a double-quoted group.
+cmdline_param = st.one_of(
+    hostile_text(exclude=' \t\n"', min_size=1),
+    hostile_text(exclude='"\n').map(lambda v: f'"{v}"'),
+)
+
+
+@examples(250)
+@given(params=st.lists(cmdline_param, min_size=1, max_size=8))
+def test_property_cmdline_words_split_as_the_kernel_groups_them(params):
+    """Stage 10's splitter: blanks separate parameters, double quotes group
+    them and are dropped; every other byte is kept and nothing runs."""
+    with in_scratch(
+        LIBS + 'printf "%s\\n" "$1" > cmdline; cmdline_words cmdline > words', " ".join(params)
+    ) as (done, scratch):
+        no_canary(scratch)
+        expected = [p.strip('"') for p in params]
+        expected = [w for w in expected if w]
+        assert (scratch / "words").read_bytes().decode().split("\n")[:-1] == expected, done
+
+
+cmdline_value = hostile_text(exclude=' \t\n"')
+STAGE10_NAMES = (
+    "KUBESOLO_DATA_DEV KUBESOLO_DEBUG KUBESOLO_SHELL KUBESOLO_NOPERSIST "
+    "KUBESOLO_CLOUDINIT KUBESOLO_EXTRA_FLAGS"
+)
+
+
+@examples(200)
+@given(
+    data=st.one_of(cmdline_value, st.sampled_from(["/dev/vda", "LABEL=KSOLODATA", "UUID=ab-12"])),
+    cloudinit=st.one_of(cmdline_value, st.just("/etc/kubesolo/site/node.yaml")),
+    flags=st.one_of(hostile_text(exclude='"\n'), st.just("--node-ip 10.0.2.15 --debug")),
+)
+def test_property_stage10_parameters(data, cloudinit, flags):
+    """Stage 10 on any values: nothing runs; a value that fits its grammar
+    is saved and read back exactly, any other is one warning and the
+    default."""
+    cmdline = (
+        f"kubesolo.nopersist kubesolo.data={data} kubesolo.cloudinit={cloudinit}"
+        f' kubesolo.flags="{flags}"'
+    )
+    with in_scratch(
+        f". {LIB}/functions.sh; printf '%s\\n' \"$1\" > cmdline; KUBESOLO_CMDLINE_FILE=cmdline; "
+        f". {LIB}/init.d/10-parse-cmdline.sh; unset {STAGE10_NAMES}; load_boot_env; "
+        'printf "%s\\0" "$KUBESOLO_DATA_DEV" "$KUBESOLO_CLOUDINIT" "$KUBESOLO_EXTRA_FLAGS" > out',
+        cmdline,
+    ) as (done, scratch):
+        no_canary(scratch)
+        assert done.returncode == 0, done
+        flag_ok = all(REFERENCE["is_flag_word"](w) for w in re.split(r"[ \t]+", flags) if w)
+        expected = [
+            data if REFERENCE["is_device_spec"](data) else "",
+            cloudinit if REFERENCE["is_abs_path"](cloudinit) else "",
+            flags if flag_ok else "",
+        ]
+        assert (scratch / "out").read_bytes().split(b"\0")[:3] == [v.encode() for v in expected]
+        bad = [
+            key
+            for key, value, ok in zip(
+                ("kubesolo.data", "kubesolo.cloudinit", "kubesolo.flags"),
+                (data, cloudinit, flags),
+                (REFERENCE["is_device_spec"](data), REFERENCE["is_abs_path"](cloudinit), flag_ok),
+                strict=True,
+            )
+            if not ok
+        ]
+        assert len(warnings(done)) == len(bad), warnings(done)
+
+
+yaml_key = st.from_regex(r"[a-z][a-z0-9_-]{0,10}", fullmatch=True)
+# A plain (unquoted) scalar: no blanks at its ends, no comment (" #"), and
+# not starting with a quote, "[", "#" or "- ".
+plain_scalar = hostile_text(exclude="\n", min_size=1).filter(
+    lambda v: (
+        v != ""
+        and v == v.strip(" \t\r")
+        and not re.search(r"[ \t]#", v)
+        and not v.startswith(("'", '"', "[", "#"))
+    )
+)
+
+
+@examples(250)
+@given(
+    key=yaml_key,
+    value=hostile_text(exclude="\n"),
+    plain=plain_scalar,
+    style=st.sampled_from(["map", "list"]),
+)
+def test_property_flattener_round_trips_values(key, value, plain, style):
+    """cloud-init.awk: a single-quoted scalar ('' for a quote) of any text
+    without a newline, and a plain scalar, come out exactly, as one
+    key=value line each; nothing runs."""
+    quoted = "'" + value.replace("'", "''") + "'"
+    if style == "map":
+        yaml = f"network:\n  {key}: {quoted}\n  other: {plain}\n"
+        expected = [f"network.{key}={value}", f"network.other={plain}"]
+    else:
+        yaml = f"network:\n  {key}:\n    - {quoted}\n    - {plain}\n"
+        expected = [f"network.{key}={value}", f"network.{key}={plain}"]
+    with in_scratch(
+        f'printf "%s" "$1" > c.yaml; awk -f {LIB}/cloud-init.awk c.yaml > flat', yaml
+    ) as (done, scratch):
+        no_canary(scratch)
+        assert (scratch / "flat").read_bytes().decode().split("\n")[:-1] == expected, done
+
+
+@examples(250)
+@given(
+    fields=st.fixed_dictionaries(
+        {
+            "interface": st.one_of(hostile_text(exclude="\n"), st.just("eth0")),
+            "address": st.one_of(hostile_text(exclude="\n"), st.just("10.0.2.50/24")),
+            "gateway": st.one_of(hostile_text(exclude="\n"), st.just("10.0.2.2")),
+        }
+    ),
+    dns=st.lists(st.one_of(hostile_text(exclude="\n"), st.just("10.0.2.3")), max_size=3),
+)
+def test_property_cloud_init_network(fields, dns):
+    """cloud_init_network then check_network on any values: nothing runs,
+    the values are read exactly, and the check warns once for each field
+    that is not in its grammar (and passes the file when none is)."""
+    lines = ["network:"] + [f"  {k}: {yaml_single_quoted(v)}" for k, v in fields.items()]
+    lines += ["  dns:"] + [f"    - {yaml_single_quoted(v)}" for v in dns]
+    with in_scratch(
+        f'printf "%s" "$1" > c.yaml; {READ_AND_CHECK_CLOUD_INIT.replace(chr(36) + "1", "c.yaml")}',
+        "\n".join(lines) + "\n",
+    ) as (done, scratch):
+        no_canary(scratch)
+        joined = ""
+        for server in dns:
+            joined = f"{joined} {server}" if joined else server
+        values = (scratch / "values").read_bytes().split(b"\0")[:4]
+        in_order = (fields["interface"], fields["address"], fields["gateway"], joined)
+        assert values == [v.encode() for v in in_order]
+        if not fields["address"]:
+            assert b"read=1" in done.stdout
+            return
+        bad = [
+            not (fields["interface"] == "" or REFERENCE["is_iface_name"](fields["interface"])),
+            not ref_ipv4_cidr(fields["address"]),
+            not (fields["gateway"] == "" or ref_ipv4(fields["gateway"])),
+            not all(ref_ipv4(w) for w in re.split(r"[ \t\n]+", joined) if w),
+        ]
+        assert len(warnings(done)) == sum(bad), warnings(done)
+        assert (b"checked=0" in done.stdout) is not any(bad), done
+
+
+flag_value = hostile_text(exclude=" \t\n").filter(lambda v: v != "" and not v.startswith("-"))
+
+
+@examples(200)
+@given(
+    value=flag_value, other=flag_value, hostname=st.from_regex(r"[a-z0-9]{1,20}", fullmatch=True)
+)
+def test_property_kubesolo_args_carry_values_exactly(value, other, hostname):
+    """Stage 90's merge on any flag values: never globbed or evaluated, each
+    value is one argument, byte for byte, and the later source wins."""
+    with in_scratch(
+        LIBS + 'kubesolo_args "$1" "$2" "$3" > args',
+        hostname,
+        f"--node-ip {other} --path={other}",
+        f"--path {value} --node-ip={value}",
+    ) as (done, scratch):
+        no_canary(scratch)
+        assert (scratch / "args").read_bytes().decode().split("\n")[:-1] == [
+            "--local-storage",
+            "--apiserver-extra-sans",
+            hostname,
+            "--path",
+            value,
+            f"--node-ip={value}",
+        ], done

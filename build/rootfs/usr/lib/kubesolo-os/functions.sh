@@ -101,6 +101,24 @@ read_assignments() {
     return "$ra_bad"
 }
 
+# cmdline_words [FILE]: one kernel parameter per line (stage 10); double
+# quotes group words (kubesolo.flags="--debug --node-ip 10.0.2.15") as the
+# kernel does. The words are data: the awk prints them, nothing evaluates them.
+cmdline_words() {
+    awk '{
+        word = ""; quoted = 0
+        for (i = 1; i <= length($0); i++) {
+            c = substr($0, i, 1)
+            if (c == "\"") { quoted = !quoted; continue }
+            if (!quoted && (c == " " || c == "\t" || c == "\n")) {
+                if (word != "") print word; word = ""; continue
+            }
+            word = word c
+        }
+        if (word != "") print word
+    }' "${1:-/proc/cmdline}"
+}
+
 # printable VALUE: VALUE fit for a log line: bytes other than printable
 # ASCII, and \ and ", as \xHH; cut at 64 characters.
 printable() {

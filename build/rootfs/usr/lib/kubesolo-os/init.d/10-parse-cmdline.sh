@@ -3,23 +3,6 @@
 # into the KUBESOLO_* variables, saved in $KUBESOLO_BOOT_ENV for the later
 # stages.
 
-# cmdline_words: one kernel parameter per line; double quotes group words
-# (kubesolo.flags="--debug --node-ip 10.0.2.15") as the kernel does.
-cmdline_words() {
-    awk '{
-        word = ""; quoted = 0
-        for (i = 1; i <= length($0); i++) {
-            c = substr($0, i, 1)
-            if (c == "\"") { quoted = !quoted; continue }
-            if (!quoted && (c == " " || c == "\t" || c == "\n")) {
-                if (word != "") print word; word = ""; continue
-            }
-            word = word c
-        }
-        if (word != "") print word
-    }' "${1:-/proc/cmdline}"
-}
-
 # Each value is data and must fit its grammar; a bad one is one warning and
 # is ignored (docs/boot-flow.md "Node configuration is data").
 CMDLINE_FILE=${KUBESOLO_CMDLINE_FILE:-/proc/cmdline}

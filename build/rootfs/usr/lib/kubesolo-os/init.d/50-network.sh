@@ -14,8 +14,9 @@ ip link set lo up
 # the next one (docs/boot-flow.md "Node configuration is data").
 configure_from_saved() {
     [ -f "$NETWORK_SAVED" ] || return 1
-    read_saved_network || return 1
+    read_saved_network; lines_ok=$?  # a bad line: the file is not used, its values still checked
     check_network "$NETWORK_SAVED" NET_IFACE NET_MODE NET_ADDRESS NET_GATEWAY NET_DNS || return 1
+    [ "$lines_ok" = 0 ] || return 1
     apply_network_vars || { log_warn "saved network config $NETWORK_SAVED failed to apply"; return 1; }
     record_network saved "$NET_IFACE" "${NET_MODE:-static}" "$NET_ADDRESS" "$NET_GATEWAY" "$NET_DNS"
 }
