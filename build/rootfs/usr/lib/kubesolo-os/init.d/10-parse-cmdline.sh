@@ -23,6 +23,7 @@ while IFS= read -r word; do
             else warn_bad "$CMDLINE_FILE" kubesolo.cloudinit "$value" "is not an absolute path of letters, digits and ._/+-"
             fi ;;
         kubesolo.flags=*)     KUBESOLO_EXTRA_FLAGS=$(flag_words "$CMDLINE_FILE" "kubesolo.flags ignored" "$value") ;;
+        kubesolo.testshell=*) ;;  # the test flavour's shell line, read by its early hook
         kubesolo.*)           warn_bad "$CMDLINE_FILE" "boot parameter" "$word" "is unknown" ;;
     esac
 done <<WORDS

@@ -3,27 +3,23 @@
 # the virtio port named org.kubesolo.shell (QEMU) or, with the boot parameter
 # kubesolo.testshell=TTY (e.g. ttyS1, a board's second UART), on that tty.
 # It runs in its own session, so it outlives the emergency shell and the exec
-# of stage 90. Stage 10 has not run yet: the parameter is read here, split as
-# stage 10 splits the command line (double quotes group words).
+# of stage 90. Stage 10 has not run yet: the parameter is read here, with
+# stage 10's splitter (functions.sh cmdline_words: double quotes group words).
 
 PIDFILE=$KUBESOLO_RUN/test-shell.pid
 if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
     return 0
 fi
-tty=$(awk '{
-    word = ""; quoted = 0
-    for (i = 1; i <= length($0) + 1; i++) {
-        c = substr($0, i, 1)
-        if (c == "\"") { quoted = !quoted; continue }
-        if (!quoted && (c == " " || c == "\t" || c == "")) {
-            if (word ~ /^kubesolo\.testshell=/) tty = substr(word, 20)
-            word = ""; continue
-        }
-        word = word c
-    }
-} END { print tty }' /proc/cmdline)
+tty=""
+while IFS= read -r word; do
+    case $word in kubesolo.testshell=*) tty=${word#*=} ;; esac
+done <<WORDS
+$(cmdline_words /proc/cmdline)
+WORDS
 case $tty in
-    *[!A-Za-z0-9]* | [!t]*) log_warn "kubesolo.testshell=$tty ignored: not a tty name such as ttyS1"; tty="" ;;
+    *[!A-Za-z0-9]* | [!t]*)
+        log_warn "kubesolo.testshell=\"$(printable "$tty")\" ignored: not a tty name such as ttyS1"
+        tty="" ;;
 esac
 setsid /usr/lib/kubesolo-os/bin/test-shell ${tty:+"$tty"} </dev/null >/dev/null 2>&1 &
 echo $! > "$PIDFILE"
