@@ -33,6 +33,25 @@ def on_board(config: pytest.Config) -> bool:
     return lab_env_path(config) is not None
 
 
+LABGRID_PLUGIN = "labgrid"  # the name of labgrid's pytest11 entry point
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    """Without --lg-env, labgrid's plugin sits out: the QEMU runs stay as they
+    were (its step logger, log format and fixtures are for lab runs, and its
+    step logger cannot start twice in one process, as pytester's runs do)."""
+    import os
+
+    wanted = os.environ.get("LG_ENV") or any(
+        a == "--lg-env" or a.startswith("--lg-env=") for a in args
+    )
+    manager = early_config.pluginmanager
+    if not wanted and manager.get_plugin(LABGRID_PLUGIN) is not None:
+        manager.unregister(name=LABGRID_PLUGIN)
+        manager.set_blocked(LABGRID_PLUGIN)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     path = lab_env_path(config)
