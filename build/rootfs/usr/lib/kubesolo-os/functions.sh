@@ -230,17 +230,28 @@ load_device_drivers() {
     echo "$current"
 }
 
-# wait_for_device SPEC SECONDS: print the device once it appears.
+# uptime_cs: centiseconds since boot (a clock that never jumps).
+uptime_cs() {
+    read -r up _ < /proc/uptime
+    echo "${up%.*}${up#*.}"
+}
+
+# wait_for_device SPEC SECONDS: print the device once it appears. SECONDS
+# run from the "Waiting" line by the clock, however long each driver load
+# takes; the last look, with drivers loaded, comes after the deadline.
 wait_for_device() {
-    spec=$1 waited=0 drivers=""
-    while [ "$waited" -lt "$2" ]; do
+    spec=$1 deadline="" drivers=""
+    while :; do
         dev=$(resolve_device "$spec") && [ -n "$dev" ] && { echo "$dev"; return 0; }
-        [ "$waited" = 0 ] && log "Waiting up to $2s for data device $spec"
+        if [ -z "$deadline" ]; then
+            log "Waiting up to $2s for data device $spec"
+            deadline=$(($(uptime_cs) + $2 * 100))
+        elif [ "$(uptime_cs)" -ge "$deadline" ]; then
+            return 1
+        fi
         sleep 1
         drivers=$(load_device_drivers "$drivers")
-        waited=$((waited + 1))
     done
-    return 1
 }
 
 # get_ip IFACE: the first IPv4 address of an interface, without prefix.
