@@ -135,6 +135,7 @@ class BoardTarget(GuestDriver):
         self.board = board
         self.image = board.image
         self.config = config
+        self.board_args = board.strategy.board_args
         self.run_dir = run_dir
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.console = Console(run_dir / "console.log")
@@ -167,7 +168,7 @@ class BoardTarget(GuestDriver):
 
     def _line(self) -> str:
         label = self.config.label or self.image.manifest.get("default_label", guest.DEFAULT_LABEL)
-        return boot_line(label, self.config.kernel_args, self.board.strategy.board_args)
+        return boot_line(label, self.config.kernel_args, self.board_args)
 
     def start(self) -> None:
         """Take the board, write its media if they do not hold what this target
@@ -250,9 +251,9 @@ def open_environment(path: str, coordinator: str | None = None) -> Environment:
     try:
         env = Environment(config_file=path)
     except (NoConfigFoundError, InvalidConfigError) as err:
-        raise LabError(f"labgrid env {path}: {err.msg}") from None
+        raise LabError(f"labgrid env {path}: {lab_error_line(err)}") from None
     except ImportError as err:
-        raise LabError(f"labgrid env {path}: an import failed: {err}") from None
+        raise LabError(f"labgrid env {path}: an import failed: {lab_error_line(err)}") from None
     if coordinator:
         env.config.set_option("coordinator_address", coordinator)
     return env

@@ -108,7 +108,10 @@ def listening(port: int, tables: tuple[str, ...] = ("/proc/net/tcp",)) -> bool:
 
 
 def port_free(port: int) -> bool:
+    """Could QEMU listen on 127.0.0.1:port? (with SO_REUSEADDR, as QEMU binds:
+    the last power cycle's connections in TIME_WAIT do not count)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True

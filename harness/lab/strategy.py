@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import os
 import tempfile
 import time
 from pathlib import Path
+from subprocess import CalledProcessError
 from typing import Any
 
 import attr
@@ -101,7 +103,8 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
         self.data_written: str | None = None  # what the data medium holds, by the harness's key
         self.console_log: Console | None = None  # transition()'s own console
         self.shell: GuestShell | None = None
-        self.work_dir = Path(tempfile.mkdtemp(prefix="kubesolo-lab-"))
+        # raw copies of qcow2 data disks for USB media, transition()'s console log
+        self.work_dir = Path(tempfile.gettempdir()) / f"kubesolo-lab-{os.getpid()}"
 
     # ---- what a board is called in one-line errors ----
     def where(self, driver: Any) -> str:
@@ -131,7 +134,7 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
             write_medium(medium, image, self.work_dir)
             if mux is not None:
                 mux.set_mode("dut")
-        except ExecutionError as err:
+        except (ExecutionError, CalledProcessError) as err:
             raise self.fail(f"writing {image.name} failed: {_last_line(err)}") from None
 
     @step(args=["image"])  # type: ignore[misc]
@@ -159,7 +162,7 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
         self.target.activate(self.power)
         try:
             self.power.off()
-        except ExecutionError as err:
+        except (ExecutionError, CalledProcessError) as err:
             raise self.fail(f"power off failed: {_last_line(err)}") from None
         for line in (self.console, self.testshell):
             self.target.deactivate(line)  # a ser2net port may drop; reconnect at power-on
@@ -169,7 +172,7 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
         self.target.activate(self.power)
         try:
             self.power.on()
-        except ExecutionError as err:
+        except (ExecutionError, CalledProcessError) as err:
             raise self.fail(f"power on failed: {_last_line(err)}") from None
         console.attach(SerialStream(self._connect(self.console, "console")))
 
@@ -233,6 +236,7 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
             if self.status not in (Status.flashed, Status.booted, Status.shell):
                 self.transition(Status.flashed)
             self.power_off()
+            self.work_dir.mkdir(parents=True, exist_ok=True)
             self.console_log = Console(self.work_dir / "console.log")
             self.power_on(self.console_log)
             self.type_boot_line(self.console_log, 0, boot_line("kubesolo", "", self.board_args))
@@ -244,7 +248,12 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
         self.status = status
 
 
-def _last_line(err: ExecutionError) -> str:
-    lines = [*(err.stderr or []), *(err.stdout or []), str(err.msg)]
+def _last_line(err: ExecutionError | CalledProcessError) -> str:
+    """The line that says what went wrong: a failed command's last output line."""
+    if isinstance(err, CalledProcessError):
+        output = err.output.decode(errors="replace") if isinstance(err.output, bytes) else ""
+        lines = output.replace("\r", "\n").splitlines()
+    else:
+        lines = [*(err.stderr or []), *(err.stdout or []), str(err.msg)]
     text = [str(line).strip() for line in lines if str(line).strip()]
-    return text[0] if text else "no output"
+    return text[-1] if text else f"exit status {getattr(err, 'returncode', '?')}"

@@ -45,6 +45,9 @@ class GuestDriver:
     _boot_cursor: int  # console offset of the current boot
     _boots_seen: int  # READY lines the test shell should have sent
     _expect_cursor: int
+    # parameters typed after the label at the bootloader prompt on every boot
+    # (a board's kubesolo.testshell=ttyS1); isolinux appends them after initrd=
+    board_args: str = ""
 
     @property
     def is_up(self) -> bool:

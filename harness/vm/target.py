@@ -28,6 +28,7 @@ class Target(Protocol):
     console: Console  # every console byte since the first, across boots
     run_dir: Path  # console.log and the other artefacts
     activity: int  # public actions so far: which targets a test used
+    board_args: str  # typed after the label on every boot: "" for QEMU
 
     @property
     def is_up(self) -> bool: ...

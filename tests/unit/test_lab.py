@@ -1,0 +1,228 @@
+"""Hardware in the loop without hardware: the env files load through labgrid's own
+loader, a board refuses what only QEMU offers in one line, the QEMU board's
+wiring, the serial stream over a network serial port, and media written as
+images (docs/architecture.md "Hardware in the loop")."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import labgrid
+import pytest
+from labgrid.driver import SerialDriver
+from labgrid.resource import NetworkSerialPort
+
+from harness.lab import qemu_board
+from harness.lab.board import (
+    QEMU_ONLY,
+    Board,
+    BoardTarget,
+    NeedsQemu,
+    WrongBoard,
+    open_environment,
+    qemu_only_settings,
+)
+from harness.lab.media import DiskImageDriver, image_format, write_file_medium
+from harness.lab.strategy import KubeSoloStrategy, LabError, boot_line
+from harness.lab.stream import SerialStream
+from harness.vm.machine import MachineConfig
+from harness.vm.shell import GuestShell, _lines
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "labgrid"
+
+
+class FakeImage:
+    iso = Path("/nonexistent/kubesolo-os.iso")
+    data_disk = Path("/nonexistent/data.qcow2")
+    manifest = {"default_label": "kubesolo"}  # noqa: RUF012
+
+
+# ---- the env files, through labgrid's own loader ----
+def test_the_x86_example_loads_and_binds_without_touching_hardware():
+    env = labgrid.Environment(str(FIXTURES / "x86-board.example.yaml"))
+    target = env.get_target("main")
+    strategy = target.get_driver("KubeSoloStrategy", activate=False)
+    assert isinstance(strategy, KubeSoloStrategy)
+    assert type(strategy.power).__name__ == "NetworkPowerDriver"
+    assert type(strategy.boot_medium).__name__ == "USBStorageDriver"
+    assert type(strategy.boot_mux).__name__ == "USBSDMuxDriver"
+    assert strategy.console.name == "console" and strategy.testshell.name == "testshell"
+    assert strategy.board_args == "kubesolo.testshell=ttyS1"
+
+
+def test_a_missing_sd_mux_is_one_line():
+    env = labgrid.Environment(str(FIXTURES / "x86-board.example.yaml"))
+    with pytest.raises(LabError) as err:
+        Board(env, FakeImage())  # type: ignore[arg-type]
+    assert str(err.value) == ("board main: not available: USBSDMuxDevice boot, USBSDMuxDevice data")
+
+
+def test_the_qemu_board_env_is_wired_like_hardware():
+    env = labgrid.Environment(str(FIXTURES / "qemu-board.yaml"))
+    strategy = env.get_target("main").get_driver("KubeSoloStrategy", activate=False)
+    assert type(strategy.power).__name__ == "ExternalPowerDriver"
+    for line in (strategy.console, strategy.testshell):
+        assert isinstance(line.port, NetworkSerialPort)
+        assert (line.port.host, line.port.protocol) == ("127.0.0.1", "raw")
+    assert isinstance(strategy.boot_medium, DiskImageDriver)
+    assert "qemu-board-power on" in strategy.power.cmd_on
+    assert strategy.boot_mux is None and strategy.data_mux is None
+
+
+def test_env_errors_are_one_line(tmp_path):
+    with pytest.raises(LabError, match=r"^labgrid env .*nope.yaml: no such file$"):
+        open_environment(str(tmp_path / "nope.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("targets: [\n")
+    with pytest.raises(LabError) as err:
+        open_environment(str(bad))
+    assert str(err.value).startswith(f"labgrid env {bad}: ")
+    assert "\n" not in str(err.value)
+
+
+# ---- what a board refuses ----
+@pytest.mark.parametrize(
+    ("settings", "refused"),
+    [
+        ({"base_cmdline": "console=ttyS0"}, "base_cmdline"),
+        ({"data_disk": False}, "data_disk=False"),
+        ({"nics": 2}, "nics"),
+        ({"forwards": (80,)}, "forwards"),
+        ({"data_disk_readonly": True}, "data_disk_readonly"),
+    ],
+)
+def test_qemu_only_settings(settings, refused):
+    assert [s.split(" ")[0] for s in qemu_only_settings(MachineConfig(**settings))] == [refused]
+
+
+def test_every_default_setting_suits_a_board():
+    config = MachineConfig(kernel_args="kubesolo.debug", label="kubesolo-shell", memory_mb=1024)
+    assert qemu_only_settings(config) == []
+    assert {q.setting.split("=")[0] for q in QEMU_ONLY} >= {"base_cmdline", "nics", "shares"}
+
+
+class FakeBoard:
+    role = "main"
+    image = FakeImage()
+
+    class strategy:
+        mac = "52:54:00:9a:bc:de"
+        board_args = "kubesolo.testshell=ttyS1"
+
+
+def test_a_board_target_refuses_qemu_only_settings_in_one_line(tmp_path):
+    with pytest.raises(NeedsQemu, match=r"^a board cannot give base_cmdline .*qemu_only"):
+        BoardTarget(FakeBoard(), MachineConfig(base_cmdline="x"), tmp_path)  # type: ignore[arg-type]
+
+
+def test_a_test_needing_another_mac_is_told_the_boards(tmp_path):
+    with pytest.raises(WrongBoard, match="52:54:00:ab:cd:ef; board main has 52:54:00:9a:bc:de"):
+        BoardTarget(FakeBoard(), MachineConfig(macs=("52:54:00:ab:cd:ef",)), tmp_path)  # type: ignore[arg-type]
+    target = BoardTarget(FakeBoard(), MachineConfig(macs=("52:54:00:9A:BC:DE",)), tmp_path)  # type: ignore[arg-type]
+    assert not target.is_up
+
+
+def test_the_boot_line_typed_at_the_prompt(tmp_path):
+    target = BoardTarget(
+        FakeBoard(), MachineConfig(kernel_args='kubesolo.flags="--debug"'), tmp_path
+    )  # type: ignore[arg-type]
+    assert target._line() == 'kubesolo kubesolo.testshell=ttyS1 kubesolo.flags="--debug"'
+    assert boot_line("kubesolo-shell", "", "") == "kubesolo-shell"
+
+
+# ---- the QEMU board ----
+def test_the_qemu_board_command_line_has_no_qmp_and_no_virtio_console():
+    wiring = qemu_board.BoardWiring(Path("/b/boot.img"), Path("/b/data.qcow2"), 45401, 45402)
+    cmd = qemu_board.board_command(wiring)
+    line = " ".join(cmd)
+    assert "-qmp" not in cmd and "virtserialport" not in line and "virtconsole" not in line
+    serials = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-serial"]
+    assert serials == [
+        "tcp:127.0.0.1:45401,server=on,wait=off,nodelay=on",
+        "tcp:127.0.0.1:45402,server=on,wait=off,nodelay=on",
+    ]
+    assert "user,id=net0,restrict=on" in cmd
+    assert "file=/b/boot.img,format=raw,if=none,id=bootstick" in cmd
+    assert "file=/b/data.qcow2,format=qcow2,if=none,id=data0" in cmd
+
+
+def test_listening_reads_proc_without_connecting():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        port = server.getsockname()[1]
+        assert not qemu_board.listening(port)
+        assert qemu_board.port_free(port) is False
+        server.listen()
+        assert qemu_board.listening(port)
+
+
+def test_power_on_without_media_is_one_line(tmp_path, capsys):
+    wiring = qemu_board.BoardWiring(tmp_path / "boot.img", tmp_path / "data.qcow2", 1, 2)
+    assert qemu_board.power_on(tmp_path, wiring, owner=1) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("qemu-board: no medium ") and "\n" not in err
+    assert qemu_board.power_off(tmp_path) == 0  # off when off: nothing to do
+
+
+# ---- the serial stream ----
+def test_a_network_serial_port_as_the_shells_byte_stream():
+    """labgrid's SerialDriver on a raw TCP port carries the test shell's framing."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    env_target = labgrid.Target("unit")
+    NetworkSerialPort(env_target, name=None, host="127.0.0.1", port=port, protocol="raw")
+    driver = SerialDriver(env_target, name=None)
+    env_target.activate(driver)
+    guest, _ = server.accept()
+    stream = SerialStream(driver)
+    shell = GuestShell(stream)
+    guest.sendall(b"line noise\r\nKSH-READY boot-a\n")
+    assert shell.wait_ready(1, timeout=5) == "boot-a"
+
+    def answer():
+        data = b""
+        while b"KSH-END 1\n" not in data:
+            data += guest.recv(4096)
+        out = bytes(range(256)) * 100
+        digest = hashlib.md5(out).hexdigest().encode()
+        header = b"KSH-RESULT 1 0 %d 0 %s\n" % (len(out), digest)
+        guest.sendall(header + _lines(out) + b"KSH-END 1\n")
+
+    threading.Thread(target=answer).start()
+    assert shell.run("cat", timeout=10).stdout == bytes(range(256)) * 100
+    guest.close()  # the far end goes away: the stream ends
+    assert stream.recv(10) == b""
+    shell.close()
+    server.close()
+
+
+# ---- media ----
+def test_a_medium_holds_the_image_in_its_format(tmp_path):
+    raw = tmp_path / "image.raw"
+    raw.write_bytes(b"KUBESOLO" * 1000)
+    medium = tmp_path / "stick" / "data.qcow2"
+    write_file_medium(raw, medium, "qcow2")
+    assert image_format(medium) == "qcow2"
+    back = tmp_path / "back.raw"
+    subprocess.run(["qemu-img", "convert", "-O", "raw", str(medium), str(back)], check=True)
+    assert back.read_bytes()[: len(raw.read_bytes())] == raw.read_bytes()
+    with pytest.raises(Exception, match="no such file"):
+        write_file_medium(tmp_path / "missing.img", medium, "raw")
+
+
+def test_a_failing_power_command_is_its_last_output_line():
+    from subprocess import CalledProcessError
+
+    from harness.lab.strategy import _last_line
+
+    err = CalledProcessError(
+        1, ["qemu-board-power", "on"], output=b"noise\r\nqemu-board: no medium x\r\n"
+    )
+    assert _last_line(err) == "qemu-board: no medium x"
+    assert _last_line(CalledProcessError(3, ["x"], output=b"")) == "exit status 3"
