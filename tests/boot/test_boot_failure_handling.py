@@ -20,13 +20,12 @@ pytestmark = pytest.mark.boot
 MISSING_DEVICE = "/dev/ksolo-missing"
 
 
-def console_command(vm, command: str, prompt: str, timeout: float = 30) -> str:
-    """Type a command into the shell on the serial console; its output up to
-    the next prompt."""
-    cursor = vm.console_cursor()
-    vm.send_console(command + "\r")
-    match = vm.wait_for_console(prompt, timeout=timeout, since=cursor)
-    return vm.console_text(cursor)[: match.start()]
+def console_command(console, command: str, prompt: str) -> str:
+    """Type a command at the shell on the serial console, as a person would
+    (a pexpect session on the console); its echo and output up to the next prompt."""
+    console.sendline(command)
+    console.expect(prompt)
+    return console.before
 
 
 def test_failing_stage_opens_emergency_shell_and_exit_retries(machine_factory):
@@ -36,7 +35,7 @@ def test_failing_stage_opens_emergency_shell_and_exit_retries(machine_factory):
     shell and typing `exit` retries the boot sequence, which reaches
     stage 90."""
     vm = machine_factory(
-        base_cmdline=f"console=ttyS0,115200n8 kubesolo.data={MISSING_DEVICE}",
+        kernel_args=f"kubesolo.data={MISSING_DEVICE}",  # after the label's: the last one counts
         allow_failures=frozenset({"stage-error"}),  # a kernel panic still fails
     )
     vm.start()
@@ -48,11 +47,13 @@ def test_failing_stage_opens_emergency_shell_and_exit_retries(machine_factory):
     assert not re.search(guest.stage_started("30-kernel-modules.sh"), text)
     assert vm.succeed(f"cat {guest.SHELL_MARK}").strip() == "kubesolo-emergency"
 
-    # the shell on the console is a real shell
-    assert "42" in console_command(vm, "echo $((6 * 7))", guest.EMERGENCY_PROMPT)
-    console_command(vm, f"ln -s /dev/vda {MISSING_DEVICE}", guest.EMERGENCY_PROMPT)
+    # the shell on the console is a real shell: fix the cause there, then exit
+    console = vm.console_session(timeout=30)  # from now: its prompt is on the screen
+    assert "42" in console_command(console, "echo $((6 * 7))", guest.EMERGENCY_PROMPT)
+    fix = f'ln -s "$(findfs LABEL={guest.DATA_LABEL})" {MISSING_DEVICE}'
+    console_command(console, fix, guest.EMERGENCY_PROMPT)
     retry = vm.console_cursor()
-    vm.send_console("exit\r")
+    console.sendline("exit")
     vm.wait_for_console(r"Retrying the boot sequence", timeout=30, since=retry)
     # the second run goes through every stage, with no error this time
     for stage in guest.STAGES[:-1]:
@@ -81,10 +82,11 @@ def test_kubesolo_shell_stops_after_stage_10(machine_factory):
     table = mounts(vm)
     assert guest.DATA_MNT not in table and guest.KUBESOLO_PATH not in table
     assert vm.succeed(f"cat {guest.SHELL_MARK}").strip() == "kubesolo-shell"
-    assert "42" in console_command(vm, "echo $((6 * 7))", guest.SHELL_PROMPT)
+    console = vm.console_session(timeout=30)
+    assert "42" in console_command(console, "echo $((6 * 7))", guest.SHELL_PROMPT)
 
     cursor = vm.console_cursor()
-    vm.send_console("exit\r")
+    console.sendline("exit")
     vm.wait_for_console(guest.stage_started("20-persistent-mount.sh"), 60, since=cursor)
     wait_for_kubesolo(vm)
     assert mounts(vm)[guest.DATA_MNT].fstype == "ext4"

@@ -226,3 +226,14 @@ def test_a_failing_power_command_is_its_last_output_line():
     )
     assert _last_line(err) == "qemu-board: no medium x"
     assert _last_line(CalledProcessError(3, ["x"], output=b"")) == "exit status 3"
+
+
+def test_the_qemu_boards_boot_medium_is_a_usb_stick_or_a_sata_disk():
+    stick = qemu_board.BoardWiring(Path("/b/boot.img"), Path("/b/data.raw"), 1, 2)
+    assert "usb-storage,bus=xhci.0,drive=bootstick,bootindex=0" in qemu_board.board_command(stick)
+    disk = qemu_board.BoardWiring(Path("/b/boot.img"), Path("/b/data.raw"), 1, 2, boot_bus="sata")
+    line = qemu_board.board_command(disk)
+    assert (
+        "ide-hd,bus=ide.0,drive=bootstick,bootindex=0" in line and "qemu-xhci,id=xhci" not in line
+    )
+    assert "file=/b/data.raw,format=raw,if=none,id=data0" in line
