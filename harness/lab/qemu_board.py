@@ -92,10 +92,11 @@ def board_command(w: BoardWiring, qemu: str = "qemu-system-x86_64") -> list[str]
     ]
 
 
-# How the boot medium is attached: a USB stick, or a SATA disk (firmware reads
-# it much faster under TCG than through the emulated xHCI controller).
+# How the boot medium is attached: a USB stick (as the example x86 board boots
+# its SD card through a USB reader), or a SATA disk on the AHCI controller.
 BOOT_BUSES: dict[str, tuple[str, ...]] = {
-    "usb": ("-device", "qemu-xhci,id=xhci", "-device", "usb-storage,bus=xhci.0,drive=bootstick,bootindex=0"),
+    "usb": ("-device", "qemu-xhci,id=xhci",
+            "-device", "usb-storage,bus=xhci.0,drive=bootstick,bootindex=0"),
     "sata": ("-device", "ide-hd,bus=ide.0,drive=bootstick,bootindex=0"),
 }  # fmt: skip
 
