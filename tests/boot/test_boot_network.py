@@ -49,6 +49,7 @@ def test_dhcp_on_first_physical_interface(scenario):
     assert "UP" in vm.succeed("ip -o link show dev lo")
 
 
+@pytest.mark.qemu_only("a second NIC")
 def test_second_nic_is_not_the_primary(machine_factory):
     """docs/boot-flow.md "Stage 50 — Network": with two NICs, DHCP runs on the first
     physical interface (lowest ifindex, virtual ones skipped), which is the

@@ -128,6 +128,7 @@ def check_flags(vm):
             "/dev/vda",
             check_data,
             id="kubesolo.data=/dev/vda",
+            marks=pytest.mark.qemu_only("replaces the kernel command line (base_cmdline)"),
         ),
         pytest.param("debug", "KUBESOLO_DEBUG", "1", check_debug, id="kubesolo.debug"),
         pytest.param("shell", "KUBESOLO_SHELL", "1", check_shell, id="kubesolo.shell"),
@@ -166,6 +167,7 @@ def test_stage10_defaults_without_parameters(scenario):
     assert env["KUBESOLO_CLOUDINIT"] == env["KUBESOLO_EXTRA_FLAGS"] == ""
 
 
+@pytest.mark.qemu_only("a kernel command line without kubesolo.data (base_cmdline)")
 def test_stage10_finds_data_partition_by_label(scenario):
     """docs/boot-flow.md "Stage 10 — Parse Cmdline": with no kubesolo.data, the partition
     labelled KSOLODATA is found (blkid/findfs) and mounted."""
@@ -179,6 +181,7 @@ def test_stage10_finds_data_partition_by_label(scenario):
     vm.wait_for_console(r"Data partition found by label KSOLODATA", timeout=5)
 
 
+@pytest.mark.qemu_only("a machine without a data disk")
 def test_stage10_no_data_partition_means_ram_only(scenario):
     """docs/boot-flow.md "Stage 10 — Parse Cmdline": no kubesolo.data and no KSOLODATA
     partition: RAM-only mode, and the boot still reaches KubeSolo."""
@@ -232,6 +235,7 @@ def test_stage20_ram_only_paths_are_tmpfs(scenario, source, target):
     assert not [m for m in table.values() if m.source.startswith("/dev/vd")]
 
 
+@pytest.mark.qemu_only("hot-plugs the data disk through QMP")
 def test_stage20_waits_for_a_late_data_disk(machine_factory):
     """docs/boot-flow.md "Stage 20 — Persistent Mount" step 1: a data disk that appears
     only while stage 20 waits (QMP hot-plug) is waited for, found by its

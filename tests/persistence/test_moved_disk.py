@@ -15,7 +15,10 @@ from persistence_state import PERSISTENT_PATHS, Marker, path_id, probe, probe_al
 
 from harness.vm.machine import Machine, default_mac
 
-pytestmark = pytest.mark.persistence
+pytestmark = [
+    pytest.mark.persistence,
+    pytest.mark.qemu_only("a second QEMU machine, with another MAC, on the same disk file"),
+]
 
 HOSTNAME_PROBES = ("hostname", "etc-hostname")
 SECOND_MAC = "52:54:00:ab:cd:ef"

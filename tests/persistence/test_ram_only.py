@@ -82,6 +82,7 @@ def _check_both_boots_ram_only(run: RamOnlyRun) -> None:
     )
 
 
+@pytest.mark.qemu_only("reads the data disk file back on the host")
 def test_ram_only_leaves_data_disk_unchanged(ram_only: RamOnlyRun):
     """Stage 20 — Persistent Mount (RAM-only mode) / bootloader label
     kubesolo-nopersist: two boots with files written everywhere leave the data disk
