@@ -18,9 +18,13 @@ for pkg in "${HOST_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 # The image builder fetches Debian packages with apt-get download: it needs
-# current package lists even when nothing is missing.
+# current package lists even when nothing is missing. Without a network, the
+# lists and the packages already cached (~/.cache/kubesolo-harness) still serve.
 echo "[setup] apt-get update"
-apt-get update -qq
+if ! timeout 300 apt-get update -qq -o Acquire::Retries=0 -o Acquire::http::Timeout=20; then
+    [ ${#missing[@]} -eq 0 ] || { echo "[setup] apt-get update failed and ${missing[*]} are missing" >&2; exit 1; }
+    echo "[setup] warning: apt-get update failed (no network?): using the package lists on this machine" >&2
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     echo "[setup] installing ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -30,5 +34,30 @@ if [ ! -x .venv/bin/python ]; then
     echo "[setup] creating .venv"
     python3 -m venv .venv
 fi
+# A wheelhouse of the project's Python dependencies, refreshed whenever
+# pyproject.toml changes: a later setup on this machine works without PyPI.
+WHEELHOUSE=${XDG_CACHE_HOME:-$HOME/.cache}/kubesolo-harness/wheels
+STAMP="$WHEELHOUSE/pyproject.sha256"
+PIP=(.venv/bin/python -m pip --disable-pip-version-check)
+requirements() {
+    .venv/bin/python - <<'PY'
+import tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))
+for line in project["project"]["dependencies"] + project["project"]["optional-dependencies"]["dev"]:
+    print(line)
+print(*project["build-system"]["requires"], sep="\n")
+PY
+}
 echo "[setup] installing the harness into .venv"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+if "${PIP[@]}" install -q --retries 1 --timeout 20 -e '.[dev]'; then
+    if [ "$(cat "$STAMP" 2>/dev/null)" != "$(sha256sum < pyproject.toml)" ]; then
+        echo "[setup] filling the wheelhouse $WHEELHOUSE"
+        mkdir -p "$WHEELHOUSE"
+        requirements > "$WHEELHOUSE/requirements.txt"
+        "${PIP[@]}" download -q -d "$WHEELHOUSE" -r "$WHEELHOUSE/requirements.txt" wheel &&
+            sha256sum < pyproject.toml > "$STAMP"
+    fi
+else
+    echo "[setup] PyPI unreachable: installing from the wheelhouse $WHEELHOUSE" >&2
+    "${PIP[@]}" install -q --no-index --find-links "$WHEELHOUSE" -e '.[dev]'
+fi
