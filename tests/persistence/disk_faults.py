@@ -1,6 +1,6 @@
 """Data disks with faults (docs/boot-flow.md "Stage 20 — Persistent Mount", "Disk
 faults"), made on the host without root or loop devices: a file system full to the
-brim, a primary superblock overwritten with zeros; and the one way to tell that the
+brim, a primary superblock overwritten with zeros, debugfs edits; and the one way to tell that the
 OS did not write to a disk: the sha256 of its raw content."""
 
 from __future__ import annotations
@@ -59,6 +59,15 @@ def backup_superblock(disk: Path) -> int:
     match = re.search(r"Backup superblock at (\d+)", listing)
     assert match, "premise: the file system has a backup superblock"
     return int(match.group(1))
+
+
+def debugfs_edit(disk: Path, *requests: str) -> None:
+    """Change the file system on a qcow2 disk with debugfs -w requests (the way
+    to make faults that e2fsck, not the journal, has to deal with)."""
+    with raw_copy(disk) as raw:
+        for request in requests:
+            run_tool(["debugfs", "-w", "-R", request, str(raw)])
+        run_tool(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(disk)])
 
 
 def _tree(root: Path, files: dict[str, str | bytes], dirs: tuple[str, ...]) -> None:

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 from console_times import first_arrival
-from disk_faults import backup_superblock, full_ext4_qcow2, raw_sha256, zero_primary_superblock
+from disk_faults import (
+    backup_superblock,
+    debugfs_edit,
+    full_ext4_qcow2,
+    raw_sha256,
+    zero_primary_superblock,
+)
 
 from harness import guest
 from harness.disk import ext4_qcow2
@@ -161,6 +167,54 @@ class TestCorruptSuperblock:
         assert f"'e2fsck -b {backup} {DEVICE}'" in error
         quit_qemu(vm)
         assert raw_sha256(disk) == before, "the OS wrote to a disk with a damaged superblock"
+
+
+ERRORS_FLAG = "ssv state 2"  # what the kernel records when it finds an inconsistency
+
+
+class TestPreen:
+    def test_file_system_marked_with_errors_is_checked_and_boots(self, machine_factory, tmp_path):
+        """docs/boot-flow.md "Stage 20 — Persistent Mount", "Disk faults" (errors
+        e2fsck -p fixed; power cut and fsck): a file system the kernel marked as
+        having errors gets a full check by e2fsck -p before the mount, which the
+        journal alone would not give it; the boot goes on with a warning."""
+        disk = ext4_qcow2(tmp_path / "data.qcow2", SMALL_DISK)
+        debugfs_edit(disk, ERRORS_FLAG)
+        vm = machine_factory(data_disk=disk)
+        vm.start()
+        vm.wait_for_boot()
+        text = vm.console_text()
+        assert re.search(r"e2fsck: \S+ contains a file system with errors, check forced", text)
+        warning = (
+            rf"{guest.WARN_MARKER} e2fsck repaired the file system on {DEVICE} \(exit status 1"
+        )
+        assert re.search(warning, text), text
+        # the kernel would warn "mounting fs with errors" had e2fsck not cleared the mark
+        assert "mounting fs with errors" not in vm.succeed("dmesg")
+
+    def test_errors_preen_cannot_fix_stop_the_boot_until_repaired(self, machine_factory, tmp_path):
+        """docs/boot-flow.md "Stage 20 — Persistent Mount", "Disk faults" (errors
+        e2fsck -p cannot fix) and "Failure Handling": a directory whose inode is gone
+        is more than preen may repair unattended: one error line names the device,
+        the exit status and the repair, then the emergency shell; that repair (e2fsck,
+        answering yes) and `exit` boot to stage 90."""
+        disk = ext4_qcow2(tmp_path / "data.qcow2", SMALL_DISK, {"lost-dir/file": "x\n"})
+        debugfs_edit(disk, "clri /lost-dir", ERRORS_FLAG)
+        vm = machine_factory(data_disk=disk, allow_failures=EXPECTS_ERROR)
+        boot_to_emergency_shell(vm)
+        error = the_error(vm)
+        assert f"e2fsck cannot repair the file system on {DEVICE} unattended" in error, error
+        assert "(exit status 4," in error and f"'e2fsck {DEVICE}'" in error
+        assert "UNEXPECTED INCONSISTENCY" in vm.console_text(), "e2fsck's output is shown"
+        # -y: the test shell has no terminal to answer e2fsck's questions on
+        status, output = vm.execute(f"e2fsck -y {DEVICE}")
+        assert status == 1, f"e2fsck should have repaired the file system: {status} {output}"
+        retry = vm.console_cursor()
+        vm.send_console("exit\r")
+        vm.wait_for_console(
+            guest.BOOT_MARKER, timeout=vm.config.boot_timeout, since=retry, allow_failures=()
+        )
+        assert re.search(rf"Mounted {DEVICE} on ", vm.console_text(retry))
 
 
 class TestReadOnlyDisk:

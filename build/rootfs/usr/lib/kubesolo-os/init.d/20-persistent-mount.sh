@@ -99,7 +99,10 @@ check_file_system() {
         1|2|3) log_warn "e2fsck repaired the file system on $1 (exit status $status, output in $E2FSCK_LOG)" ;;
         *)
             hint="'e2fsck $1'"
-            block=$(backup_superblock "$1") && hint="'e2fsck $1' (or 'e2fsck -b $block $1')"
+            # 8: e2fsck could not use the file system at all, its superblock included
+            if [ "$status" -ge 8 ] && block=$(backup_superblock "$1"); then
+                hint="'e2fsck -b $block $1'"
+            fi
             die "e2fsck cannot repair the file system on $1 unattended (exit status $status, output in $E2FSCK_LOG): repair it from the emergency shell with $hint and type exit, $WITHOUT_DISK" ;;
     esac
 }
