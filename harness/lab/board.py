@@ -11,10 +11,10 @@ that says to mark the test `qemu_only`."""
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from labgrid import Environment
 from labgrid.exceptions import NoDriverFoundError, NoResourceFoundError
@@ -23,10 +23,11 @@ from labgrid.resource.common import Resource
 from harness import guest
 from harness.artefact import Image
 from harness.errors import MachineNotRunning, UserError
-from harness.lab.strategy import KubeSoloStrategy, LabError, boot_line
-from harness.vm.console import Console
+from harness.lab.strategy import KubeSoloStrategy, LabError, boot_line, lab_error_line
+from harness.vm.console import Console, failures_except
 from harness.vm.driver import GuestDriver
 from harness.vm.machine import MachineConfig, validate
+from harness.vm.shell import Result
 from harness.vm.target import Target
 
 STRATEGY = "KubeSoloStrategy"
@@ -105,6 +106,27 @@ class Board:
             self.strategy.power_off()
 
 
+# What a boot reaches, in order: a stage's OK line, KubeSolo's (the stand-in's)
+# accepted line, the shell prompts that stop a boot.
+MILESTONES = (
+    guest.stage_done(),
+    guest.STANDIN_ACCEPTED,
+    guest.SHELL_PROMPT,
+    guest.EMERGENCY_PROMPT,
+)
+
+
+def last_milestone(text: str) -> str | None:
+    """A regex of the last milestone `text` (a boot's console) reached."""
+    found = [(m.start(), m) for pattern in MILESTONES for m in re.finditer(pattern, text, re.M)]
+    if not found:
+        return None
+    _, match = max(found, key=lambda f: f[0])
+    if match.re.pattern == guest.stage_done():
+        return guest.stage_done(match.group(1))
+    return match.re.pattern
+
+
 def unavailable_resources(resources: list[Resource]) -> list[str]:
     """Resources labgrid knows are missing (a USB device not plugged in, a
     place not acquired): named, so that the failure is one line."""
@@ -145,6 +167,7 @@ class BoardTarget(GuestDriver):
         self._boots_seen = 0
         self._expect_cursor = 0
         self._powered = False
+        self._booted = False  # it has had the board before (another target may have it now)
         self._fresh_key = f"fresh:{run_dir}:{id(self)}"
 
     # ---- life cycle ----
@@ -188,10 +211,30 @@ class BoardTarget(GuestDriver):
         strategy = self.board.strategy
         self._boot_cursor = self.console.cursor()
         strategy.power_on(self.console)
-        self._powered = True
+        self._powered = self._booted = True
         self._shell = strategy.open_shell()
         self._boots_seen = 1
         strategy.type_boot_line(self.console, self._boot_cursor, self._line())
+
+    def _run(self, command: str, timeout: float) -> Result:
+        if not self.is_up and self._booted:
+            self._resume()
+        return super()._run(command, timeout)
+
+    def _resume(self) -> None:
+        """Another target took the board since this one booted: boot again, on
+        the data disk this target asked for, as far as its last boot came (its
+        last completed stage), so that what its tests read is a whole boot."""
+        milestone = last_milestone(self.console.text(self._boot_cursor))
+        with self._step("resume (another target had the board)"):
+            self.start()
+            if milestone:
+                self.console.wait_for(
+                    milestone,
+                    self.config.boot_timeout,
+                    self._boot_cursor,
+                    failures_except(self.config.allow_failures),
+                )
 
     def _lines_closed(self) -> None:
         self._powered = False
@@ -266,9 +309,3 @@ def board_session(env: Environment, image: Image, role: str = "main") -> Iterato
         yield board
     finally:
         board.close()
-
-
-def lab_error_line(err: Any) -> str:
-    """One line for whatever labgrid raised."""
-    text = getattr(err, "msg", None) or str(err)
-    return " ".join(str(text).split())[:300]

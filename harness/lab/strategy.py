@@ -42,8 +42,6 @@ from harness.lab.stream import SerialStream
 from harness.vm.console import Console, ConsoleTimeout, failures_except
 from harness.vm.shell import GuestShell
 
-CONNECT_TIMEOUT = 30.0  # seconds for a powered board's serial line to be reachable
-PROMPT_TIMEOUT = 60.0  # seconds from power-on to the bootloader's boot: prompt
 TESTSHELL_ARG = "kubesolo.testshell=ttyS1"
 
 
@@ -89,6 +87,9 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
     # typed after the label at the boot: prompt on every boot
     board_args = attr.ib(default=TESTSHELL_ARG, validator=attr.validators.instance_of(str))
     boot_timeout = attr.ib(default=240.0, validator=attr.validators.instance_of(float))
+    # seconds for a powered board's serial lines to open, and to the boot: prompt
+    connect_timeout = attr.ib(default=30.0, validator=attr.validators.instance_of(float))
+    prompt_timeout = attr.ib(default=60.0, validator=attr.validators.instance_of(float))
     # the board's NIC MAC, if known ("" = unknown): tests that need another one skip
     mac = attr.ib(default="", validator=attr.validators.instance_of(str))
     # images: keys for transition() without the harness (labgrid-client, a script)
@@ -177,7 +178,7 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
         console.attach(SerialStream(self._connect(self.console, "console")))
 
     def _connect(self, driver: Any, what: str) -> Any:
-        deadline = time.monotonic() + CONNECT_TIMEOUT
+        deadline = time.monotonic() + self.connect_timeout
         while True:
             try:
                 self.target.activate(driver)
@@ -186,22 +187,22 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
                 if time.monotonic() > deadline:
                     raise self.fail(
                         f"the {what} line ({self.where(driver)}) cannot be opened within "
-                        f"{CONNECT_TIMEOUT:.0f}s after power-on: {err}"
+                        f"{self.connect_timeout:.0f}s after power-on: {lab_error_line(err)}"
                     ) from None
                 time.sleep(0.1)
 
     def type_boot_line(self, console: Console, since: int, line: str) -> None:
         """At the bootloader's serial `boot:` prompt (this boot's), type `line`."""
         try:
-            console.wait_for(guest.ISOLINUX_PROMPT, PROMPT_TIMEOUT, since, failures_except(()))
+            console.wait_for(guest.ISOLINUX_PROMPT, self.prompt_timeout, since, failures_except(()))
         except ConsoleTimeout:
             if console.cursor() == since:
                 raise self.fail(
                     f"the console ({self.where(self.console)}) showed nothing within "
-                    f"{PROMPT_TIMEOUT:.0f}s of power-on: check its wiring, speed and the power"
+                    f"{self.prompt_timeout:.0f}s of power-on: check its wiring, speed and the power"
                 ) from None
             raise self.fail(
-                f"no bootloader prompt (boot:) on the console within {PROMPT_TIMEOUT:.0f}s: "
+                f"no bootloader prompt (boot:) on the console within {self.prompt_timeout:.0f}s: "
                 "does the boot medium hold the image, and is the board set to boot from it?"
             ) from None
         console.send(line.encode() + b"\r")
@@ -239,13 +240,21 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
             self.work_dir.mkdir(parents=True, exist_ok=True)
             self.console_log = Console(self.work_dir / "console.log")
             self.power_on(self.console_log)
+            self.open_shell()  # before the guest says KSH-READY: a UART keeps no bytes
             self.type_boot_line(self.console_log, 0, boot_line("kubesolo", "", self.board_args))
             self.console_log.wait_for(guest.BOOT_MARKER, self.boot_timeout, 0)
         elif status == Status.shell:
-            if self.status != Status.booted:
+            if self.status != Status.booted or self.shell is None:
                 self.transition(Status.booted)
-            self.open_shell().wait_ready(1, self.boot_timeout)
+            assert self.shell is not None
+            self.shell.wait_ready(1, self.boot_timeout)
         self.status = status
+
+
+def lab_error_line(err: BaseException) -> str:
+    """One line for whatever labgrid or pyserial raised."""
+    text = getattr(err, "msg", None) or str(err)
+    return " ".join(str(text).split())[:300]
 
 
 def _last_line(err: ExecutionError | CalledProcessError) -> str:

@@ -237,3 +237,96 @@ def test_the_qemu_boards_boot_medium_is_a_usb_stick_or_a_sata_disk():
         "ide-hd,bus=ide.0,drive=bootstick,bootindex=0" in line and "qemu-xhci,id=xhci" not in line
     )
     assert "file=/b/data.raw,format=raw,if=none,id=data0" in line
+
+
+SILENT_BOARD = """
+imports: [harness.lab.media, harness.lab.strategy]
+targets:
+  main:
+    resources:
+      - NetworkSerialPort: {{name: console, host: 127.0.0.1, port: {console}, protocol: raw}}
+      - NetworkSerialPort: {{name: testshell, host: 127.0.0.1, port: {shell}, protocol: raw}}
+      - DiskImageFile: {{name: boot, path: {dir}/boot.img}}
+      - DiskImageFile: {{name: data, path: {dir}/data.img}}
+    drivers:
+      - ExternalPowerDriver: {{cmd_on: "{on}", cmd_off: "true"}}
+      - SerialDriver: {{name: console, bindings: {{port: console}}}}
+      - SerialDriver: {{name: testshell, bindings: {{port: testshell}}}}
+      - DiskImageDriver: {{name: boot, bindings: {{medium: boot}}}}
+      - DiskImageDriver: {{name: data, bindings: {{medium: data}}}}
+      - KubeSoloStrategy:
+          bindings: {{console: console, testshell: testshell, boot_medium: boot,
+                      data_medium: data}}
+          connect_timeout: 1.0
+          prompt_timeout: 1.0
+"""
+
+
+def silent_strategy(tmp_path, console_port: int, on: str = "true") -> KubeSoloStrategy:
+    """A board whose power command does nothing and whose console is `console_port`."""
+    env_file = tmp_path / "silent.yaml"
+    text = SILENT_BOARD.format(console=console_port, shell=console_port, dir=tmp_path, on=on)
+    env_file.write_text(text)
+    strategy = (
+        open_environment(str(env_file)).get_target().get_driver("KubeSoloStrategy", activate=False)
+    )
+    return strategy
+
+
+def test_a_console_that_shows_nothing_is_one_line(tmp_path):
+    from harness.vm.console import Console
+
+    with socket.socket() as server:  # a serial server whose board never prints
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        strategy = silent_strategy(tmp_path, port)
+        console = Console(tmp_path / "console.log")
+        strategy.power_on(console)
+        with pytest.raises(LabError) as err:
+            strategy.type_boot_line(console, 0, "kubesolo")
+        console.close()
+    assert str(err.value) == (
+        f"board main: the console (NetworkSerialPort 127.0.0.1:{port}) "
+        "showed nothing within 1s of power-on: check its wiring, speed and the power"
+    )
+
+
+def test_a_serial_line_nobody_serves_is_one_line(tmp_path):
+    from harness.vm.console import Console
+
+    port = qemu_board_free_port()
+    strategy = silent_strategy(tmp_path, port)
+    with pytest.raises(LabError, match=r"^board main: the console line \(NetworkSerialPort ") as e:
+        strategy.power_on(Console(tmp_path / "console.log"))
+    assert "cannot be opened within 1s after power-on" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_a_power_command_that_fails_is_one_line(tmp_path):
+    from harness.vm.console import Console
+
+    strategy = silent_strategy(tmp_path, 1, on="sh -c 'echo PDU outlet 3 refused >&2; exit 2'")
+    with pytest.raises(LabError, match=r"^board main: power on failed: PDU outlet 3 refused$"):
+        strategy.power_on(Console(tmp_path / "console.log"))
+
+
+def qemu_board_free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_resumed_target_boots_as_far_as_its_last_boot_came():
+    from harness import guest
+    from harness.lab.board import last_milestone
+
+    shell_stop = "[kubesolo-init] [OK] Stage 10-parse-cmdline.sh complete\r\n(kubesolo-shell) # "
+    assert last_milestone(shell_stop) == guest.SHELL_PROMPT
+    full = (
+        "[kubesolo-init] [OK] Stage 90-kubesolo.sh complete\r\n[kubesolo-standin] accepted: x\r\n"
+    )
+    assert last_milestone(full) == guest.STANDIN_ACCEPTED
+    partial = "[kubesolo-init] [OK] Stage 20-persistent-mount.sh complete\r\n[ 3.1] EXT4-fs"
+    assert last_milestone(partial) == guest.stage_done("20-persistent-mount.sh")
+    assert last_milestone("SeaBIOS\r\nboot: ") is None

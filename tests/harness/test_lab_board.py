@@ -1,0 +1,73 @@
+"""The QEMU board driven by labgrid alone, as a lab script without the harness's
+fixtures would: the KubeSoloStrategy walks it off -> flashed -> booted -> shell,
+the test shell answers on ttyS1, the data medium keeps its files across a power
+cycle, and off leaves no QEMU (docs/architecture.md "Hardware in the loop")."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import labgrid
+import pytest
+
+from harness import guest
+from harness.lab.strategy import KubeSoloStrategy, Status
+from harness.vm import ports
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "labgrid"
+MARKER = "written-before-the-power-cycle"
+
+
+@pytest.fixture
+def board_env(tmp_path: Path) -> Path:
+    """The nightly env (qemu-board.yaml) on ports reserved for this test and
+    media in its own directory, so that it runs beside any other board."""
+    console, shell = ports.reserve_port(), ports.reserve_port()
+    text = (FIXTURES / "qemu-board.yaml").read_text()
+    text = text.replace("$BASE/qemu-board-power", str(FIXTURES / "qemu-board-power"))
+    text = text.replace("$BASE/../../artifacts/qemu-board", str(tmp_path / "board"))
+    text = text.replace("45401", str(console.port)).replace("45402", str(shell.port))
+    env_file = tmp_path / "board.yaml"
+    env_file.write_text(text)
+    yield env_file
+    console.release()
+    shell.release()
+
+
+def test_the_strategy_walks_the_board_to_its_shell_and_the_data_stays(
+    board_env: Path, kubesolo_image, tmp_path: Path
+):
+    """docs/architecture.md "Hardware in the loop": labgrid's env, power driver,
+    serial ports and the KubeSolo strategy boot the board from its written boot
+    medium; the data medium survives a power cycle; off kills the QEMU."""
+    env = labgrid.Environment(str(board_env))
+    strategy: KubeSoloStrategy = env.get_target("main").get_driver(
+        "KubeSoloStrategy", activate=False
+    )
+    strategy.boot_image = kubesolo_image.iso
+    strategy.write_data_medium(kubesolo_image.data_disk, "blank")
+    try:
+        strategy.transition("shell")
+        assert strategy.status == Status.shell
+        assert strategy.shell is not None
+        shell = strategy.shell
+        cmdline = shell.run("cat /proc/cmdline", 60).stdout.decode().split()
+        assert "kubesolo.testshell=ttyS1" in cmdline
+        line = shell.run(f"readlink /proc/$(cat {guest.RUN_DIR}/test-shell.pid)/fd/3", 60)
+        assert line.stdout.decode().strip() == "/dev/ttyS1"
+        assert strategy.console_log is not None
+        assert re.search(guest.BOOT_MARKER, strategy.console_log.text())
+        marker = f"{guest.KUBESOLO_PATH}/{MARKER}"
+        assert shell.run(f"echo {MARKER} > {marker} && sync", 60).status == 0
+
+        strategy.transition("off")
+        qemu_pid = tmp_path / "board" / "qemu.pid"
+        assert not qemu_pid.exists(), "off left the QEMU board's pid file"
+        strategy.transition("shell")  # flashed again: nothing is rewritten
+        assert strategy.shell.run(f"cat {marker}", 60).stdout.decode().strip() == MARKER
+        pid = int(qemu_pid.read_text())
+    finally:
+        strategy.power_off()
+    assert not os.path.exists(f"/proc/{pid}"), "the QEMU board still runs after off"
