@@ -112,6 +112,7 @@ def corrupt_disk(tmp_path: Path) -> tuple[Path, int, str]:
     return disk, backup, raw_sha256(disk)
 
 
+@pytest.mark.qemu_only("reads the data disk file back after a QMP quit; names it by device")
 class TestCorruptSuperblock:
     def test_by_device_one_error_names_the_repair_and_the_disk_is_unchanged(
         self, machine_factory, corrupt_disk
@@ -217,6 +218,7 @@ class TestPreen:
         assert re.search(rf"Mounted {DEVICE} on ", vm.console_text(retry))
 
 
+@pytest.mark.qemu_only("a write-protected data disk")
 class TestReadOnlyDisk:
     def test_read_only_disk_stops_with_one_error_and_is_unchanged(self, machine_factory, tmp_path):
         """docs/boot-flow.md "Stage 20 — Persistent Mount", "Disk faults" (read-only): a
@@ -235,6 +237,7 @@ class TestReadOnlyDisk:
         assert raw_sha256(disk) == before
 
 
+@pytest.mark.qemu_only("hot-plugs the data disk through QMP")
 class TestLateDisk:
     HOTPLUG_AFTER = 25.0  # seconds after the waiting line: inside the 30 s wait
 
