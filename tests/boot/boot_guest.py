@@ -11,6 +11,7 @@ from pathlib import Path
 from harness import guest
 from harness.disk import ext4_qcow2
 from harness.vm.machine import Machine
+from harness.vm.timeline import arrival_time
 
 # QEMU user networking (slirp): the address its DHCP server hands out
 GUEST_IP = "10.0.2.15"
@@ -102,6 +103,20 @@ def wait_for_kubesolo(vm: Machine) -> None:
 
 def console_lines(vm: Machine, since: int | None = None) -> list[str]:
     return vm.console_text(since).replace("\r", "").splitlines()
+
+
+def console_arrivals(vm: Machine, regex: str, since: int = 0) -> list[float]:
+    """Host times (time.monotonic) at which each match of `regex` (multi-line)
+    on the console after byte `since` began to arrive: the promised waits
+    measured where a user sees them."""
+    data, arrivals = vm.console.snapshot()
+    pattern = re.compile(regex.encode(), re.M)
+    return [arrival_time(m.start(), arrivals) for m in pattern.finditer(data, since)]
+
+
+def whole_line(line: str) -> str:
+    """A regex of exactly this console line."""
+    return rf"^{re.escape(line)}\r?$"
 
 
 def preseeded_data_disk(directory: Path, files: dict[str, str], size: str = "64M") -> Path:

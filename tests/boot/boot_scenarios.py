@@ -18,6 +18,11 @@ CMDLINE_FLAGS = "--debug --node-ip 10.0.2.15"
 FLAGS_FILE = "# extra flags of this node\n--startup-timeout 900\n--disable-ipv6  # no IPv6 here\n"
 SAVED_HOSTNAME = "saved-node-7"
 MISSING_MODULE = "ksolo_no_such_module"
+# A module the image carries (a NIC driver of the boot list) that nothing loads
+# on a default node: the "configured" node lists it in its own modules.list.
+NODE_MODULE = "igb"
+# A saved hostname that is not a lowercase RFC 1123 label (stage 60 ignores it).
+INVALID_SAVED_HOSTNAME = "Not_A_Valid.Name"
 CONTAINERD_CONFIG = (
     "# custom containerd config of the boot suite\n"
     "version = 2\n"
@@ -48,7 +53,9 @@ SCENARIOS: dict[str, Scenario] = {
         disk_files={
             "etc-kubesolo/hostname": SAVED_HOSTNAME + "\n",
             "etc-kubesolo/extra-flags": FLAGS_FILE,
-            "etc-kubesolo/modules.list": f"# a module no kernel has\n{MISSING_MODULE}\n",
+            "etc-kubesolo/modules.list": (
+                f"# a module no kernel has\n{MISSING_MODULE}\n{NODE_MODULE}  # one the image has\n"
+            ),
             "etc-kubesolo/containerd/config.toml": CONTAINERD_CONFIG,
             "etc-kubesolo/time-servers": "\n".join(UNREACHABLE_TIME_SERVERS) + "\n",
         },
@@ -57,8 +64,15 @@ SCENARIOS: dict[str, Scenario] = {
     "shell": Scenario({"kernel_args": "kubesolo.shell"}, up="shell"),
     "nopersist": Scenario({"kernel_args": "kubesolo.nopersist"}),
     "explicit-data": Scenario({"base_cmdline": "console=ttyS0,115200n8 kubesolo.data=/dev/vda"}),
-    "no-data-param": Scenario({"base_cmdline": "console=ttyS0,115200n8"}),
-    "no-data-disk": Scenario({"base_cmdline": "console=ttyS0,115200n8", "data_disk": False}),
+    # found by its label; it holds a saved hostname stage 60 must ignore
+    "no-data-param": Scenario(
+        {"base_cmdline": "console=ttyS0,115200n8"},
+        disk_files={"etc-kubesolo/hostname": INVALID_SAVED_HOSTNAME + "\n"},
+    ),
+    # no data disk and no NIC: RAM-only, and the hostname without a MAC
+    "no-data-disk": Scenario(
+        {"base_cmdline": "console=ttyS0,115200n8", "data_disk": False, "nics": 0}
+    ),
     "cloudinit-default": Scenario(
         disk_files={
             "etc-kubesolo/cloud-init.yaml": (CLOUD_INIT_FIXTURES / "static.yaml").read_text()
