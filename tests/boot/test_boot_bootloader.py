@@ -44,11 +44,12 @@ def cmdline_words(vm) -> list[str]:
 def assert_booted_through_isolinux(vm, label: str) -> None:
     """/proc/cmdline is, word for word, what isolinux passes for the label:
     its kernel, the promised APPEND line (which names the data partition)
-    and its initramfs."""
+    and its initramfs (then what a board types after the label: its test-shell line)."""
     assert cmdline_words(vm) == [
         f"BOOT_IMAGE={SPEC_KERNEL}",
         *SPEC_APPEND[label].split(),
         f"initrd={SPEC_INITRD}",
+        *vm.board_args.split(),
     ]
     assert guest.DATA_PARAM in cmdline_words(vm)
 
@@ -133,6 +134,7 @@ def test_label_kubesolo_shell_drops_to_a_shell(machine_factory):
     assert mounts(vm)[guest.DATA_MNT].fstype == "ext4"
 
 
+@pytest.mark.qemu_only("reads the data disk file back on the host")
 def test_label_kubesolo_nopersist_runs_in_ram(machine_factory, kubesolo_image, tmp_path):
     """docs/boot-flow.md "Bootloader", label `kubesolo-nopersist`: the system runs fully
     in RAM (tmpfs at the data mount point) and the data disk it was given
@@ -151,6 +153,7 @@ def test_label_kubesolo_nopersist_runs_in_ram(machine_factory, kubesolo_image, t
     assert sha256_file(disk) == before
 
 
+@pytest.mark.qemu_only("nothing typed at boot:, where a board types its test-shell line")
 def test_default_label_boots_after_the_timeout(machine_factory):
     """docs/boot-flow.md "Bootloader": with nothing typed at the `boot:` prompt, the
     default label `kubesolo` boots on its own after the 3 s timeout: the wait

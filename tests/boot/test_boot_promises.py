@@ -182,6 +182,7 @@ def test_stage00_delegates_the_promised_cgroup_controllers(scenario):
 
 
 # ---- Stage 10 ------------------------------------------------------------------------
+@pytest.mark.qemu_only("a kernel command line without kubesolo.data (base_cmdline)")
 @pytest.mark.parametrize("scenario_name", ["no-data-param", "no-data-disk"])
 def test_stage10_label_lookup_does_not_wait(scenario, scenario_name):
     """docs/boot-flow.md "Stage 10 — Parse Cmdline": without kubesolo.data
@@ -311,6 +312,7 @@ def test_stage60_etc_hosts_is_the_image_file_and_one_line(scenario, scenario_nam
     assert hosts == (*P.SPEC_ETC_HOSTS, P.spec_hosts_line(hostname))
 
 
+@pytest.mark.qemu_only("a machine without a NIC and without a data disk")
 def test_stage60_without_a_nic_the_name_is_kubesolo_000000(scenario):
     """docs/boot-flow.md "Stage 60 — Hostname": a node with no network
     interface is named kubesolo-000000, and the name is saved."""
@@ -320,6 +322,7 @@ def test_stage60_without_a_nic_the_name_is_kubesolo_000000(scenario):
     assert vm.succeed("cat /etc/kubesolo/hostname").strip() == P.SPEC_HOSTNAME_WITHOUT_NIC
 
 
+@pytest.mark.qemu_only("its scenario boots without kubesolo.data (base_cmdline)")
 def test_stage60_invalid_saved_hostname_is_ignored(scenario):
     """docs/boot-flow.md "Stage 60 — Hostname": a saved hostname that is not
     a lowercase RFC 1123 label is ignored with a warning; the node takes the
@@ -399,6 +402,7 @@ def exit_console_shell(vm: Machine, prompt: str, timeout: float = 60) -> int:
     return cursor
 
 
+@pytest.mark.qemu_only("hot-plugs the data disk through QMP and reads a disk file back")
 def test_missing_then_unformatted_data_disk_is_never_formatted(machine_factory, tmp_path):
     """docs/boot-flow.md "Stage 20 — Persistent Mount" and "Failure
     Handling": a data device that never appears is waited for 30 s (the
