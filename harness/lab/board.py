@@ -75,7 +75,13 @@ class Board:
     def __init__(self, env: Environment, image: Image, role: str = "main") -> None:
         self.image = image
         self.role = role
-        target = env.get_target(role)
+        from labgrid.remote.client import UserError as RemoteError
+
+        try:
+            target = env.get_target(role)
+        except (RemoteError, NoResourceFoundError, ConnectionError, OSError) as err:
+            # a remote place not acquired, an exporter without the resource, no coordinator
+            raise LabError(f"board {role}: {lab_error_line(err)}") from None
         if target is None:
             raise LabError(f"labgrid env {env.config_file}: no target named {role!r}")
         self.target = target
