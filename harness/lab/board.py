@@ -75,7 +75,7 @@ class Board:
     def __init__(self, env: Environment, image: Image, role: str = "main") -> None:
         self.image = image
         self.role = role
-        from labgrid.remote.client import UserError as RemoteError
+        from labgrid.remote.client import Error as RemoteError  # not acquired, no coordinator
 
         try:
             target = env.get_target(role)

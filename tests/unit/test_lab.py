@@ -330,3 +330,16 @@ def test_a_resumed_target_boots_as_far_as_its_last_boot_came():
     partial = "[kubesolo-init] [OK] Stage 20-persistent-mount.sh complete\r\n[ 3.1] EXT4-fs"
     assert last_milestone(partial) == guest.stage_done("20-persistent-mount.sh")
     assert last_milestone("SeaBIOS\r\nboot: ") is None
+
+
+def test_a_coordinator_out_of_reach_is_one_line(tmp_path):
+    port = qemu_board_free_port()  # nobody listens there
+    env_file = tmp_path / "remote.yaml"
+    env_file.write_text(
+        "imports: [harness.lab.strategy]\n"
+        "targets:\n  main:\n    resources:\n      RemotePlace: {name: kubesolo-x86-1}\n"
+    )
+    env = open_environment(str(env_file), coordinator=f"127.0.0.1:{port}")
+    with pytest.raises(LabError) as err:
+        Board(env, FakeImage())  # type: ignore[arg-type]
+    assert str(err.value) == "board main: Error: Could not connect to coordinator"
