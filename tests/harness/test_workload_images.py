@@ -192,15 +192,14 @@ def test_an_independent_build_is_byte_identical(archives, tmp_path):
     leftovers gone."""
     store = tmp_path / "cache" / "kubesolo-harness"
     (store / "debs").mkdir(parents=True)
+    for deb in (cache_root() / "debs").glob("*.deb"):  # planning looks into more than it takes
+        try:
+            os.link(deb, store / "debs" / deb.name)
+        except OSError:
+            shutil.copy2(deb, store / "debs")
     leftovers = []
     for recipe in wi.RECIPES.values():
         cached = wi.build_archive(recipe).parent  # the key does not depend on the cache
-        manifest = json.loads((cached / "manifest.json").read_text())
-        for p in manifest["packages"]:
-            pkg = debian.ResolvedPackage(
-                debian.PackageSpec(p["package"], "", ()), p["package"], p["version"]
-            )
-            shutil.copy2(debian.download(pkg, cache_root() / "debs"), store / "debs")
         work = store / "workload-images" / f"{cached.name}.k1ll3d"  # a killed build's
         work.mkdir(parents=True)
         (work / f"{recipe.name}.tar").write_bytes(b"half an archive")
