@@ -89,6 +89,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="SIGKILL loops of the harness's hygiene test (default: 2; nightly: 50)",
     )
     group.addoption(
+        "--power-cuts",
+        type=int,
+        default=2,
+        metavar="N",
+        help="power cuts of the persistence suite's power-cut test (default: 2; nightly: 30)",
+    )
+    group.addoption(
         "--artifacts",
         metavar="DIR",
         default="artifacts",
@@ -105,6 +112,7 @@ OPTION_RULES: tuple[tuple[str, str, Callable[[Any], bool], str], ...] = (
     ("--boot-timeout", "boot_timeout", lambda s: s > 0, "more than 0 seconds"),
     ("--accel", "accel", lambda a: a in ACCELS, f"use one of {', '.join(ACCELS)}"),
     ("--vm-network", "vm_network", lambda n: n in NETWORKS, f"use one of {', '.join(NETWORKS)}"),
+    ("--power-cuts", "power_cuts", lambda n: n >= 1, "at least 1"),
     ("--kubesolo-bin", "kubesolo_bin", lambda p: p is None or Path(p).is_file(), "no such file"),
 )
 

@@ -97,6 +97,7 @@ CASES: dict[str, Case] = {
     "pytest --boot-timeout": Case("pytest", ("--boot-timeout", "0"), "--boot-timeout 0.0"),
     "pytest --accel": Case("pytest", ("--accel", "hvf"), "--accel hvf: use one of auto, kvm, tcg"),
     "pytest --vm-network": Case("pytest", ("--vm-network", "wide"), "--vm-network wide: use one"),
+    "pytest --power-cuts": Case("pytest", ("--power-cuts", "0"), "--power-cuts 0: at least 1"),
     "pytest --kubesolo-image missing": Case(
         "pytest", ("--kubesolo-image", "/nonexistent/image"), "no such image directory"
     ),
