@@ -106,7 +106,9 @@ def test_k8s_suites_skip_without_kubesolo_and_boot_with_it(
         pytester.makepyfile(**{f"test_copy_{source.stem[5:]}": source.read_text()})
     # Only this plugin, under its module name: the entry points (if installed) stay out.
     isolated = ("-p", "no:kubesolo", "-p", "no:kubesolo-k8s", "-p", "harness.pytest.k8s")
-    result = pytester.runpytest_inprocess(*isolated, "-rs")
+    # archives given: the node would not build the workload images (pytester's HOME is empty)
+    images = pytester.mkdir("images")
+    result = pytester.runpytest_inprocess(*isolated, "-rs", "--kubesolo-images", str(images))
     outcomes = result.parseoutcomes()
     if flavour == "standin":
         assert outcomes.get("skipped", 0) >= 8 and set(outcomes) <= {"skipped", "warnings"}
