@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import promised as P
 import pytest
@@ -388,8 +389,10 @@ def test_stage90_kubesolo_runs_with_no_color(scenario):
 DATA_LINK = "/dev/ksolo-data"  # kubesolo.data names it; the test makes it point at a disk
 
 
-def blank_disk(path) -> object:
-    """A qcow2 disk with no file system at all (all zeros)."""
+def blank_disk(path: Path) -> Path:
+    """A qcow2 disk with no file system at all (all zeros), smaller than the
+    128 MiB offset where stage 20 looks for a 4 KiB-block backup superblock:
+    probing past a disk's end must not stall the boot."""
     run_tool(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "64M"])
     return path
 
