@@ -25,6 +25,7 @@ from harness.artefact import Image
 from harness.errors import MachineNotRunning, UserError
 from harness.lab.strategy import KubeSoloStrategy, LabError, boot_line, lab_error_line
 from harness.vm.console import Console, failures_except
+from harness.vm.console_session import ConsoleSession
 from harness.vm.driver import GuestDriver
 from harness.vm.machine import MachineConfig, validate
 from harness.vm.shell import Result
@@ -63,6 +64,14 @@ def qemu_only_settings(config: MachineConfig) -> list[str]:
 
 class NeedsQemu(UserError):
     """A test asked a board for what only QEMU offers."""
+
+
+class SharedConsole(UserError):
+    """A test typed on the console of a board whose test shell shares that line."""
+
+
+CONSOLE_SHELL_MARK = "console_shell"  # the marker of tests that type at a console shell
+CONSOLE_SHELLS = re.compile(f"{guest.EMERGENCY_PROMPT}|{guest.SHELL_PROMPT}")
 
 
 class WrongBoard(UserError):
@@ -225,7 +234,27 @@ class BoardTarget(GuestDriver):
     def _run(self, command: str, timeout: float) -> Result:
         if not self.is_up and self._booted:
             self._resume()
+        if self.board.strategy.shares_console and CONSOLE_SHELLS.search(
+            self.console.text(self._boot_cursor)
+        ):
+            self._refuse_shared(f"the test shell ran {command[:60]!r} with a console shell open")
         return super()._run(command, timeout)
+
+    # ---- one UART: a shell on the console and the test shell would read the same bytes ----
+    def _refuse_shared(self, what: str) -> None:
+        if self.board.strategy.shares_console:
+            raise SharedConsole(
+                f"{what}: on board {self.board.role} the test shell shares the console's "
+                f"line; mark the test @pytest.mark.{CONSOLE_SHELL_MARK} so that it skips there"
+            )
+
+    def send_console(self, text: str) -> None:
+        self._refuse_shared(f"typing {text!r} on the console")
+        super().send_console(text)
+
+    def console_session(self, timeout: float = 60, since: int | None = None) -> ConsoleSession:
+        self._refuse_shared("a console session")
+        return super().console_session(timeout, since)
 
     def _resume(self) -> None:
         """Another target took the board since this one booted: boot again, on

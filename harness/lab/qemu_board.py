@@ -3,7 +3,8 @@ labgrid (fixtures/labgrid/qemu-board.yaml):
 
 - its serial console (ttyS0) and the test-shell line (ttyS1) are raw TCP
   serial ports on 127.0.0.1, as a ser2net serial server offers a board's
-  UARTs (labgrid NetworkSerialPort, protocol raw);
+  UARTs (labgrid NetworkSerialPort, protocol raw); with no shell port it has
+  one UART, which the test shell shares (fixtures/labgrid/qemu-board-1uart.yaml);
 - its power is this command, run by labgrid's ExternalPowerDriver:
   `python -m harness.lab.qemu_board on|off --dir DIR ...` starts or kills the
   QEMU process (off is the plug pulled: no guest shutdown);
@@ -43,11 +44,16 @@ class BoardWiring:
     boot_medium: Path
     data_medium: Path
     console_port: int
-    shell_port: int
+    shell_port: int  # 0: no second UART
     mac: str = "52:54:00:12:34:56"
     memory_mb: int = 512
     accel: str = "tcg"
     boot_bus: str = "usb"  # usb: a USB stick (xHCI); sata: a disk on the AHCI controller
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        """The UARTs' TCP ports, ttyS0 first."""
+        return (self.console_port, self.shell_port) if self.shell_port else (self.console_port,)
 
 
 def board_command(w: BoardWiring, qemu: str = "qemu-system-x86_64") -> list[str]:
@@ -70,10 +76,11 @@ def board_command(w: BoardWiring, qemu: str = "qemu-system-x86_64") -> list[str]
         "-vga",
         "none",
         # ttyS0: the console; ttyS1: the test shell's line (kubesolo.testshell=ttyS1)
-        "-serial",
-        f"tcp:127.0.0.1:{w.console_port},server=on,wait=off,nodelay=on",
-        "-serial",
-        f"tcp:127.0.0.1:{w.shell_port},server=on,wait=off,nodelay=on",
+        *(
+            arg
+            for port in w.ports
+            for arg in ("-serial", f"tcp:127.0.0.1:{port},server=on,wait=off,nodelay=on")
+        ),
         "-device",
         "virtio-rng-pci",
         # the boot medium, holding the hybrid ISO's bytes
@@ -156,7 +163,7 @@ def power_on(state: Path, wiring: BoardWiring, owner: int) -> int:
     for medium in (wiring.boot_medium, wiring.data_medium):
         if not medium.is_file():
             return _fail(f"no medium {medium}: write the image first (the strategy's 'flashed')")
-    for port in (wiring.console_port, wiring.shell_port):
+    for port in wiring.ports:
         if not port_free(port):
             return _fail(f"127.0.0.1:{port} is taken: another QEMU board runs, or pick other ports")
     state.mkdir(parents=True, exist_ok=True)
@@ -168,7 +175,7 @@ def power_on(state: Path, wiring: BoardWiring, owner: int) -> int:
     )
     supervisor.write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + LISTEN_TIMEOUT
-    while not (listening(wiring.console_port) and listening(wiring.shell_port)):
+    while not all(listening(port) for port in wiring.ports):
         if proc.poll() is not None:
             tail = (state / "qemu-stderr.log").read_text(errors="replace").strip()[-400:]
             return _fail(f"QEMU board did not start: {tail}")
@@ -241,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     state = a.dir.resolve()
     if a.action == "off":
         return power_off(state)
-    if not (a.boot_medium and a.data_medium and a.console_port and a.shell_port):
-        parser.error("on needs --boot-medium, --data-medium, --console-port and --shell-port")
+    if not (a.boot_medium and a.data_medium and a.console_port):
+        parser.error("on needs --boot-medium, --data-medium and --console-port")
     wiring = BoardWiring(
         a.boot_medium.resolve(), a.data_medium.resolve(), a.console_port, a.shell_port,
         a.mac, a.memory, a.accel, a.boot_bus,

@@ -10,7 +10,10 @@
 - booted: power on, connect the console, type the bootloader line at the
   serial `boot:` prompt (the label and `kubesolo.testshell=ttyS1`), wait for
   the stage 90 marker.
-- shell: the test shell answers on its own serial line.
+- shell: the test shell answers on its own serial line, or, on a board with
+  one UART (the strategy's `testshell` bound to a `SharedConsoleDriver` over
+  the console, and `kubesolo.testshell=ttyS0` typed), on the console's line,
+  which its frames then share with the boot's messages.
 
 `BoardTarget` (harness.lab.board) drives a board through the same steps
 (`power_on`, `type_boot_line`, `open_shell`, `power_off`), with the harness's
@@ -29,8 +32,10 @@ from subprocess import CalledProcessError
 from typing import Any
 
 import attr
+from labgrid.driver.common import Driver
 from labgrid.driver.exception import ExecutionError
 from labgrid.factory import target_factory
+from labgrid.protocol import ConsoleProtocol
 from labgrid.step import step
 from labgrid.strategy.common import Strategy, StrategyError, never_retry
 from serial import SerialException
@@ -38,7 +43,7 @@ from serial import SerialException
 from harness import guest
 from harness.errors import UserError
 from harness.lab.media import write_medium
-from harness.lab.stream import SerialStream
+from harness.lab.stream import SerialStream, SharedLine
 from harness.vm.console import Console, ConsoleTimeout, failures_except
 from harness.vm.shell import GuestShell
 
@@ -104,8 +109,14 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
         self.data_written: str | None = None  # what the data medium holds, by the harness's key
         self.console_log: Console | None = None  # transition()'s own console
         self.shell: GuestShell | None = None
+        self._shell_line: Any = None  # the test shell's end of a shared console line
         # raw copies of qcow2 data disks for USB media, transition()'s console log
         self.work_dir = Path(tempfile.gettempdir()) / f"kubesolo-lab-{os.getpid()}"
+
+    @property
+    def shares_console(self) -> bool:
+        """One UART: the test shell rides the console's line."""
+        return isinstance(self.testshell, SharedConsoleDriver)
 
     # ---- what a board is called in one-line errors ----
     def where(self, driver: Any) -> str:
@@ -165,7 +176,7 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
             self.power.off()
         except (ExecutionError, CalledProcessError) as err:
             raise self.fail(f"power off failed: {_last_line(err)}") from None
-        for line in (self.console, self.testshell):
+        for line in dict.fromkeys((self.console, self.testshell)):
             self.target.deactivate(line)  # a ser2net port may drop; reconnect at power-on
 
     def power_on(self, console: Console) -> None:
@@ -175,7 +186,13 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
             self.power.on()
         except (ExecutionError, CalledProcessError) as err:
             raise self.fail(f"power on failed: {_last_line(err)}") from None
-        console.attach(SerialStream(self._connect(self.console, "console")))
+        line = SerialStream(self._connect(self.console, "console"))
+        if self.shares_console:
+            shared = SharedLine(line)
+            self._shell_line = shared.reader()  # before the first byte: KSH-READY is kept
+            console.attach(shared.reader())
+        else:
+            console.attach(line)
 
     def _connect(self, driver: Any, what: str) -> Any:
         deadline = time.monotonic() + self.connect_timeout
@@ -209,7 +226,10 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
 
     def open_shell(self) -> GuestShell:
         """The test shell's line, as a GuestShell (its READY lines count boots)."""
-        self.shell = GuestShell(SerialStream(self._connect(self.testshell, "test-shell")))
+        if self.shares_console:
+            self.shell = GuestShell(self._shell_line)
+        else:
+            self.shell = GuestShell(SerialStream(self._connect(self.testshell, "test-shell")))
         return self.shell
 
     # ---- labgrid's state machine, for use without the harness ----
@@ -249,6 +269,37 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
             assert self.shell is not None
             self.shell.wait_ready(1, self.boot_timeout)
         self.status = status
+
+
+def strategy_shares_console(drivers: list[dict[str, Any]] | dict[str, Any]) -> bool:
+    """Does an env target's driver list give the strategy's test shell a
+    SharedConsoleDriver (one UART)? Read from the env file, before any board
+    is opened."""
+    items = list(drivers.items()) if isinstance(drivers, dict) else [
+        kv for entry in drivers for kv in entry.items()
+    ]  # fmt: skip
+    shared = {(s or {}).get("name") for kind, s in items if kind == SharedConsoleDriver.__name__}
+    return any(
+        kind == KubeSoloStrategy.__name__
+        and ((s or {}).get("bindings") or {}).get("testshell") in shared
+        for kind, s in items
+    )
+
+
+@target_factory.reg_driver
+@attr.s(eq=False)
+class SharedConsoleDriver(Driver, ConsoleProtocol):  # type: ignore[misc]
+    """The test shell's line of a board with one UART: the console's own. Bound
+    as the strategy's `testshell`, it tells the strategy to read the console
+    once for both; on its own it reads and writes the console underneath."""
+
+    bindings = {"console": "ConsoleProtocol"}  # noqa: RUF012 (labgrid's attrs class field)
+
+    def read(self, size: int = 1, timeout: float = 0.0, max_size: int | None = None) -> bytes:
+        return bytes(self.console.read(size=size, timeout=timeout, max_size=max_size))
+
+    def write(self, data: bytes) -> None:
+        self.console.write(data)
 
 
 def lab_error_line(err: BaseException) -> str:

@@ -59,3 +59,76 @@ class SerialStream:
 
     def close(self) -> None:
         self._closed.set()
+
+
+class SharedLine:
+    """One serial line read by two parties: the console log and the test
+    shell, where a board has a single UART (kubesolo.testshell=ttyS0). One
+    thread reads the line; each reader made by `reader()` gets every byte
+    from its making on, and writes go to the line."""
+
+    def __init__(self, line: Any) -> None:
+        self._line = line
+        self._readers: list[_Reader] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._pump, name="shared-line", daemon=True).start()
+
+    def reader(self) -> _Reader:
+        with self._lock:
+            reader = _Reader(self)
+            self._readers.append(reader)
+            return reader
+
+    def _pump(self) -> None:
+        while chunk := self._line.recv(1 << 16):
+            with self._lock:
+                for reader in self._readers:
+                    reader.put(chunk)
+        with self._lock:
+            for reader in self._readers:
+                reader.put(b"")
+
+    def sendall(self, data: bytes, /) -> None:
+        self._line.sendall(data)
+
+    def close(self) -> None:
+        self._line.close()
+
+
+class _Reader:
+    """One party's end of a SharedLine (the ByteStream the Console or the
+    GuestShell reads). Closing one party's end closes the line: both parties
+    are done with a board that powers off."""
+
+    def __init__(self, line: SharedLine) -> None:
+        self._line = line
+        self._chunks: list[bytes] = []
+        self._ended = False
+        self._cond = threading.Condition()
+
+    def put(self, chunk: bytes) -> None:
+        with self._cond:
+            if chunk:
+                self._chunks.append(chunk)
+            else:
+                self._ended = True
+            self._cond.notify_all()
+
+    def recv(self, size: int, /) -> bytes:
+        with self._cond:
+            self._cond.wait_for(lambda: self._chunks or self._ended)
+            if not self._chunks:
+                return b""
+            data = b"".join(self._chunks)
+            self._chunks = [data[size:]] if len(data) > size else []
+            return data[:size]
+
+    def sendall(self, data: bytes, /) -> None:
+        self._line.sendall(data)
+
+    def shutdown(self, how: int, /) -> None:
+        self._line.close()
+        self.put(b"")
+
+    def close(self) -> None:
+        self.shutdown(0)

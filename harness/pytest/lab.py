@@ -1,7 +1,8 @@
 """The hardware-in-the-loop plugin: with labgrid's `--lg-env FILE` (and
 `--lg-coordinator` for a remote lab), the machine fixtures give BoardTargets
 on that env's board instead of QEMU machines, and tests marked `qemu_only`
-skip with their one-line reason (docs/architecture.md "Hardware in the loop").
+skip with their one-line reason, as do tests marked `console_shell` on a board
+whose test shell shares the console's line (docs/architecture.md "Hardware in the loop").
 
 labgrid's own pytest plugin defines the options and makes the Environment;
 this one checks the env file first (one line, not a traceback), refuses
@@ -16,7 +17,8 @@ import pytest
 
 from harness.artefact import Image
 from harness.errors import UserError
-from harness.lab.board import Board, open_environment
+from harness.lab.board import CONSOLE_SHELL_MARK, Board, open_environment
+from harness.lab.strategy import strategy_shares_console
 
 QEMU_ONLY = "qemu_only"  # the marker (registered with the others in harness.pytest.plugin)
 
@@ -74,11 +76,21 @@ def qemu_only_reason(item: pytest.Item) -> str | None:
     return f"needs QEMU: {why}" if why else "needs QEMU"
 
 
+SHARED_CONSOLE_SKIP = (
+    "types at a shell on the console, which this board's test shell shares "
+    '(one UART: docs/architecture.md "Hardware in the loop")'
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not on_board(config):
         return
+    env = open_environment(str(lab_env_path(config)))
+    shared = strategy_shares_console(env.config.get_targets().get("main", {}).get("drivers", []))
     for item in items:
         reason = qemu_only_reason(item)
+        if reason is None and shared and item.get_closest_marker(CONSOLE_SHELL_MARK):
+            reason = SHARED_CONSOLE_SKIP
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
 

@@ -34,6 +34,8 @@ MARKERS = {
     "slow": "takes more than a minute under TCG",
     "qemu_only": "needs what only a local QEMU offers (QMP, hot-plug, a second NIC, overlays, "
     "port forwards, the kernel command line): skips on a board (--lg-env) with its reason",
+    "console_shell": "types at a shell on the console (the emergency shell, kubesolo.shell): "
+    "skips on a board whose test shell shares the console's line",
 }
 MachineFactory = Callable[..., Target]  # a QEMU Machine, or a BoardTarget with --lg-env
 FAILURES_DIR = "failures"  # under --artifacts: one text file per failing test phase

@@ -7,7 +7,8 @@ header regex to resync after line noise (docs/architecture.md "Test shell").
 
 Request:  "\\nKSH-REQ <id> <timeout> <md5>\\n" + base64 lines + "KSH-END <id>\\n"
 Reply:    "KSH-RESULT <id> <status> <stdout-len> <stderr-len> <md5>\\n"
-          + base64 lines of stdout and stderr + "KSH-END <id>\\n",
+          + base64 lines of stdout and stderr + "KSH-END <id>\\n" (other
+          lines between them are another writer's and are skipped),
           or "KSH-GARBLED <id>\\n" when the request arrived damaged (not run)
 On start: "KSH-READY <boot-id>\\n" (once per guest boot).
 """
@@ -33,6 +34,7 @@ READY = re.compile(rb"KSH-READY (\S+)\r?\n")
 RESULT = re.compile(rb"KSH-RESULT (\d+) (\d+) (\d+) (\d+) ([0-9a-f]{32})\r?\n")
 GARBLED = re.compile(rb"KSH-GARBLED (\d+)\r?\n")
 END = b"KSH-END %d"
+BASE64_LINE = re.compile(rb"^([A-Za-z0-9+/=]+)\r?$", re.M)
 
 
 class ByteStream(Protocol):
@@ -109,8 +111,11 @@ def parse_reply(buffer: bytes, request_id: int) -> tuple[Result | None, bytes]:
 
 
 def _decode(body: bytes, status: int, out_len: int, err_len: int, digest: str) -> Result:
+    # lines that are not base64 are another writer's (the boot's messages,
+    # where the test shell shares the console's line): not part of the reply
+    encoded = b"".join(BASE64_LINE.findall(body))
     try:
-        data = base64.b64decode(re.sub(rb"\s+", b"", body), validate=True)
+        data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise ShellGarbled("the guest's reply arrived garbled (not base64)") from None
     if len(data) != out_len + err_len or hashlib.md5(data).hexdigest() != digest:

@@ -118,6 +118,7 @@ def test_label_kubesolo_debug_traces_the_stages(machine_factory):
     assert TRACE_LINE.search(after_stage_10), "no sh -x trace after stage 10"
 
 
+@pytest.mark.console_shell
 def test_label_kubesolo_shell_drops_to_a_shell(machine_factory):
     """docs/boot-flow.md "Bootloader", label `kubesolo-shell`: the boot stops in a shell
     on the console before stage 20; `exit` continues the boot."""

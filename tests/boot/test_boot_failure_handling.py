@@ -28,6 +28,7 @@ def console_command(console, command: str, prompt: str) -> str:
     return console.before
 
 
+@pytest.mark.console_shell
 def test_failing_stage_opens_emergency_shell_and_exit_retries(machine_factory):
     """docs/boot-flow.md "Failure Handling": a stage that fails (stage 20: the data device
     named by kubesolo.data never appears) logs [ERROR] naming the stage on
@@ -68,6 +69,7 @@ def test_failing_stage_opens_emergency_shell_and_exit_retries(machine_factory):
     vm.wait_until_succeeds(f"test -s {guest.STANDIN_ARGV}", timeout=60)
 
 
+@pytest.mark.console_shell
 def test_kubesolo_shell_stops_after_stage_10(machine_factory):
     """docs/boot-flow.md "Failure Handling": with kubesolo.shell the system drops to a
     shell on the console right after stage 10: stage 10 has run, stage 20

@@ -495,6 +495,7 @@ FAULTS = (
 )
 
 
+@pytest.mark.console_shell
 def test_failing_stages_and_retries_rerun_every_stage(machine_factory):
     """docs/boot-flow.md "Failure Handling", "Stage 40 — Sysctl" and "Stage
     90 — KubeSolo": with kubesolo.shell the boot stops after stage 10 with

@@ -193,6 +193,7 @@ class TestPreen:
         # the kernel would warn "mounting fs with errors" had e2fsck not cleared the mark
         assert "mounting fs with errors" not in vm.succeed("dmesg")
 
+    @pytest.mark.console_shell
     def test_errors_preen_cannot_fix_stop_the_boot_until_repaired(self, machine_factory, tmp_path):
         """docs/boot-flow.md "Stage 20 — Persistent Mount", "Disk faults" (errors
         e2fsck -p cannot fix) and "Failure Handling": a directory whose inode is gone

@@ -22,13 +22,20 @@ from harness.lab.board import (
     Board,
     BoardTarget,
     NeedsQemu,
+    SharedConsole,
     WrongBoard,
     open_environment,
     qemu_only_settings,
 )
 from harness.lab.media import DiskImageDriver, image_format, write_file_medium
-from harness.lab.strategy import KubeSoloStrategy, LabError, boot_line
-from harness.lab.stream import SerialStream
+from harness.lab.strategy import (
+    KubeSoloStrategy,
+    LabError,
+    SharedConsoleDriver,
+    boot_line,
+    strategy_shares_console,
+)
+from harness.lab.stream import SerialStream, SharedLine
 from harness.vm.machine import MachineConfig
 from harness.vm.shell import GuestShell, _lines
 
@@ -71,6 +78,20 @@ def test_the_qemu_board_env_is_wired_like_hardware():
     assert isinstance(strategy.boot_medium, DiskImageDriver)
     assert "qemu-board-power on" in strategy.power.cmd_on
     assert strategy.boot_mux is None and strategy.data_mux is None
+    assert not strategy.shares_console
+
+
+def test_the_one_uart_qemu_board_shares_its_console_with_the_test_shell():
+    env = labgrid.Environment(str(FIXTURES / "qemu-board-1uart.yaml"))
+    assert strategy_shares_console(env.config.get_targets()["main"]["drivers"])
+    strategy = env.get_target("main").get_driver("KubeSoloStrategy", activate=False)
+    assert isinstance(strategy.testshell, SharedConsoleDriver)
+    assert strategy.testshell.console is strategy.console and strategy.shares_console
+    assert strategy.board_args == "kubesolo.testshell=ttyS0"
+    assert "--shell-port" not in strategy.power.cmd_on
+    for name in ("qemu-board.yaml", "x86-board.example.yaml"):
+        two = labgrid.Environment(str(FIXTURES / name)).config.get_targets()["main"]["drivers"]
+        assert not strategy_shares_console(two), name
 
 
 def test_env_errors_are_one_line(tmp_path):
@@ -150,6 +171,14 @@ def test_the_qemu_board_command_line_has_no_qmp_and_no_virtio_console():
     assert "file=/b/data.qcow2,format=qcow2,if=none,id=data0" in cmd
 
 
+def test_the_one_uart_qemu_board_has_one_serial_port():
+    wiring = qemu_board.BoardWiring(Path("/b/boot.img"), Path("/b/data.qcow2"), 45411, 0)
+    cmd = qemu_board.board_command(wiring)
+    serials = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-serial"]
+    assert serials == ["tcp:127.0.0.1:45411,server=on,wait=off,nodelay=on"]
+    assert wiring.ports == (45411,)
+
+
 def test_listening_reads_proc_without_connecting():
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
@@ -200,6 +229,53 @@ def test_a_network_serial_port_as_the_shells_byte_stream():
     assert stream.recv(10) == b""
     shell.close()
     server.close()
+
+
+class ScriptedLine:
+    """A serial line that delivers the given chunks, then ends; records writes."""
+
+    def __init__(self, chunks):
+        self.chunks = list(chunks)
+        self.written = b""
+        self.go = threading.Event()
+
+    def recv(self, size):
+        self.go.wait(5)
+        return self.chunks.pop(0) if self.chunks else b""
+
+    def sendall(self, data):
+        self.written += data
+
+    def close(self):
+        self.chunks = []
+
+
+def test_a_shared_line_gives_both_parties_every_byte():
+    line = ScriptedLine([b"[kubesolo-init] boot\nKSH-RE", b"ADY boot-z\nmore\n"])
+    shared = SharedLine(line)
+    console, shell_side = shared.reader(), shared.reader()
+    line.go.set()
+    got = {"console": b"", "shell": b""}
+    for name, reader in (("console", console), ("shell", shell_side)):
+        while chunk := reader.recv(7):
+            got[name] += chunk
+    assert got["console"] == got["shell"] == b"[kubesolo-init] boot\nKSH-READY boot-z\nmore\n"
+    shell_side.sendall(b"KSH-REQ")
+    assert line.written == b"KSH-REQ"
+
+
+def test_a_board_sharing_its_console_refuses_typing_in_one_line(tmp_path):
+    class SharedBoard(FakeBoard):
+        class strategy(FakeBoard.strategy):
+            shares_console = True
+
+    target = BoardTarget(SharedBoard(), MachineConfig(), tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(
+        SharedConsole, match=r"^typing 'exit\\r' on the console: on board main .*console_shell"
+    ):
+        target.send_console("exit\r")
+    with pytest.raises(SharedConsole, match=r"^a console session: "):
+        target.console_session()
 
 
 # ---- media ----

@@ -90,9 +90,24 @@ def test_a_damaged_reply_is_caught_by_its_checksum():
 
 
 def test_a_reply_that_is_not_base64_is_caught():
-    bad = b"KSH-RESULT 8 0 3 0 %s\n!!!!\nKSH-END 8\n" % hashlib.md5(b"abc").hexdigest().encode()
+    bad = b"KSH-RESULT 8 0 3 0 %s\nQUJ\nKSH-END 8\n" % hashlib.md5(b"abc").hexdigest().encode()
     with pytest.raises(shell.ShellGarbled, match="not base64"):
         shell.parse_reply(bad, 8)
+
+
+def test_a_reply_missing_its_data_lines_is_caught():
+    bad = b"KSH-RESULT 8 0 3 0 %s\n!!!!\nKSH-END 8\n" % hashlib.md5(b"abc").hexdigest().encode()
+    with pytest.raises(shell.ShellGarbled, match="0 bytes, 3 announced"):
+        shell.parse_reply(bad, 8)
+
+
+def test_another_writers_lines_between_the_reply_lines_are_skipped():
+    """Where the test shell shares the console's line, the boot's messages
+    fall between the lines of a reply (each line is one write)."""
+    lines = reply(9, 0, b"y" * 300).split(b"\n")
+    noisy = [lines[0], b"[kubesolo-init] [INFO] Stage 60-network.sh starting", *lines[1:3],
+             b"[   12.5] eth0: link up", b"", *lines[3:]]  # fmt: skip
+    assert shell.parse_reply(b"\r\n".join(noisy), 9)[0] == shell.Result(0, b"y" * 300, b"")
 
 
 def test_the_guest_reporting_a_damaged_request():
