@@ -108,16 +108,20 @@ def synced_appends(console: str, cut: int) -> dict[str, int]:
     return counts
 
 
-def appends_command() -> str:
-    """Per append log and cut: `PATH CUT N`, N the number of whole lines
+def appends_command(paths: tuple[str, ...] = PERSISTENT_PATHS) -> str:
+    """Per append log and cut: `PATH CUT N`, N the number of appends
     `append CUT 1`, `append CUT 2`, ... that it holds from the first on (one
-    pass over each log; a cut with no line is not listed)."""
+    pass over each log; a cut with no `append CUT 1` is not listed). An
+    append is read at the end of its line with NUL bytes removed: after a
+    cut, the unsynced tail of the log may read back as NULs or as a torn
+    line, and the next cut's first append then continues that line."""
     count = (
-        "awk '/^append [0-9]+ [0-9]+$/ && $3 == n[$2] + 1 { n[$2]++ } "
-        f'END {{ for (c in n) print c, n[c] }}\' "$dir/{APPEND_LOG}"'
+        f"tr -d '\\000' < \"$dir/{APPEND_LOG}\" "
+        "| sed -n 's/.*append \\([0-9][0-9]*\\) \\([0-9][0-9]*\\)$/\\1 \\2/p' "
+        "| awk '$2 == ($1 in n ? n[$1] : 0) + 1 { n[$1] = $2 } END { for (c in n) print c, n[c] }'"
     )
     return f"""
-        for dir in {" ".join(PERSISTENT_PATHS)}; do
+        for dir in {" ".join(paths)}; do
             [ -f "$dir/{APPEND_LOG}" ] || continue
             {count} | sed "s|^|$dir |"
         done"""
