@@ -8,15 +8,17 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from harness.artefact import FLAVOURS
 from harness.bench import main_bench
+from harness.boot_timeline import main_timeline
 from harness.build.builder import BuildRequest, build
 from harness.build.workload_images import REFS, build_workload_images
 from harness.errors import UserError
 from harness.log import ROOT
 from harness.soak import main_soak
+from harness.vm import boot_gate
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -63,7 +65,21 @@ def parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
     bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    add_timeline(sub)
     return p
+
+
+def add_timeline(sub: Any) -> None:
+    t = sub.add_parser(
+        "timeline", help="boot N times: write a boot-time baseline, or check against one"
+    )
+    t.add_argument("--boots", type=positive_int, default=5, help="cold boots (default: 5)")
+    t.add_argument("--save", metavar="FILE", help="write the medians as a baseline")
+    t.add_argument("--compare", metavar="FILE", help="exit 1 when slower than this baseline")
+    t.add_argument("--threshold", type=float, default=boot_gate.DEFAULT_THRESHOLD)
+    t.add_argument("--min-seconds", type=float, default=boot_gate.DEFAULT_MIN_SECONDS)
+    t.add_argument("--chart", metavar="SVG", default="boot-chart.svg", help="the median chart")
+    t.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
 
 
 def show_progress() -> None:
@@ -104,6 +120,13 @@ def main(argv: list[str] | None = None) -> int:
             return main_images(args.out)
         if args.command == "soak":
             return main_soak(args.runs, [a for a in args.pytest_args if a != "--"])
+        if args.command == "timeline":
+            if not (args.save or args.compare):
+                raise UserError("say --save FILE, --compare FILE or both")
+            return main_timeline(
+                args.boots, args.accel, args.save, args.compare,
+                args.threshold, args.min_seconds, args.chart,
+            )  # fmt: skip
         return main_bench(args.runs, args.accel, args.json)
     except (UserError, OSError) as err:
         print(f"kubesolo-harness {args.command}: error: {err}", file=sys.stderr)

@@ -179,6 +179,8 @@ class BoardTarget(GuestDriver):
         self.activity = 0
         self._shell = None
         self._boot_cursor = 0
+        self._ended_boots = []
+        self._ended_key = None
         self._boots_seen = 0
         self._expect_cursor = 0
         self._powered = False
@@ -224,6 +226,7 @@ class BoardTarget(GuestDriver):
 
     def _power_on(self) -> None:
         strategy = self.board.strategy
+        self._end_boot()
         self._boot_cursor = self.console.cursor()
         strategy.power_on(self.console)
         self._powered = self._booted = True
@@ -272,6 +275,7 @@ class BoardTarget(GuestDriver):
                 )
 
     def _lines_closed(self) -> None:
+        self._end_boot()
         self._powered = False
         if self._shell:
             self._shell.close()

@@ -19,7 +19,7 @@ from harness.build.builder import BuildRequest, build
 from harness.errors import UserError
 from harness.lab.board import Board, BoardTarget, WrongBoard
 from harness.log import logger
-from harness.pytest import leftovers
+from harness.pytest import boot_gate, leftovers
 from harness.vm import accel
 from harness.vm.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineConfig, die_with_parent
 from harness.vm.target import Target
@@ -42,8 +42,10 @@ FAILURES_DIR = "failures"  # under --artifacts: one text file per failing test p
 log = logger("pytest")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("kubesolo", "KubeSolo OS harness")
+    if not pluginmanager.is_registered(boot_gate):
+        pluginmanager.register(boot_gate, "kubesolo-boot-gate")  # its options follow ours
     group.addoption(
         "--kubesolo-image",
         metavar="DIR",
@@ -228,10 +230,13 @@ def _factory(
     return make, machines
 
 
-def _teardown(machines: list[Target], keep: bool, failed: bool) -> None:
+def _teardown(machines: list[Target], settings: Settings, failed: bool) -> None:
+    keep = settings.keep
     for machine in machines:
         machine.close()
         machine.save_artifacts()
+    boot_gate.record_boots(machines, settings.artifacts / boot_gate.TIMELINES_DIR)
+    for machine in machines:
         if not keep and not failed:
             shutil.rmtree(machine.run_dir, ignore_errors=True)
             with contextlib.suppress(OSError):  # the test's directory, once empty
@@ -256,7 +261,7 @@ def machine_factory(
     request.node.stash[MACHINES] = machines
     yield make
     rep = getattr(request.node, "rep_call", None)
-    _teardown(machines, harness_settings.keep, failed=rep is None or rep.failed)
+    _teardown(machines, harness_settings, failed=rep is None or rep.failed)
 
 
 @pytest.fixture(scope="session")
@@ -274,7 +279,7 @@ def session_machine_factory(
     make, machines = _factory(kubesolo_image, harness_settings, prefix, lab_board)
     request.session.stash[MACHINES] = machines
     yield make
-    _teardown(machines, harness_settings.keep, failed=request.session.testsfailed > 0)
+    _teardown(machines, harness_settings, failed=request.session.testsfailed > 0)
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from harness import guest
 from harness.errors import GuestAssertion, MachineNotRunning, UserError
 from harness.log import logger, step
+from harness.vm.boot_chart import chart_svg
+from harness.vm.boot_gate import boot_bars
 from harness.vm.console import Console, failures_except
 from harness.vm.console_session import ConsoleSession
 from harness.vm.shell import GuestShell, Result
@@ -43,6 +45,8 @@ class GuestDriver:
     activity: int  # public actions so far: tells which targets a test used
     _shell: GuestShell | None
     _boot_cursor: int  # console offset of the current boot
+    _ended_boots: list[list[Stage]]  # timelines of the boots that ended
+    _ended_key: tuple[int, int] | None  # (console, cursor) of the last boot kept there
     _boots_seen: int  # READY lines the test shell should have sent
     _expect_cursor: int
     # parameters typed after the label at the bootloader prompt on every boot
@@ -198,19 +202,50 @@ class GuestDriver:
 
     def _new_boot(self) -> None:
         """From here on, waits and the test shell belong to the next boot."""
+        self._end_boot()
         self._boot_cursor = self.console.cursor()
         self._boots_seen += 1
 
+    def _end_boot(self) -> None:
+        """Keep the timeline of the boot that ends here (a reboot, a power
+        cycle, a console that is replaced), once."""
+        key = (id(self.console), self._boot_cursor)
+        if key != self._ended_key:
+            timeline = self.stage_timeline()
+            if timeline:  # a boot that printed no stage yet is not a boot to keep
+                self._ended_boots.append(timeline)
+                self._ended_key = key
+
     # ---- reports ------------------------------------------------------------
     def stage_timeline(self) -> list[Stage]:
+        """The current boot's stages (docs/architecture.md "Boot-time gate")."""
         data, arrivals = self.console.snapshot()
         return stage_timeline(data, arrivals, self._boot_cursor)
+
+    def boot_timelines(self) -> list[list[Stage]]:
+        """Every boot of this target so far, the current one last."""
+        current = (
+            []
+            if self._ended_key == (id(self.console), self._boot_cursor)
+            else self.stage_timeline()
+        )
+        return [*self._ended_boots, *([current] if current else [])]
 
     def kubeconfig(self) -> str:
         return self.succeed(f"cat {guest.ADMIN_KUBECONFIG}")
 
     def save_artifacts(self) -> Path:
+        """stage-timeline.json (the last boot), boot-timelines.json (every
+        boot) and boot-chart.svg (the last boot's chart) in the run directory."""
+        boots = self.boot_timelines()
+        last = boots[-1] if boots else []
         (self.run_dir / "stage-timeline.json").write_text(
-            json.dumps([s.__dict__ for s in self.stage_timeline()], indent=2) + "\n"
+            json.dumps([s.__dict__ for s in last], indent=2) + "\n"
         )
+        (self.run_dir / "boot-timelines.json").write_text(
+            json.dumps([[s.__dict__ for s in boot] for boot in boots], indent=2) + "\n"
+        )
+        if last:
+            title = f"{self.config.name}: boot {len(boots)} (seconds after its first console byte)"
+            (self.run_dir / "boot-chart.svg").write_text(chart_svg(title, boot_bars(last)))
         return self.run_dir

@@ -182,6 +182,8 @@ class Machine(GuestDriver):
         self._shell: GuestShell | None = None
         self._forwards: dict[int, ports.PortReservation] = {}
         self._boot_cursor = 0  # console offset of the current boot
+        self._ended_boots = []
+        self._ended_key = None
         self._boots_seen = 0  # READY lines the test shell should have sent
         self._expect_cursor = 0
         self.verdict: accel_mod.Verdict | None = None
@@ -282,6 +284,7 @@ class Machine(GuestDriver):
             time.sleep(0.02)
 
     def _connect(self) -> None:
+        self._end_boot()
         self._boot_cursor = self.console.cursor()
         self.console.attach(self._socket_connect(self._sock_dir / "console.sock", 30))
         # The console socket was wait=on: QEMU is running from here on.

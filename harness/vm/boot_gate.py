@@ -1,0 +1,192 @@
+"""The boot-time gate (docs/architecture.md "Boot-time gate"): every boot's
+stage timeline is recorded; a session's median per stage, the kernel's time
+and the total are compared with a stored baseline, and a stage that got
+slower by more than a share *and* more than a number of seconds fails the
+run. Medians over many boots and the absolute floor keep a noisy 2-core TCG
+machine from failing it by chance."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import guest
+from harness.errors import UserError
+from harness.vm.boot_chart import Bar
+from harness.vm.timeline import Stage
+
+KERNEL = "kernel"  # first console byte -> stage 00 starts (kernel and its drivers)
+TOTAL = "total"  # first console byte -> the last stage starts (KubeSolo is exec'd next)
+DEFAULT_THRESHOLD = 0.25  # 25 % slower fails ...
+DEFAULT_MIN_SECONDS = 0.5  # ... if it is also this much slower
+MIN_BOOTS = 3  # fewer plain boots than this: no medians worth comparing
+
+
+class GateError(UserError):
+    """The gate cannot compare: no baseline, a bad one, or too few boots."""
+
+
+@dataclass(frozen=True)
+class BootRecord:
+    """One boot's timeline, and whether it was a plain boot: the default
+    label's line, kernel boot, nothing added. Only plain boots are compared:
+    the suites' other boots trace, fail or wait on purpose."""
+
+    machine: str
+    plain: bool
+    stages: tuple[Stage, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "machine": self.machine,
+            "plain": self.plain,
+            "stages": [s.__dict__ for s in self.stages],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BootRecord:
+        return cls(data["machine"], data["plain"], tuple(Stage(**s) for s in data["stages"]))
+
+    @property
+    def complete(self) -> bool:
+        """Every stage ran, in order, and each finished OK (stage 90 included)."""
+        names = [s.name for s in self.stages]
+        return names == list(guest.STAGES) and all(s.ok for s in self.stages)
+
+    def measures(self) -> dict[str, float]:
+        """Seconds per stage, the kernel's time and the total."""
+        found = {s.name: s.duration or 0.0 for s in self.stages}
+        found[KERNEL] = self.stages[0].start
+        found[TOTAL] = self.stages[-1].start
+        return found
+
+
+def is_plain(kernel_args: str, base_cmdline: str | None, label: str | None, boot: str) -> bool:
+    return (
+        not kernel_args
+        and base_cmdline is None
+        and label in (None, guest.DEFAULT_LABEL)
+        and boot == "kernel"
+    )
+
+
+def medians(records: list[BootRecord]) -> tuple[dict[str, float], int]:
+    """(median seconds per measure, the number of boots) over complete plain boots."""
+    usable = [r.measures() for r in records if r.plain and r.complete]
+    if not usable:
+        return {}, 0
+    keys = usable[0].keys()
+    return {k: round(statistics.median(m[k] for m in usable), 3) for k in keys}, len(usable)
+
+
+def median_bars(records: list[BootRecord]) -> list[Bar]:
+    """The chart of the median boot: the kernel, then each stage at its median start."""
+    usable = [r for r in records if r.plain and r.complete]
+    if not usable:
+        return []
+    bars = [Bar(KERNEL, 0.0, statistics.median(r.stages[0].start for r in usable), "kernel")]
+    for i, name in enumerate(guest.STAGES):
+        start = statistics.median(r.stages[i].start for r in usable)
+        duration = statistics.median(r.stages[i].duration or 0.0 for r in usable)
+        bars.append(Bar(name, start, duration))
+    return bars
+
+
+def boot_bars(stages: list[Stage] | tuple[Stage, ...]) -> list[Bar]:
+    """The chart of one boot, as far as it came."""
+    if not stages:
+        return []
+    bars = [Bar(KERNEL, 0.0, stages[0].start, "kernel")]
+    for s in stages:
+        kind = "ok" if s.ok else ("open" if s.duration is None else "failed")
+        bars.append(Bar(s.name, s.start, s.duration or 0.0, kind))
+    return bars
+
+
+@dataclass(frozen=True)
+class Slower:
+    measure: str
+    baseline: float
+    now: float
+
+    @property
+    def change(self) -> float:
+        return self.now / self.baseline - 1 if self.baseline else float("inf")
+
+
+def compare(
+    now: dict[str, float],
+    baseline: dict[str, float],
+    threshold: float = DEFAULT_THRESHOLD,
+    min_seconds: float = DEFAULT_MIN_SECONDS,
+) -> list[Slower]:
+    """The measures more than `threshold` and more than `min_seconds` slower."""
+    return [
+        Slower(k, baseline[k], now[k])
+        for k in baseline
+        if k in now
+        and now[k] - baseline[k] > min_seconds
+        and now[k] > baseline[k] * (1 + threshold)
+    ]
+
+
+def table(now: dict[str, float], baseline: dict[str, float], slower: list[Slower]) -> list[str]:
+    """A Markdown table of every measure: baseline, now, change, verdict."""
+    bad = {s.measure for s in slower}
+    lines = ["| measure | baseline (s) | now (s) | change | |", "|---|---|---|---|---|"]
+    for k in baseline:
+        if k in now:
+            change = f"{(now[k] / baseline[k] - 1):+.0%}" if baseline[k] else "n/a"
+            mark = "SLOWER" if k in bad else "ok"
+            lines.append(f"| {k} | {baseline[k]:.2f} | {now[k]:.2f} | {change} | {mark} |")
+    return lines
+
+
+def save_baseline(path: Path, records: list[BootRecord]) -> dict[str, float]:
+    """Write the medians of `records` as a baseline; refuse too few boots."""
+    values, boots = medians(records)
+    if boots < MIN_BOOTS:
+        raise GateError(f"a baseline needs at least {MIN_BOOTS} complete plain boots, got {boots}")
+    path.write_text(json.dumps({"boots": boots, "medians": values}, indent=2) + "\n")
+    return values
+
+
+def load_baseline(path: Path) -> dict[str, float]:
+    """The medians of a baseline file, or one line saying what is wrong with it."""
+    try:
+        data = json.loads(path.read_text())
+        values = {str(k): float(v) for k, v in data["medians"].items()}
+    except FileNotFoundError:
+        raise GateError(
+            f"timeline baseline {path}: no such file "
+            f"(write one: kubesolo-harness timeline --save {path})"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise GateError(
+            f"timeline baseline {path}: not a baseline file ({type(err).__name__}: {err})"
+        ) from None
+    if not values:
+        raise GateError(f"timeline baseline {path}: it holds no medians")
+    return values
+
+
+def verdict(
+    records: list[BootRecord], baseline: dict[str, float], threshold: float, min_seconds: float
+) -> tuple[bool, list[str]]:
+    """(passed, the lines to print) for a session's boots against a baseline."""
+    now, boots = medians(records)
+    if boots < MIN_BOOTS:
+        return False, [
+            f"boot-time gate: {boots} complete plain boots in this run, "
+            f"at least {MIN_BOOTS} needed: not compared"
+        ]
+    slower = compare(now, baseline, threshold, min_seconds)
+    head = (
+        f"boot-time gate: medians of {boots} plain boots against the baseline "
+        f"(slower by more than {threshold:.0%} and {min_seconds:g}s fails): "
+        + ("FAILED" if slower else "passed")
+    )
+    return not slower, [head, *table(now, baseline, slower)]

@@ -1,0 +1,99 @@
+"""The boot-time gate in pytest runs of its own (docs/architecture.md
+"Boot-time gate"): the session's boots give a median chart and medians, a
+baseline that the run is slower than fails it with a table, and a bad
+baseline or option is one line before anything runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+STAGES = [
+    "00-early-mount.sh", "10-parse-cmdline.sh", "20-persistent-mount.sh", "30-kernel-modules.sh",
+    "40-sysctl.sh", "50-network.sh", "60-hostname.sh", "70-clock.sh", "80-containerd.sh",
+    "90-kubesolo.sh",
+]  # fmt: skip
+TESTS = """
+import json, os
+from pathlib import Path
+
+def test_boots():
+    directory = Path("artifacts/timelines")
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / f"{os.getpid()}.jsonl").open("a") as out:
+        for line in LINES:
+            out.write(line + "\\n")
+"""
+
+
+def records(sysctl_seconds: float, boots: int = 3) -> list[str]:
+    lines = []
+    for _ in range(boots):
+        stages, t = [], 1.0
+        for name in STAGES:
+            duration = sysctl_seconds if name == "40-sysctl.sh" else 0.5
+            stages.append({"name": name, "start": t, "duration": duration, "ok": True})
+            t += duration
+        lines.append(json.dumps({"machine": "vm0", "plain": True, "stages": stages}))
+    return lines
+
+
+def run(pytester: pytest.Pytester, lines: list[str], *args: str) -> pytest.RunResult:
+    pytester.makepyfile(TESTS.replace("LINES", repr(lines)))
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
+
+
+def baseline(pytester: pytest.Pytester, sysctl_seconds: float) -> Path:
+    path = pytester.path / "baseline.json"
+    medians = {name: 0.5 for name in STAGES} | {"40-sysctl.sh": sysctl_seconds}
+    medians |= {"kernel": 1.0, "total": 1.0 + sum(list(medians.values())[:9])}
+    path.write_text(json.dumps({"boots": 3, "medians": medians}))
+    return path
+
+
+def test_the_session_chart_and_medians_are_written(pytester: pytest.Pytester) -> None:
+    result = run(pytester, records(0.5))
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["boot timeline: 3 boots, 3 complete plain boots: medians in *"])
+    medians = json.loads((pytester.path / "artifacts" / "boot-timeline.json").read_text())
+    assert medians["boots"] == 3 and medians["medians"]["total"] == 5.5
+    assert (pytester.path / "artifacts" / "boot-chart.svg").read_text().startswith("<svg")
+
+
+def test_a_slowed_stage_fails_the_run_with_a_table(pytester: pytest.Pytester) -> None:
+    result = run(pytester, records(2.5), "--timeline-baseline", str(baseline(pytester, 0.5)))
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "boot-time gate: medians of 3 plain boots against the baseline *: FAILED",
+        "| 40-sysctl.sh | 0.50 | 2.50 | +400% | SLOWER |",
+        "| total | 5.50 | 7.50 | +36% | SLOWER |",
+    ])  # fmt: skip
+
+
+def test_an_unchanged_run_passes_the_gate(pytester: pytest.Pytester) -> None:
+    result = run(pytester, records(0.5), "--timeline-baseline", str(baseline(pytester, 0.5)))
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["boot-time gate: * passed"])
+
+
+def test_a_run_without_boots_cannot_pass_the_gate(pytester: pytest.Pytester) -> None:
+    result = run(pytester, [], "--timeline-baseline", str(baseline(pytester, 0.5)))
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["boot-time gate: 0 complete plain boots in this run, *"])
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    (["--timeline-baseline", "nope.json"], "ERROR: timeline baseline nope.json: no such file *"),
+    (["--timeline-threshold", "0"], "ERROR: --timeline-threshold: more than 0 *"),
+    (["--timeline-min-seconds", "-1"], "ERROR: --timeline-min-seconds: at least 0"),
+])  # fmt: skip
+def test_bad_gate_options_are_one_line(pytester: pytest.Pytester, args, error) -> None:
+    result = run(pytester, [], *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([error])
+    assert "Traceback" not in result.stderr.str()
