@@ -17,8 +17,14 @@ echo "[test] mypy harness"
 .venv/bin/mypy harness
 set +e
 
+# The upgrade check boots the previous commit's image, then this one, on one
+# data disk (docs/architecture.md "Upgrades"); KUBESOLO_UPGRADE_FROM names
+# another previous release. Without history (a shallow clone) it skips.
+upgrade_from=${KUBESOLO_UPGRADE_FROM:-$(git rev-parse --verify -q HEAD~1 || true)}
+
 echo "[test] pytest -n auto"
-.venv/bin/pytest -n auto -p no:cacheprovider -ra --durations=15 "$@"
+.venv/bin/pytest -n auto -p no:cacheprovider -ra --durations=15 \
+    ${upgrade_from:+--upgrade-from "$upgrade_from"} "$@"
 status=$?
 if [ "$status" -eq 5 ]; then
     echo "[test] pytest collected no tests: failing" >&2

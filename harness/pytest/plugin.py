@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from harness.artefact import Image
+from harness.build import previous
 from harness.build.builder import BuildRequest, build
 from harness.errors import UserError
 from harness.lab.board import Board, BoardTarget, WrongBoard
@@ -98,6 +99,12 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         default=2,
         metavar="N",
         help="power cuts of the persistence suite's power-cut test (default: 2; nightly: 30)",
+    )
+    group.addoption(
+        "--upgrade-from",
+        metavar="DIR_OR_GIT_REV",
+        help="the previous release for the upgrade checks: its image directory, or a git "
+        "revision of this repository whose test image is built and cached",
     )
     group.addoption(
         "--artifacts",
@@ -202,13 +209,29 @@ def kubesolo_image(pytestconfig: pytest.Config) -> Image:
         pytest.fail(str(err), pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def previous_image(pytestconfig: pytest.Config) -> Image:
+    """The previous release's image (--upgrade-from), built once per commit."""
+    source = pytestconfig.getoption("upgrade_from")
+    if not source:
+        pytest.skip("needs the previous release: pass --upgrade-from DIR_OR_GIT_REV (see README)")
+    try:
+        return previous.previous_image(source, Path(pytestconfig.rootpath))
+    except UserError as err:
+        pytest.fail(str(err), pytrace=False)
+
+
 def _factory(
     image: Image, settings: Settings, prefix: str, board: Board | None = None
 ) -> tuple[MachineFactory, list[Target]]:
     machines: list[Target] = []
     node_dir = settings.artifacts / run_dir_name(prefix)
 
-    def make(**overrides: Any) -> Target:
+    session_image = image
+
+    def make(*, image: Image = image, **overrides: Any) -> Target:
+        """A target of this test; `image` boots another image (QEMU only: the
+        upgrade checks), the rest are MachineConfig fields."""
         overrides.setdefault("name", f"vm{len(machines)}")
         try:
             config = settings.machine_config(**overrides)
@@ -216,6 +239,8 @@ def _factory(
             shutil.rmtree(run_dir, ignore_errors=True)
             machine: Target
             if board is not None:
+                if image is not session_image:
+                    raise UserError("a board boots the run's image only: mark the test qemu_only")
                 machine = BoardTarget(board, config, run_dir)
             else:
                 machine = Machine(image, config, run_dir=run_dir)
