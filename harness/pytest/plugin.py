@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from harness.artefact import Image
+from harness.artefact import FLAVOURS, Image
 from harness.build import previous
 from harness.build.builder import BuildRequest, build
 from harness.errors import UserError
@@ -35,6 +35,8 @@ MARKERS = {
     "slow": "takes more than a minute under TCG",
     "qemu_only": "needs what only a local QEMU offers (QMP, hot-plug, a second NIC, overlays, "
     "port forwards, the kernel command line): skips on a board (--lg-env) with its reason",
+    "console_only": "shows what it proves through the console alone (no test shell): runs "
+    "on the release image too (--flavour release)",
     "console_shell": "types at a shell on the console (the emergency shell, kubesolo.shell): "
     "skips on a board whose test shell shares the console's line",
 }
@@ -101,6 +103,13 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         help="power cuts of the persistence suite's power-cut test (default: 2; nightly: 30)",
     )
     group.addoption(
+        "--flavour",
+        default="test",
+        help="the image the suites boot: test (default; with the test shell) or release "
+        "(as shipped, the stand-in as its KubeSolo without --kubesolo-bin): tests not "
+        "marked console_only skip",
+    )
+    group.addoption(
         "--upgrade-from",
         metavar="DIR_OR_GIT_REV",
         help="the previous release for the upgrade checks: its image directory, or a git "
@@ -124,6 +133,7 @@ OPTION_RULES: tuple[tuple[str, str, Callable[[Any], bool], str], ...] = (
     ("--accel", "accel", lambda a: a in ACCELS, f"use one of {', '.join(ACCELS)}"),
     ("--vm-network", "vm_network", lambda n: n in NETWORKS, f"use one of {', '.join(NETWORKS)}"),
     ("--power-cuts", "power_cuts", lambda n: n >= 1, "at least 1"),
+    ("--flavour", "flavour", lambda f: f in FLAVOURS, f"use one of {', '.join(FLAVOURS)}"),
     ("--kubesolo-bin", "kubesolo_bin", lambda p: p is None or Path(p).is_file(), "no such file"),
 )
 
@@ -143,6 +153,12 @@ def pytest_configure(config: pytest.Config) -> None:
             Image.open(Path(image))
         except UserError as err:
             raise pytest.UsageError(f"--kubesolo-image: {err}") from None
+    upgrade_from = config.getoption("upgrade_from")
+    if upgrade_from and not Path(upgrade_from).is_dir():
+        try:
+            previous.resolve_commit(Path(config.rootpath), upgrade_from)
+        except UserError as err:
+            raise pytest.UsageError(str(err)) from None
 
 
 @dataclass(frozen=True)
@@ -203,7 +219,12 @@ def kubesolo_image(pytestconfig: pytest.Config) -> Image:
         if prebuilt:
             return Image.open(Path(prebuilt))
         binary = pytestconfig.getoption("kubesolo_bin")
-        request = BuildRequest(flavour="test", kubesolo_bin=Path(binary) if binary else None)
+        flavour = pytestconfig.getoption("flavour")
+        request = BuildRequest(
+            flavour=flavour,
+            kubesolo_bin=Path(binary) if binary else None,
+            standin=flavour == "release" and not binary,
+        )
         return build(request)
     except UserError as err:
         pytest.fail(str(err), pytrace=False)
@@ -343,6 +364,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.sections.append((f"artefacts of {machine.config.name}", str(machine.run_dir)))
         record_failure(report, Settings.from_config(item.config).artifacts / FAILURES_DIR)
     return report
+
+
+MACHINE_FIXTURES = {"machine", "machine_factory", "session_machine_factory", "scenario"}
+RELEASE_SKIP = "needs the test shell, which only the test flavour has (--flavour release)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the release image only console_only tests boot machines."""
+    if config.getoption("flavour") != "release":
+        return
+    for item in items:
+        boots = MACHINE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if boots and not item.get_closest_marker("console_only"):
+            item.add_marker(pytest.mark.skip(reason=RELEASE_SKIP))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

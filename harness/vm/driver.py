@@ -25,10 +25,15 @@ from harness.vm.shell import GuestShell, Result
 from harness.vm.timeline import Stage, stage_timeline
 
 if TYPE_CHECKING:
+    from harness.artefact import Image
     from harness.vm.machine import MachineConfig
 
 DEFAULT_COMMAND_TIMEOUT = 120.0
 log = logger("vm")
+
+
+class NoTestShell(UserError):
+    """A test-shell command on a release image (docs/architecture.md "Release image")."""
 
 
 class CommandFailed(GuestAssertion):
@@ -40,6 +45,7 @@ class GuestDriver:
     and powers the guest; `start()` boots it when a command needs it."""
 
     config: MachineConfig
+    image: Image
     console: Console
     run_dir: Path
     activity: int  # public actions so far: tells which targets a test used
@@ -141,6 +147,11 @@ class GuestDriver:
 
     # ---- test shell ---------------------------------------------------------
     def _shell_ready(self, timeout: float) -> GuestShell:
+        if self.image.manifest.get("flavour") == "release":
+            raise NoTestShell(
+                f"machine {self.config.name} boots a release image, which has no test shell: "
+                "mark the test console_only and use the console (console_session)"
+            )
         if not self._shell:
             raise MachineNotRunning(f"machine {self.config.name} is not running: call start()")
         self._shell.wait_ready(self._boots_seen, timeout)

@@ -98,6 +98,15 @@ CASES: dict[str, Case] = {
     "pytest --accel": Case("pytest", ("--accel", "hvf"), "--accel hvf: use one of auto, kvm, tcg"),
     "pytest --vm-network": Case("pytest", ("--vm-network", "wide"), "--vm-network wide: use one"),
     "pytest --power-cuts": Case("pytest", ("--power-cuts", "0"), "--power-cuts 0: at least 1"),
+    "pytest --flavour": Case(
+        "pytest", ("--flavour", "debug"), "--flavour debug: use one of test, release"
+    ),
+    "pytest --timeline-baseline": Case(
+        "pytest", ("--timeline-baseline", "/nonexistent/b.json"), "b.json: no such file"
+    ),
+    "pytest --upgrade-from": Case(
+        "pytest", ("--upgrade-from", "no-such-rev"), "neither an image directory nor a git"
+    ),
     "pytest --kubesolo-image missing": Case(
         "pytest", ("--kubesolo-image", "/nonexistent/image"), "no such image directory"
     ),

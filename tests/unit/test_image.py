@@ -31,6 +31,7 @@ def test_cache_key_changes_with_any_input():
     assert key == image.cache_key(dict(reversed(list(inputs.items()))))
     for changed in (
         {"flavour": "release"},
+        {"standin": True},
         {"build": {"a": "x2"}},
         {"packages": [["p", "p", "2"]]},
     ):

@@ -1,0 +1,104 @@
+"""What the console alone shows (docs/architecture.md "Release image"): these
+tests use no test shell, so they run on the release image as shipped
+(`--flavour release`) as well as on the test image: the stage markers in
+order, the `kubesolo-shell` label's shell, a failing stage's emergency shell
+and `exit`, persistence through those shells, and that the release image
+has no second channel into the node."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from harness import guest
+
+pytestmark = [pytest.mark.boot, pytest.mark.console_only]
+
+MARKER_FILE = f"{guest.KUBESOLO_PATH}/console-only-marker"
+IMAGE_BIN = guest.KUBESOLO_IN_IMAGE
+NOT_EXECUTABLE = f"{guest.KUBESOLO_BIN} is not executable"
+
+
+def typed(console, command: str, prompt: str) -> str:
+    """Type a command at a shell on the console; its output up to the next prompt."""
+    console.sendline(command)
+    console.expect(prompt)
+    return console.before.replace("\r", "")
+
+
+def test_markers_in_order_on_the_console(machine_factory):
+    """docs/boot-flow.md "Boot markers": every stage starts and completes, in
+    order, once, and KubeSolo (here the stand-in) accepts its command line."""
+    vm = machine_factory()
+    vm.start()
+    vm.wait_for_boot()
+    vm.wait_for_console(guest.STANDIN_ACCEPTED, timeout=60)
+    text = vm.console_text()
+    events = re.findall(r"Stage (\S+) (starting|complete)", text)
+    assert events == [(s, e) for s in guest.STAGES for e in ("starting", "complete")]
+    assert not re.search(guest.ERROR_MARKER, text)
+
+
+@pytest.mark.console_shell
+def test_shell_label_then_a_failing_stage_keeps_state_through_console_shells(machine_factory):
+    """docs/boot-flow.md "Failure Handling" and "Stage 20 — Persistent
+    Mount", through the console only: kubesolo.shell stops after stage 10 in a
+    shell; a KubeSolo made non-executable there fails stage 90, whose
+    emergency shell has the data partition mounted; a file written there
+    survives a power cycle; fixing the cause and typing `exit` retries the
+    boot, which reaches KubeSolo."""
+    vm = machine_factory(kernel_args="kubesolo.shell", allow_failures=frozenset({"stage-error"}))
+    token = "kept-across-boots"
+    for boot in (1, 2):
+        since = vm.console_cursor()
+        if boot == 1:
+            vm.start()
+        else:
+            vm.hard_reset()  # the power cycle: nothing is synced by the OS
+        vm.wait_for_console(guest.SHELL_PROMPT, timeout=vm.config.boot_timeout, since=since)
+        console = vm.console_session(timeout=vm.config.boot_timeout)
+        assert not re.search(guest.stage_started("20-persistent-mount.sh"), vm.console_text(since))
+        typed(console, f"chmod -x {IMAGE_BIN}", guest.SHELL_PROMPT)
+        console.sendline("exit")
+        console.expect(guest.EMERGENCY_PROMPT)
+        assert re.search(
+            rf"{guest.ERROR_MARKER} .*{re.escape(NOT_EXECUTABLE)}", vm.console_text(since)
+        )
+        if boot == 1:
+            assert "absent" in typed(
+                console, f"cat {MARKER_FILE} || echo absent", guest.EMERGENCY_PROMPT
+            )
+            typed(console, f"echo {token} > {MARKER_FILE} && sync", guest.EMERGENCY_PROMPT)
+    assert token in typed(console, f"cat {MARKER_FILE}", guest.EMERGENCY_PROMPT)
+
+    retry = vm.console_cursor()
+    typed(console, f"chmod +x {IMAGE_BIN}", guest.EMERGENCY_PROMPT)
+    console.sendline("exit")
+    vm.wait_for_console("Retrying the boot sequence", timeout=30, since=retry)
+    vm.wait_for_console(guest.STANDIN_ACCEPTED, timeout=vm.config.boot_timeout, since=retry)
+
+
+@pytest.mark.console_shell
+def test_the_release_image_has_no_second_channel(machine_factory):
+    """docs/architecture.md "Release image": seen from the emergency shell
+    after stages 20-80 ran, the release image runs no test shell, no getty
+    and no other shell, and nothing listens on any port (KubeSolo, the only
+    listener it may have, has not started); the test image, by contrast, runs
+    its test shell, which proves the check can see one."""
+    vm = machine_factory(kernel_args="kubesolo.shell", allow_failures=frozenset({"stage-error"}))
+    vm.start()
+    vm.wait_for_console(guest.SHELL_PROMPT, timeout=vm.config.boot_timeout)
+    console = vm.console_session(timeout=vm.config.boot_timeout)
+    typed(console, f"chmod -x {IMAGE_BIN}", guest.SHELL_PROMPT)
+    console.sendline("exit")
+    console.expect(guest.EMERGENCY_PROMPT)
+    processes = typed(console, "ps -o comm,args | tail -n +2", guest.EMERGENCY_PROMPT)
+    listening = typed(console, "netstat -ltnu | tail -n +3 | wc -l", guest.EMERGENCY_PROMPT)
+    programs = typed(console, "ls /usr/lib/kubesolo-os/bin", guest.EMERGENCY_PROMPT)
+    release = vm.image.manifest["flavour"] == "release"
+    has_test_shell = "test-shell" in processes
+    assert has_test_shell is not release, processes
+    assert ("test-shell" in programs) is not release, programs
+    assert not re.search(r"getty|dropbear|sshd|telnetd", processes), processes
+    assert listening.strip().splitlines()[-1] == "0", listening
