@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import pexpect
 import pytest
 
 from harness import guest
@@ -18,6 +19,24 @@ pytestmark = [pytest.mark.boot, pytest.mark.console_only]
 MARKER_FILE = f"{guest.KUBESOLO_PATH}/console-only-marker"
 IMAGE_BIN = guest.KUBESOLO_IN_IMAGE
 NOT_EXECUTABLE = f"{guest.KUBESOLO_BIN} is not executable"
+
+
+def answering(console, prompt: str, shown: bool = True):
+    """`console` once the shell at `prompt` (already `shown`, or awaited)
+    reads what is typed: keys typed the moment a prompt appears were lost at
+    times (the shell sets the line up and asks the terminal where its cursor
+    is), so an empty line is typed until a fresh prompt answers, as a person
+    would."""
+    if not shown:
+        console.expect(prompt)
+    for _ in range(10):
+        console.sendline("")
+        try:
+            console.expect(prompt, timeout=15)
+            return console
+        except pexpect.TIMEOUT:
+            continue
+    raise AssertionError(f"the shell at {prompt!r} never answered a typed line")
 
 
 def typed(console, command: str, prompt: str) -> str:
@@ -47,7 +66,8 @@ def test_shell_label_then_a_failing_stage_keeps_state_through_console_shells(mac
     shell; a KubeSolo made non-executable there fails stage 90, whose
     emergency shell has the data partition mounted; a file written there
     survives a power cycle; fixing the cause and typing `exit` retries the
-    boot, which reaches KubeSolo."""
+    boot from stage 00, which stops at stage 10's shell again and, with
+    `exit` there, reaches KubeSolo."""
     vm = machine_factory(kernel_args="kubesolo.shell", allow_failures=frozenset({"stage-error"}))
     token = "kept-across-boots"
     for boot in (1, 2):
@@ -57,11 +77,11 @@ def test_shell_label_then_a_failing_stage_keeps_state_through_console_shells(mac
         else:
             vm.hard_reset()  # the power cycle: nothing is synced by the OS
         vm.wait_for_console(guest.SHELL_PROMPT, timeout=vm.config.boot_timeout, since=since)
-        console = vm.console_session(timeout=vm.config.boot_timeout)
+        console = answering(vm.console_session(timeout=vm.config.boot_timeout), guest.SHELL_PROMPT)
         assert not re.search(guest.stage_started("20-persistent-mount.sh"), vm.console_text(since))
         typed(console, f"chmod -x {IMAGE_BIN}", guest.SHELL_PROMPT)
         console.sendline("exit")
-        console.expect(guest.EMERGENCY_PROMPT)
+        answering(console, guest.EMERGENCY_PROMPT, shown=False)
         assert re.search(
             rf"{guest.ERROR_MARKER} .*{re.escape(NOT_EXECUTABLE)}", vm.console_text(since)
         )
@@ -76,6 +96,8 @@ def test_shell_label_then_a_failing_stage_keeps_state_through_console_shells(mac
     typed(console, f"chmod +x {IMAGE_BIN}", guest.EMERGENCY_PROMPT)
     console.sendline("exit")
     vm.wait_for_console("Retrying the boot sequence", timeout=30, since=retry)
+    answering(console, guest.SHELL_PROMPT, shown=False)  # the retry reruns stage 10's stop
+    console.sendline("exit")
     vm.wait_for_console(guest.STANDIN_ACCEPTED, timeout=vm.config.boot_timeout, since=retry)
 
 
@@ -89,10 +111,10 @@ def test_the_release_image_has_no_second_channel(machine_factory):
     vm = machine_factory(kernel_args="kubesolo.shell", allow_failures=frozenset({"stage-error"}))
     vm.start()
     vm.wait_for_console(guest.SHELL_PROMPT, timeout=vm.config.boot_timeout)
-    console = vm.console_session(timeout=vm.config.boot_timeout)
+    console = answering(vm.console_session(timeout=vm.config.boot_timeout), guest.SHELL_PROMPT)
     typed(console, f"chmod -x {IMAGE_BIN}", guest.SHELL_PROMPT)
     console.sendline("exit")
-    console.expect(guest.EMERGENCY_PROMPT)
+    answering(console, guest.EMERGENCY_PROMPT, shown=False)
     processes = typed(console, "ps -o comm,args | tail -n +2", guest.EMERGENCY_PROMPT)
     listening = typed(console, "netstat -ltnu | tail -n +3 | wc -l", guest.EMERGENCY_PROMPT)
     programs = typed(console, "ls /usr/lib/kubesolo-os/bin", guest.EMERGENCY_PROMPT)
