@@ -17,6 +17,7 @@ from harness.build.builder import BuildRequest, build
 from harness.build.workload_images import REFS, build_workload_images
 from harness.errors import UserError
 from harness.log import ROOT
+from harness.release_check import main_release_check
 from harness.soak import main_soak
 from harness.vm import boot_gate
 
@@ -66,6 +67,19 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
     bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     add_timeline(sub)
+    r = sub.add_parser(
+        "release-check",
+        help="upgrade, release-image suite and boot-time gate: artifacts/release-report.html",
+    )
+    r.add_argument(
+        "--previous",
+        required=True,
+        metavar="DIR_OR_GIT_REV",
+        help="the previous release: its image directory or git revision",
+    )
+    r.add_argument("--baseline", metavar="FILE", help="a boot-time baseline (timeline --save)")
+    r.add_argument("--boots", type=positive_int, default=5, help="boots for the gate (default: 5)")
+    r.add_argument("--artifacts", default="artifacts", metavar="DIR")
     return p
 
 
@@ -120,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             return main_images(args.out)
         if args.command == "soak":
             return main_soak(args.runs, [a for a in args.pytest_args if a != "--"])
+        if args.command == "release-check":
+            return main_release_check(
+                args.previous, args.baseline, args.boots, Path(args.artifacts)
+            )
         if args.command == "timeline":
             if not (args.save or args.compare):
                 raise UserError("say --save FILE, --compare FILE or both")

@@ -1,0 +1,175 @@
+"""`kubesolo-harness release-check`: the checks a release manager runs before
+a release, one command, one report (docs/architecture.md "Release check"):
+the upgrade from the previous release, the release image's console suite,
+the boot-time gate, and what changed in the image since the previous
+release. Writes `<artifacts>/release-report.html` with the median boot chart
+inline, and prints one line per check."""
+
+from __future__ import annotations
+
+import html
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.artefact import Image
+from harness.build.builder import BuildRequest, build
+from harness.build.previous import previous_image
+from harness.vm import boot_gate as gate
+from harness.vm.boot_chart import chart_svg
+
+IMAGE_SIZES = ("vmlinuz", "initramfs", "kubesolo-os.iso")
+STYLE = (
+    "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;margin:1em 0} "
+    "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left} .ok{color:#15803d} "
+    ".bad{color:#b91c1c;font-weight:bold}"
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    summary: str  # one line: counts, or why it failed
+    seconds: float
+
+
+def junit_counts(path: Path) -> dict[str, int]:
+    """tests, failures (errors included) and skipped of a JUnit XML report."""
+    root = ET.parse(path).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    counts = {"tests": 0, "failures": 0, "skipped": 0}
+    for suite in suites:
+        counts["tests"] += int(suite.get("tests", 0))
+        counts["failures"] += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        counts["skipped"] += int(suite.get("skipped", 0))
+    return counts
+
+
+def manifest_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(what, previous, now) for each package version, the kernel, KubeSolo
+    and the flavour that differ between two image manifests."""
+    rows = []
+    for key in ("kernel_version", "kubesolo", "kubesolo_version"):
+        if old.get(key) != new.get(key):
+            rows.append((key, str(old.get(key)), str(new.get(key))))
+    before = {p[0]: p[2] for p in old.get("packages", {}).get("packages", [])}
+    after = {p[0]: p[2] for p in new.get("packages", {}).get("packages", [])}
+    for name in sorted(before.keys() | after.keys()):
+        if before.get(name) != after.get(name):
+            rows.append((f"package {name}", before.get(name, "-"), after.get(name, "-")))
+    return rows
+
+
+def size_changes(old: Image, new: Image) -> list[tuple[str, int, int]]:
+    """(file, previous bytes, bytes now) of the image's boot files."""
+    return [(f, (old.path / f).stat().st_size, (new.path / f).stat().st_size) for f in IMAGE_SIZES]
+
+
+def report_html(
+    checks: list[Check],
+    changes: list[tuple[str, str, str]],
+    sizes: list[tuple[str, int, int]],
+    chart: str,
+    title: str,
+) -> str:
+    """The release report: the checks, the median boot chart, what changed."""
+    e = html.escape
+    verdict = "PASSED" if checks and all(c.passed for c in checks) else "FAILED"
+    rows = "".join(
+        f"<tr><td>{e(c.name)}</td><td class={'ok' if c.passed else 'bad'}>"
+        f"{'pass' if c.passed else 'FAIL'}</td><td>{e(c.summary)}</td>"
+        f"<td>{c.seconds:.0f} s</td></tr>"
+        for c in checks
+    )
+    change_rows = (
+        "".join(f"<tr><td>{e(w)}</td><td>{e(a)}</td><td>{e(b)}</td></tr>" for w, a, b in changes)
+        or "<tr><td colspan=3>no package, kernel or KubeSolo change</td></tr>"
+    )
+    size_rows = "".join(
+        f"<tr><td>{e(f)}</td><td>{a:,}</td><td>{b:,}</td><td>{b - a:+,}</td></tr>"
+        for f, a, b in sizes
+    )
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{e(title)}</title>
+<style>{STYLE}</style>
+</head><body>
+<h1>{e(title)}: <span class={"ok" if verdict == "PASSED" else "bad"}>{verdict}</span></h1>
+<h2>Checks</h2>
+<table><tr><th>check</th><th>result</th><th>what</th><th>wall</th></tr>{rows}</table>
+<h2>Boot chart (median plain boot)</h2>
+{chart or "<p>no boots were timed</p>"}
+<h2>Changes since the previous release</h2>
+<table><tr><th>what</th><th>previous</th><th>now</th></tr>{change_rows}</table>
+<table><tr><th>file</th><th>previous bytes</th><th>bytes now</th><th>change</th></tr>
+{size_rows}</table>
+</body></html>
+"""
+
+
+def run_pytest(name: str, args: list[str], artifacts: Path) -> Check:
+    """One check as a pytest run of its own; its JUnit counts are its summary."""
+    junit = artifacts / f"{name}.xml"
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--junitxml={junit}",
+         "--artifacts", str(artifacts / name), *args],
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    if not junit.is_file():
+        return Check(name, False, f"pytest wrote no report (exit {done.returncode})", seconds)
+    c = junit_counts(junit)
+    passed = c["tests"] - c["failures"] - c["skipped"]
+    summary = f"{passed} passed, {c['failures']} failed, {c['skipped']} skipped"
+    return Check(name, done.returncode == 0 and c["tests"] > c["skipped"], summary, seconds)
+
+
+def gate_check(baseline: Path | None, boots: int, artifacts: Path) -> tuple[Check, str]:
+    """The boot-time gate over `boots` cold boots; with no baseline, the
+    boots are timed and saved as the next release's baseline."""
+    from harness.boot_timeline import plain_boots  # boots machines: only when run
+
+    started = time.monotonic()
+    records = plain_boots(boots, "auto")
+    values, count = gate.medians(records)
+    chart = chart_svg(f"median of {count} plain boots", gate.median_bars(records))
+    seconds = time.monotonic() - started
+    if baseline is None:
+        gate.save_baseline(artifacts / "timeline-baseline.json", records)
+        total = values.get(gate.TOTAL, 0.0)
+        return Check("boot-time gate", True, f"no baseline: {count} boots saved as one "
+                     f"(stage 90 after {total:.2f} s)", seconds), chart  # fmt: skip
+    passed, lines = gate.verdict(records, gate.load_baseline(baseline), 0.25, 0.5)
+    slower = [line for line in lines if line.endswith("SLOWER |")]
+    summary = lines[0] if not slower else f"{len(slower)} slower: " + "; ".join(slower)
+    return Check("boot-time gate", passed, summary, seconds), chart
+
+
+def main_release_check(previous: str, baseline: str | None, boots: int, artifacts: Path) -> int:
+    artifacts = artifacts.resolve()
+    artifacts.mkdir(parents=True, exist_ok=True)
+    repo = Path(__file__).resolve().parents[1]
+    old = previous_image(previous, repo)
+    new = build(BuildRequest(flavour="test"))
+    checks = [
+        run_pytest("upgrade", ["tests/persistence/test_upgrade.py", "--upgrade-from", previous],
+                   artifacts),
+        run_pytest("release image", ["-n", "auto", "--flavour", "release", "tests/boot",
+                                     "tests/persistence"], artifacts),
+    ]  # fmt: skip
+    check, chart = gate_check(Path(baseline) if baseline else None, boots, artifacts)
+    checks.append(check)
+    report = artifacts / "release-report.html"
+    report.write_text(
+        report_html(checks, manifest_changes(old.manifest, new.manifest), size_changes(old, new),
+                    chart, f"Release check against {previous}")
+    )  # fmt: skip
+    for c in checks:
+        verdict = "pass" if c.passed else "FAIL"
+        print(f"[release-check] {c.name}: {verdict} ({c.summary}, {c.seconds:.0f} s)")
+    print(f"[release-check] report: {report}")
+    return 0 if all(c.passed for c in checks) else 1
