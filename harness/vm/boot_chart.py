@@ -37,7 +37,7 @@ def chart_svg(title: str, bars: list[Bar]) -> str:
     step = tick_step(span)
     end = math.ceil(span / step) * step
     scale = PLOT_WIDTH / end
-    width = LABEL_WIDTH + PLOT_WIDTH + 20
+    width = LABEL_WIDTH + PLOT_WIDTH + 60  # room for the last bar's seconds
     height = TOP + ROW * len(bars) + AXIS
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
