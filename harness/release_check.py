@@ -57,8 +57,8 @@ def manifest_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str
     for key in ("kernel_version", "kubesolo", "kubesolo_version"):
         if old.get(key) != new.get(key):
             rows.append((key, str(old.get(key)), str(new.get(key))))
-    before = {p[0]: p[2] for p in old.get("packages", {}).get("packages", [])}
-    after = {p[0]: p[2] for p in new.get("packages", {}).get("packages", [])}
+    before = {p["name"]: p["version"] for p in old.get("packages", [])}
+    after = {p["name"]: p["version"] for p in new.get("packages", [])}
     for name in sorted(before.keys() | after.keys()):
         if before.get(name) != after.get(name):
             rows.append((f"package {name}", before.get(name, "-"), after.get(name, "-")))

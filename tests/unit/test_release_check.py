@@ -11,8 +11,10 @@ from harness.vm.boot_chart import Bar, chart_svg
 
 
 def manifest(kernel: str, packages: list[list[str]], kubesolo: str = "standin") -> dict:
+    """An image manifest's fields that the report compares (harness/build/builder.py)."""
     return {"kernel_version": kernel, "kubesolo": kubesolo, "kubesolo_version": None,
-            "packages": {"packages": packages}}  # fmt: skip
+            "packages": [{"name": n, "package": p, "version": v, "sha256": "0"}
+                         for n, p, v in packages]}  # fmt: skip
 
 
 def test_junit_counts_take_errors_as_failures(tmp_path):
