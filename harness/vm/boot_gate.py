@@ -2,7 +2,8 @@
 stage timeline is recorded; a session's median per stage, the kernel's time
 and the total are compared with a stored baseline, and a stage that got
 slower by more than a share *and* more than a number of seconds fails the
-run. Medians over many boots and the absolute floor keep a noisy 2-core TCG
+run. Medians over many boots, the absolute floor and the machine's speed
+factor (a busier machine slows every stage alike) keep a noisy 2-core TCG
 machine from failing it by chance."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ TOTAL = "total"  # first console byte -> the last stage starts (KubeSolo is exec
 DEFAULT_THRESHOLD = 0.25  # 25 % slower fails ...
 DEFAULT_MIN_SECONDS = 0.5  # ... if it is also this much slower
 MIN_BOOTS = 3  # fewer plain boots than this: no medians worth comparing
+FACTOR_FLOOR = 0.3  # seconds: shorter measures are too noisy to tell the machine's speed
 
 
 class GateError(UserError):
@@ -117,31 +119,55 @@ class Slower:
         return self.now / self.baseline - 1 if self.baseline else float("inf")
 
 
+def speed_factor(now: dict[str, float], baseline: dict[str, float]) -> float:
+    """How much slower this run's machine ran than the baseline's, as a whole:
+    the median ratio over the kernel and the stages of at least FACTOR_FLOOR
+    seconds. A busier machine slows them all alike; a regression slows one,
+    which does not move a median."""
+    ratios = [
+        now[k] / baseline[k]
+        for k in baseline
+        if k in now and k != TOTAL and baseline[k] >= FACTOR_FLOOR
+    ]
+    return statistics.median(ratios) if ratios else 1.0
+
+
 def compare(
     now: dict[str, float],
     baseline: dict[str, float],
     threshold: float = DEFAULT_THRESHOLD,
     min_seconds: float = DEFAULT_MIN_SECONDS,
+    factor: float = 1.0,
 ) -> list[Slower]:
-    """The measures more than `threshold` and more than `min_seconds` slower."""
+    """The measures more than `threshold` and more than `min_seconds` slower
+    than the baseline scaled by the machine's speed `factor`."""
     return [
-        Slower(k, baseline[k], now[k])
+        Slower(k, baseline[k] * factor, now[k])
         for k in baseline
         if k in now
-        and now[k] - baseline[k] > min_seconds
-        and now[k] > baseline[k] * (1 + threshold)
+        and now[k] - baseline[k] * factor > min_seconds
+        and now[k] > baseline[k] * factor * (1 + threshold)
     ]
 
 
-def table(now: dict[str, float], baseline: dict[str, float], slower: list[Slower]) -> list[str]:
-    """A Markdown table of every measure: baseline, now, change, verdict."""
+def table(
+    now: dict[str, float], baseline: dict[str, float], slower: list[Slower], factor: float = 1.0
+) -> list[str]:
+    """A Markdown table of every measure: baseline, expected (the baseline
+    at this run's speed), now, change from expected, verdict."""
     bad = {s.measure for s in slower}
-    lines = ["| measure | baseline (s) | now (s) | change | |", "|---|---|---|---|---|"]
+    lines = [
+        "| measure | baseline (s) | expected (s) | now (s) | change | |",
+        "|---|---|---|---|---|---|",
+    ]
     for k in baseline:
         if k in now:
-            change = f"{(now[k] / baseline[k] - 1):+.0%}" if baseline[k] else "n/a"
+            expected = baseline[k] * factor
+            change = f"{(now[k] / expected - 1):+.0%}" if expected else "n/a"
             mark = "SLOWER" if k in bad else "ok"
-            lines.append(f"| {k} | {baseline[k]:.2f} | {now[k]:.2f} | {change} | {mark} |")
+            lines.append(
+                f"| {k} | {baseline[k]:.2f} | {expected:.2f} | {now[k]:.2f} | {change} | {mark} |"
+            )
     return lines
 
 
@@ -183,10 +209,11 @@ def verdict(
             f"boot-time gate: {boots} complete plain boots in this run, "
             f"at least {MIN_BOOTS} needed: not compared"
         ]
-    slower = compare(now, baseline, threshold, min_seconds)
+    factor = speed_factor(now, baseline)
+    slower = compare(now, baseline, threshold, min_seconds, factor)
     head = (
-        f"boot-time gate: medians of {boots} plain boots against the baseline "
-        f"(slower by more than {threshold:.0%} and {min_seconds:g}s fails): "
-        + ("FAILED" if slower else "passed")
+        f"boot-time gate: medians of {boots} plain boots against the baseline, which this "
+        f"machine ran at {factor:.2f}x its time (slower than that by more than "
+        f"{threshold:.0%} and {min_seconds:g}s fails): " + ("FAILED" if slower else "passed")
     )
-    return not slower, [head, *table(now, baseline, slower)]
+    return not slower, [head, *table(now, baseline, slower, factor)]

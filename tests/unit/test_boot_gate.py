@@ -80,6 +80,30 @@ def test_a_stage_slowed_by_two_seconds_fails_and_an_unchanged_run_passes():
     assert [line.split(" | ")[0] for line in bad] == ["| 40-sysctl.sh", "| total"]
 
 
+def test_a_busier_machine_slows_every_stage_alike_and_passes():
+    """Every stage and the kernel 60 % slower (another job on the cores): the
+    speed factor is 1.6 and nothing is slower than expected; one stage slowed
+    by 3.2 s on top of that still fails, and so does the total."""
+    baseline = gate.medians([boot(each=0.5)] * 3)[0]
+    busy = [boot(kernel=1.6, each=0.8)] * 3
+    passed, lines = gate.verdict(busy, baseline, 0.25, 0.5)
+    assert passed, lines
+    assert "ran at 1.60x its time" in lines[0]
+    busy_and_slowed = [boot(kernel=1.6, each=0.8, slow={"70-clock.sh": 4.0})] * 3
+    passed, lines = gate.verdict(busy_and_slowed, baseline, 0.25, 0.5)
+    assert not passed
+    assert [line.split(" | ")[0] for line in lines if line.endswith("SLOWER |")] == [
+        "| 70-clock.sh",
+        "| total",
+    ]
+
+
+def test_the_speed_factor_is_a_median_of_the_longer_measures():
+    base = {"kernel": 2.0, "a": 1.0, "b": 1.0, "tiny": 0.1, "total": 4.1}
+    now = {"kernel": 3.0, "a": 1.5, "b": 9.0, "tiny": 0.9, "total": 14.4}
+    assert gate.speed_factor(now, base) == 1.5  # kernel 1.5, a 1.5, b 9: tiny and total left out
+
+
 def test_too_few_boots_are_not_compared():
     passed, lines = gate.verdict([boot(), boot()], {"total": 1.0}, 0.25, 0.5)
     assert not passed and "2 complete plain boots in this run, at least 3 needed" in lines[0]
