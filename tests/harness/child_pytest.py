@@ -3,6 +3,7 @@ end runs badly on purpose (signals, timeouts, crashes) and count what is left.""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,4 +20,13 @@ def child_pytest(
         cwd=test_file.parent,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=as_from_a_terminal,
     )
+
+
+def as_from_a_terminal() -> None:
+    """Ctrl-C and Ctrl-\\ at their defaults, as a shell at a terminal starts a
+    command: a run started in the background (`cmd &` in a script, nohup)
+    ignores SIGINT and SIGQUIT, and its children would inherit that."""
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
