@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from child_pytest import as_from_a_terminal
 
 from harness.artefact import cache_root
 from harness.build import debian, oci
@@ -417,6 +418,7 @@ def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]
             [str(bin_dir / "containerd"), "--config", str(config), "--root", str(base / "root"),
              "--state", str(base / "state"), "--address", str(socket)],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            preexec_fn=as_from_a_terminal,  # its tasks must take the StopSignal (SIGQUIT)
         )  # fmt: skip
     tool = Containerd(bin_dir / "ctr", runc, socket, base)
     try:
