@@ -7,13 +7,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from harness.artefact import FLAVOURS
+from harness.artefact import FLAVOURS, Image
 from harness.bench import main_bench
 from harness.boot_timeline import main_timeline
 from harness.build.builder import BuildRequest, build
+from harness.build.kernel_audit import main_kernel_audit
 from harness.build.workload_images import REFS, build_workload_images
 from harness.errors import UserError
 from harness.log import ROOT
@@ -67,6 +69,13 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
     bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     add_timeline(sub)
+    k = sub.add_parser(
+        "kernel-audit",
+        help="check the image's kernel configuration for what the node needs (exit 1: missing)",
+    )
+    k.add_argument("image", nargs="?", metavar="IMAGE", help="an image directory (default: build)")
+    k.add_argument("--config", metavar="FILE", help="audit this kernel .config instead")
+    k.add_argument("--json", metavar="FILE", help="also write the findings as JSON")
     r = sub.add_parser(
         "release-check",
         help="upgrade, release-image suite and boot-time gate: artifacts/release-report.html",
@@ -124,28 +133,41 @@ def main_images(out: str) -> int:
     return 0
 
 
+def run_timeline(args: argparse.Namespace) -> int:
+    if not (args.save or args.compare):
+        raise UserError("say --save FILE, --compare FILE or both")
+    return main_timeline(
+        args.boots, args.accel, args.save, args.compare,
+        args.threshold, args.min_seconds, args.chart,
+    )  # fmt: skip
+
+
+def run_kernel_audit(args: argparse.Namespace) -> int:
+    """The image named, or (without one or --config) the default image, built."""
+    if args.config:
+        return main_kernel_audit(None, Path(args.config), args.json)
+    image = Image.open(Path(args.image)) if args.image else build(BuildRequest())
+    return main_kernel_audit(image, None, args.json)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "build": lambda a: main_build(a.flavour, a.kubesolo_bin, a.out),
+    "images": lambda a: main_images(a.out),
+    "soak": lambda a: main_soak(a.runs, [x for x in a.pytest_args if x != "--"]),
+    "release-check": lambda a: main_release_check(
+        a.previous, a.baseline, a.boots, Path(a.artifacts)
+    ),
+    "timeline": run_timeline,
+    "kernel-audit": run_kernel_audit,
+    "bench": lambda a: main_bench(a.runs, a.accel, a.json),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     show_progress()
     try:
-        if args.command == "build":
-            return main_build(args.flavour, args.kubesolo_bin, args.out)
-        if args.command == "images":
-            return main_images(args.out)
-        if args.command == "soak":
-            return main_soak(args.runs, [a for a in args.pytest_args if a != "--"])
-        if args.command == "release-check":
-            return main_release_check(
-                args.previous, args.baseline, args.boots, Path(args.artifacts)
-            )
-        if args.command == "timeline":
-            if not (args.save or args.compare):
-                raise UserError("say --save FILE, --compare FILE or both")
-            return main_timeline(
-                args.boots, args.accel, args.save, args.compare,
-                args.threshold, args.min_seconds, args.chart,
-            )  # fmt: skip
-        return main_bench(args.runs, args.accel, args.json)
+        return COMMANDS[args.command](args)
     except (UserError, OSError) as err:
         print(f"kubesolo-harness {args.command}: error: {err}", file=sys.stderr)
         return 2
