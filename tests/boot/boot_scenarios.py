@@ -36,6 +36,17 @@ UNREACHABLE_TIME_SERVERS = ("10.0.2.97", "10.0.2.98", "10.0.2.99")
 CLOUD_INIT_CUSTOM_PATH = "/etc/kubesolo/site/node.yaml"
 
 
+def example_files(name: str) -> dict[str, str]:
+    """A cloud-init example as data-partition files: the YAML, plus the files
+    of its companion directory (laid out as on the data partition)."""
+    files = {"etc-kubesolo/cloud-init.yaml": (CLOUD_INIT_FIXTURES / f"{name}.yaml").read_text()}
+    companion = CLOUD_INIT_FIXTURES / name
+    if companion.is_dir():
+        for path in sorted(p for p in companion.rglob("*") if p.is_file()):
+            files[path.relative_to(companion).as_posix()] = path.read_text()
+    return files
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A way to boot: machine settings, files preseeded on the data
@@ -78,6 +89,8 @@ SCENARIOS: dict[str, Scenario] = {
             "etc-kubesolo/cloud-init.yaml": (CLOUD_INIT_FIXTURES / "static.yaml").read_text()
         }
     ),
+    "cloudinit-portainer": Scenario(disk_files=example_files("portainer-edge")),
+    "cloudinit-air-gapped": Scenario(disk_files=example_files("air-gapped")),
     "cloudinit-path": Scenario(
         {"kernel_args": f"kubesolo.cloudinit={CLOUD_INIT_CUSTOM_PATH}"},
         disk_files={

@@ -351,6 +351,10 @@ GRAMMARS = {
         ],
         ["", "*", "a b", "$(x)", "`x`", "a;b", "a|b", "'a'", '"a"', "a\\b", "é"],
     ),
+    "is_edge_value": (
+        ["5f2c9a1e-7b3d-4c6a-9e8f-0a1b2c3d4e5f", "aHR0cHM6Ly9w+/==", "a", "a" * 512, "x_y.z"],
+        ["", "a" * 513, "a b", "$(x)", "a;b", "a,b", "a:b", "'a'", "é", "a@b"],
+    ),
     "is_device_spec": (
         ["/dev/vda", "/dev/disk/by-id/virtio-x_1", "LABEL=KSOLODATA", "UUID=0a1B-2c3d"],
         ["", "/dev/", "vda", "LABEL=", "LABEL=a b", "UUID=xyz", "/dev/$(x)", "label=KSOLODATA"],
@@ -666,6 +670,7 @@ REFERENCE = {
     "is_host": lambda v: ref_ipv4(v) or ref_dns_name(v),
     "is_module_name": lambda v: bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", v)),
     "is_flag_word": lambda v: bool(re.fullmatch(r"[A-Za-z0-9._:/,=@+-]+", v)),
+    "is_edge_value": lambda v: bool(re.fullmatch(r"[A-Za-z0-9._+/=-]{1,512}", v)),
     "is_device_spec": lambda v: bool(
         re.fullmatch(r"/dev/[A-Za-z0-9._/-]+|LABEL=[A-Za-z0-9._-]+|UUID=[0-9A-Fa-f-]+", v)
     ),
@@ -907,6 +912,42 @@ def test_property_cloud_init_network(fields, dns):
         ]
         assert len(warnings(done)) == sum(bad), warnings(done)
         assert (b"checked=0" in done.stdout) is not any(bad), done
+
+
+EDGE_KEYS = ("edge-id", "edge-key")
+
+
+@examples(150)
+@given(
+    values=st.fixed_dictionaries(
+        {key: st.one_of(hostile_text(exclude="\n"), st.just("id-0+/=")) for key in EDGE_KEYS}
+    ),
+    async_value=st.one_of(st.sampled_from(["true", "false"]), hostile_text(exclude="\n")),
+)
+def test_property_cloud_init_portainer(values, async_value):
+    """Stage 90's Portainer Edge settings on any values: nothing runs, a
+    value in its grammar becomes its flag byte for byte, and each other
+    value is one warning naming the key."""
+    lines = ["portainer:"] + [f"  {k}: {yaml_single_quoted(v)}" for k, v in values.items()]
+    lines.append(f"  edge-async: {yaml_single_quoted(async_value)}")
+    with in_scratch(
+        'printf "%s" "$1" > c.yaml; '
+        + LIBS
+        + 'cloud_init_portainer c.yaml; printf "%s" "$PORTAINER_FLAGS" > flags',
+        "\n".join(lines) + "\n",
+    ) as (done, scratch):
+        no_canary(scratch)
+        expected = [
+            f"--portainer-{k}={v}" for k, v in values.items() if REFERENCE["is_edge_value"](v)
+        ]
+        expected += {
+            "true": ["--portainer-edge-async"],
+            "false": ["--no-portainer-edge-async"],
+        }.get(async_value, [])
+        assert (scratch / "flags").read_bytes().decode().split(" ")[1:] == expected
+        bad = [k for k, v in values.items() if not REFERENCE["is_edge_value"](v)]
+        bad += [] if async_value in ("true", "false") else ["edge-async"]
+        assert [w.split(" ")[1] for w in warnings(done)] == [f"portainer.{k}" for k in bad]
 
 
 flag_value = hostile_text(exclude=" \t\n").filter(lambda v: v != "" and not v.startswith("-"))

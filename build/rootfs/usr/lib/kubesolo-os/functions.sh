@@ -180,6 +180,10 @@ is_module_name() { # letters, digits, _ and -, starting with a letter or digit
 is_flag_word() { # a word of KubeSolo's command line: letters, digits, ._:/,=@+-
     case $1 in ''|*[!A-Za-z0-9._:/,=@+-]*) return 1 ;; esac
 }
+is_edge_value() { # a Portainer Edge ID or key: 1 to 512 of letters, digits and ._+/=-
+    case $1 in ''|*[!A-Za-z0-9._+/=-]*) return 1 ;; esac
+    [ "${#1}" -le 512 ]
+}
 is_device_spec() { # /dev/NAME, LABEL=NAME or UUID=HEX
     case $1 in
         /dev/*) case ${1#/dev/} in ''|*[!A-Za-z0-9._/-]*) return 1 ;; esac ;;
@@ -282,9 +286,54 @@ is_mounted() {
 
 # KubeSolo's boolean flags (docs/kubesolo.md "Command line"): they never take
 # a value, and each has a --no- form. Every other flag takes one value.
-KUBESOLO_BOOL_FLAGS="local-storage debug container-mode db-wal-repair disable-ipv6 metrics-server version help"
+KUBESOLO_BOOL_FLAGS="local-storage debug container-mode db-wal-repair disable-ipv6 metrics-server
+portainer-edge-async version help"
 # Flags whose values add up (comma-separated) instead of replacing each other.
 KUBESOLO_LIST_FLAGS="apiserver-extra-sans"
+
+# The cloud-init file stages 50 and 90 read, and its flattener
+# (fixtures/cloud-init/README.md).
+CLOUDINIT_DEFAULT=/etc/kubesolo/cloud-init.yaml
+CLOUD_INIT_AWK=${CLOUD_INIT_AWK:-/usr/lib/kubesolo-os/cloud-init.awk}
+
+# cloud_init_portainer FILE: PORTAINER_FLAGS, KubeSolo's Portainer Edge flags
+# from the file's portainer.edge-id, portainer.edge-key and
+# portainer.edge-async (docs/boot-flow.md "Stage 90 — KubeSolo"). A value
+# outside its grammar is one warning and is not used. The flattener's lines
+# are read as data, never evaluated.
+cloud_init_portainer() {
+    PORTAINER_FLAGS=""
+    [ -f "$1" ] || return 0
+    while IFS= read -r cp_line; do
+        cp_key=${cp_line%%=*} cp_value=${cp_line#*=}
+        case $cp_key in
+            portainer.edge-id|portainer.edge-key)
+                if is_edge_value "$cp_value"; then
+                    PORTAINER_FLAGS="$PORTAINER_FLAGS --portainer-${cp_key#portainer.}=$cp_value"
+                else
+                    warn_bad "$1" "$cp_key" "$cp_value" "is not 1 to 512 letters, digits and ._+/=-"
+                fi ;;
+            portainer.edge-async)
+                case $cp_value in
+                    true) PORTAINER_FLAGS="$PORTAINER_FLAGS --portainer-edge-async" ;;
+                    false) PORTAINER_FLAGS="$PORTAINER_FLAGS --no-portainer-edge-async" ;;
+                    *) warn_bad "$1" "$cp_key" "$cp_value" "is not true or false" ;;
+                esac ;;
+        esac
+    done <<FLAT
+$(awk -f "$CLOUD_INIT_AWK" "$1")
+FLAT
+}
+
+# redact_flags WORD...: the words, with the value of a secret flag
+# (--portainer-edge-key) replaced, for the console log.
+redact_flags() {
+    printf '%s\n' "$@" | awk '
+        secret { print "<redacted>"; secret = 0; next }
+        /^--portainer-edge-key=/ { print "--portainer-edge-key=<redacted>"; next }
+        $0 == "--portainer-edge-key" { secret = 1 }
+        { print }' | tr '\n' ' ' | sed 's/ $//'
+}
 
 # merge_flags: read command-line words, one per line, and print them merged
 # by flag name, one per line. A flag given again, or negated with --no-,

@@ -5,7 +5,6 @@
 
 NETWORK_SAVED=$KUBESOLO_DATA_MNT/network/interfaces.sh
 NETWORK_STATE=$KUBESOLO_RUN/network.env
-CLOUD_INIT_AWK=${CLOUD_INIT_AWK:-/usr/lib/kubesolo-os/cloud-init.awk}
 
 # Interfaces that are never the node's uplink: lo, docker, veth, br, cni and
 # the other virtual kinds (docs/boot-flow.md "Stage 50 — Network").

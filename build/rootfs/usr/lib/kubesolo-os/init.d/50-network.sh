@@ -5,8 +5,6 @@
 # shellcheck source=../network.sh
 . /usr/lib/kubesolo-os/network.sh
 
-CLOUDINIT_DEFAULT=/etc/kubesolo/cloud-init.yaml
-
 ip link set lo up
 
 # Each source's values are data: read, checked against their grammar (one

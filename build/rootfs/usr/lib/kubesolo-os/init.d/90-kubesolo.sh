@@ -5,7 +5,9 @@
 # failure. Booleans take no value in KubeSolo's grammar: `--local-storage`,
 # never `--local-storage true`; and a flag given twice is an error. Either
 # would make KubeSolo exit and the kernel panic, so the defaults, the flags
-# file and kubesolo.flags= are merged by flag name (kubesolo_args).
+# file and kubesolo.flags= are merged by flag name (kubesolo_args). The
+# Portainer Edge settings of the cloud-init file come first, so the flags
+# file and kubesolo.flags= override them.
 
 KUBESOLO_BIN=/usr/local/bin/kubesolo
 KUBESOLO_FLAGS_FILE=/etc/kubesolo/extra-flags
@@ -22,11 +24,12 @@ fi
 # checked by stage 10 (docs/boot-flow.md "Node configuration is data").
 file_flags=$(flag_words "$KUBESOLO_FLAGS_FILE" "all flags of this file ignored" \
     "$(read_config_words "$KUBESOLO_FLAGS_FILE")")
+cloud_init_portainer "${KUBESOLO_CLOUDINIT:-$CLOUDINIT_DEFAULT}"
 set -f  # no argument is a glob
 # shellcheck disable=SC2046 # arguments hold no blanks: split them
-set -- $(kubesolo_args "$(hostname)" "$file_flags" "$KUBESOLO_EXTRA_FLAGS")
+set -- $(kubesolo_args "$(hostname)" "$PORTAINER_FLAGS $file_flags" "$KUBESOLO_EXTRA_FLAGS")
 set +f
-log "Starting KubeSolo: $KUBESOLO_BIN $*"
+log "Starting KubeSolo: $KUBESOLO_BIN $(redact_flags "$@")"
 log_ok "Stage 90-kubesolo.sh complete"
 export NO_COLOR=1
 exec "$KUBESOLO_BIN" "$@"
