@@ -89,6 +89,7 @@ SCENARIOS: dict[str, Scenario] = {
             "etc-kubesolo/cloud-init.yaml": (CLOUD_INIT_FIXTURES / "static.yaml").read_text()
         }
     ),
+    "cloudinit-dhcp": Scenario(disk_files=example_files("dhcp")),
     "cloudinit-portainer": Scenario(disk_files=example_files("portainer-edge")),
     "cloudinit-air-gapped": Scenario(disk_files=example_files("air-gapped")),
     "cloudinit-path": Scenario(

@@ -23,6 +23,17 @@ def example(name: str) -> dict:
     return yaml.safe_load((CLOUD_INIT_FIXTURES / f"{name}.yaml").read_text())
 
 
+def test_dhcp_example_falls_back_to_dhcp(scenario):
+    """docs/boot-flow.md "Stage 50 — Network": the DHCP example has no
+    network.address, so stage 50 says so once and takes a DHCP lease."""
+    vm = scenario("cloudinit-dhcp")
+    wait_for_kubesolo(vm)
+    assert network_env(vm)["NET_SOURCE"] == "dhcp"
+    warned = [line for line in console_lines(vm) if "has no network.address" in line]
+    file = f"{ETC_KUBESOLO}/cloud-init.yaml"
+    assert warned == [f"[kubesolo-init] [WARN] cloud-init file {file} has no network.address"]
+
+
 def test_portainer_edge_settings_reach_kubesolo(scenario):
     """docs/boot-flow.md "Stage 90 — KubeSolo": the example's Edge ID, key and
     async mode become --portainer-edge-id, --portainer-edge-key and
