@@ -17,6 +17,8 @@ from harness.boot_timeline import main_timeline
 from harness.build.builder import BuildRequest, build
 from harness.build.kernel_audit import main_kernel_audit
 from harness.build.workload_images import REFS, build_workload_images
+from harness.dev.command import add_arguments as add_dev_arguments
+from harness.dev.command import main_dev
 from harness.errors import UserError
 from harness.log import ROOT
 from harness.release_check import main_release_check
@@ -69,6 +71,9 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
     bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     add_timeline(sub)
+    add_dev_arguments(
+        sub.add_parser("dev", help="an interactive KubeSolo OS VM: console, menu (Ctrl-]), --watch")
+    )
     k = sub.add_parser(
         "kernel-audit",
         help="check the image's kernel configuration for what the node needs (exit 1: missing)",
@@ -159,6 +164,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     ),
     "timeline": run_timeline,
     "kernel-audit": run_kernel_audit,
+    "dev": main_dev,
     "bench": lambda a: main_bench(a.runs, a.accel, a.json),
 }
 

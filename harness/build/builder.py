@@ -157,6 +157,15 @@ class Rootfs:
         return cpio.archive(self.entries[k] for k in sorted(self.entries))
 
 
+def add_os_tree(rootfs: Rootfs, flavour: str, build_dir: Path = BUILD_DIR) -> None:
+    """The OS's own files, laid over the packages' (build/rootfs, then the
+    flavour's). The dev VM's fast rebuild lays them again over a built image."""
+    rootfs.add_tree(build_dir / "rootfs")
+    flavour_dir = build_dir / "flavours" / flavour
+    if flavour_dir.is_dir():
+        rootfs.add_tree(flavour_dir)
+
+
 # ---- the build ----------------------------------------------------------------
 
 
@@ -315,10 +324,7 @@ def _build_into(
                 if pkg.spec.into == "rootfs":
                     _take_files(rootfs, unpacked[pkg.spec.name], pkg.spec.take)
             _add_busybox_links(rootfs, unpacked["busybox-static"] / "bin/busybox")
-            rootfs.add_tree(BUILD_DIR / "rootfs")
-            flavour_dir = BUILD_DIR / "flavours" / request.flavour
-            if flavour_dir.is_dir():
-                rootfs.add_tree(flavour_dir)
+            add_os_tree(rootfs, request.flavour)
             kubesolo_kind, kubesolo_version = _add_kubesolo(rootfs, request, kubesolo, work)
             rootfs.add(
                 cpio.Entry.file(

@@ -377,6 +377,11 @@ class Machine(GuestDriver):
                 reservation.release()
             raise HarnessError(f"could not forward guest port {guest_port}")
 
+    def host_port(self, guest_port: int) -> int | None:
+        """The 127.0.0.1 port forward_port gave `guest_port`, if any."""
+        reservation = self._forwards.get(guest_port)
+        return reservation.port if reservation else None
+
     def hotplug_data_disk(self, path: Path | None = None) -> None:
         """Attach a data disk to a running machine (a fresh overlay by default)."""
         with self._step("hot-plug a data disk"):

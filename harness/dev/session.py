@@ -1,0 +1,100 @@
+"""Where a dev VM's session lives: one directory per name, holding the server's
+pid, its sockets, its settings and the VM's run directory. A directory whose
+server is dead is stale and is removed by the next use of the name."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from harness.errors import UserError
+
+NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def sessions_root() -> Path:
+    return Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / "kubesolo-dev"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the server boots: written by the command, read by the server."""
+
+    name: str
+    image: str  # an image directory
+    label: str | None = None
+    kernel_args: str = ""
+    memory_mb: int = 512
+    cpus: int = 1
+    iso: bool = False
+    data: str | None = None  # a qcow2 kept across sessions; None: a disposable overlay
+    forwards: list[tuple[int, int]] = field(default_factory=list)  # (host port or 0, guest port)
+    watch: bool = False
+    build_dir: str | None = None  # the OS tree the watcher watches (None: the repository's)
+    kubesolo_bin: str | None = None  # for the watcher's full rebuilds
+    owner: int | None = None  # the foreground command's pid: the VM stops when it dies
+
+
+@dataclass(frozen=True)
+class Session:
+    name: str
+
+    def __post_init__(self) -> None:
+        if not NAME.fullmatch(self.name):
+            raise UserError(
+                f"dev VM name {self.name!r}: 1 to 32 of a-z, 0-9, _ and -, starting with a letter "
+                "or digit"
+            )
+
+    @property
+    def dir(self) -> Path:
+        return sessions_root() / self.name
+
+    console_sock = property(lambda self: self.dir / "console.sock")
+    control_sock = property(lambda self: self.dir / "control.sock")
+    settings_file = property(lambda self: self.dir / "settings.json")
+    ready_file = property(lambda self: self.dir / "ready.json")
+    error_file = property(lambda self: self.dir / "error.txt")
+    pid_file = property(lambda self: self.dir / "server.pid")
+    log_file = property(lambda self: self.dir / "server.log")
+    run_dir = property(lambda self: self.dir / "run")
+    kubeconfig = property(lambda self: self.dir / "kubeconfig")
+
+    def server_pid(self) -> int | None:
+        """The live server's pid, or None."""
+        try:
+            pid = int(self.pid_file.read_text())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def create(self, settings: Settings) -> None:
+        """A fresh directory for a new server; a stale one is removed first."""
+        if self.server_pid() is not None:
+            raise UserError(
+                f"dev VM {self.name} is running: attach with `kubesolo-harness dev --attach "
+                f"{self.name}` or stop it with `--stop {self.name}`"
+            )
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True, mode=0o700)
+        self.settings_file.write_text(json.dumps(asdict(settings)))
+
+    def settings(self) -> Settings:
+        data = json.loads(self.settings_file.read_text())
+        data["forwards"] = [tuple(pair) for pair in data["forwards"]]
+        return Settings(**data)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def running_names() -> list[str]:
+    root = sessions_root()
+    names = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+    return [n for n in names if NAME.fullmatch(n) and Session(n).server_pid() is not None]
