@@ -31,7 +31,7 @@ def test_dhcp_example_falls_back_to_dhcp(scenario):
     assert network_env(vm)["NET_SOURCE"] == "dhcp"
     warned = [line for line in console_lines(vm) if "has no network.address" in line]
     file = f"{ETC_KUBESOLO}/cloud-init.yaml"
-    assert warned == [f"[kubesolo-init] [WARN] cloud-init file {file} has no network.address"]
+    assert warned == [f"{guest.INIT_PREFIX} [WARN] cloud-init file {file} has no network.address"]
 
 
 def test_portainer_edge_settings_reach_kubesolo(scenario):
@@ -56,7 +56,7 @@ def test_portainer_edge_key_is_redacted_in_the_init_log(scenario):
     key = example("portainer-edge")["portainer"]["edge-key"]
     vm = scenario("cloudinit-portainer")
     wait_for_kubesolo(vm)
-    init_lines = [line for line in console_lines(vm) if "[kubesolo-init]" in line]
+    init_lines = [line for line in console_lines(vm) if guest.INIT_PREFIX in line]
     (starting,) = [line for line in init_lines if "Starting KubeSolo:" in line]
     assert "--portainer-edge-key=<redacted>" in starting.split()
     assert not [line for line in init_lines if key in line]

@@ -197,7 +197,7 @@ def test_watch_boots_an_edited_stage_script(kubesolo_image, dev_env, tmp_path):
         assert event["changed"] == "rootfs/usr/lib/kubesolo-os/init.d/40-sysctl.sh"
         print(f"edit -> stage 90: {event}")
         console = (session.run_dir / "console.log").read_text(errors="replace")
-        assert "[kubesolo-init] [INFO] dev-watch: edited" in console
+        assert f"{guest.INIT_PREFIX} [INFO] dev-watch: edited" in console
         kept = run(dev_env, "--run", session.name, f"cat {guest.DATA_MNT}/watch-probe").stdout
         assert kept == "kept\n"
     finally:
