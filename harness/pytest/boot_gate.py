@@ -18,6 +18,7 @@ import pytest
 from harness.errors import UserError
 from harness.vm import boot_gate as gate
 from harness.vm.boot_chart import chart_svg
+from harness.vm.boot_report import boot_report, report_lines
 from harness.vm.target import Target
 
 TIMELINES_DIR = "timelines"  # under --artifacts: one JSON-lines file per process
@@ -52,15 +53,16 @@ def timelines_dir(config: pytest.Config) -> Path:
     return Path(config.getoption("artifacts")).resolve() / TIMELINES_DIR
 
 
-def record_boots(machines: list[Target], directory: Path) -> None:
-    """Append every boot of `machines` (their test ended) to this process's file."""
+def record_boots(machines: list[Target], directory: Path, owner: str = "") -> None:
+    """Append every boot of `machines` (their test ended) to this process's file;
+    `owner` names the test, or the worker's session, that booted them."""
     directory.mkdir(parents=True, exist_ok=True)
     with (directory / f"{os.getpid()}.jsonl").open("a") as out:
         for machine in machines:
             c = machine.config
             plain = gate.is_plain(c.kernel_args, c.base_cmdline, c.label, c.boot)
             for stages in machine.boot_timelines():
-                record = gate.BootRecord(c.name, plain, tuple(stages))
+                record = gate.BootRecord(c.name, plain, tuple(stages), owner)
                 out.write(json.dumps(record.to_json()) + "\n")
 
 
@@ -103,15 +105,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not records and not baseline:
         return
     artifacts = Path(config.getoption("artifacts")).resolve()
+    report = boot_report(records)
+    (artifacts / "boots.json").write_text(json.dumps(report, indent=2) + "\n")
     values, boots = gate.medians(records)
-    lines = [f"boot timeline: {len(records)} boots, {boots} complete plain boots"]
+    lines = report_lines(report)
+    lines.append(f"boot timeline: {len(records)} boots, {boots} complete plain boots")
     if boots:
         (artifacts / "boot-timeline.json").write_text(
             json.dumps({"boots": boots, "medians": values}, indent=2) + "\n"
         )
         title = f"median of {boots} plain boots (seconds after the first console byte)"
         (artifacts / "boot-chart.svg").write_text(chart_svg(title, gate.median_bars(records)))
-        lines[0] += f": medians in {artifacts / 'boot-timeline.json'}, chart boot-chart.svg"
+        lines[-1] += f": medians in {artifacts / 'boot-timeline.json'}, chart boot-chart.svg"
     if baseline:
         passed, verdict = gate.verdict(
             records,

@@ -276,12 +276,12 @@ def _factory(
     return make, machines
 
 
-def _teardown(machines: list[Target], settings: Settings, failed: bool) -> None:
+def _teardown(machines: list[Target], settings: Settings, failed: bool, owner: str) -> None:
     keep = settings.keep
     for machine in machines:
         machine.close()
         machine.save_artifacts()
-    boot_gate.record_boots(machines, settings.artifacts / boot_gate.TIMELINES_DIR)
+    boot_gate.record_boots(machines, settings.artifacts / boot_gate.TIMELINES_DIR, owner)
     for machine in machines:
         if not keep and not failed:
             shutil.rmtree(machine.run_dir, ignore_errors=True)
@@ -307,7 +307,7 @@ def machine_factory(
     request.node.stash[MACHINES] = machines
     yield make
     rep = getattr(request.node, "rep_call", None)
-    _teardown(machines, harness_settings, failed=rep is None or rep.failed)
+    _teardown(machines, harness_settings, rep is None or rep.failed, request.node.nodeid)
 
 
 @pytest.fixture(scope="session")
@@ -325,7 +325,7 @@ def session_machine_factory(
     make, machines = _factory(kubesolo_image, harness_settings, prefix, lab_board)
     request.session.stash[MACHINES] = machines
     yield make
-    _teardown(machines, harness_settings, failed=request.session.testsfailed > 0)
+    _teardown(machines, harness_settings, request.session.testsfailed > 0, prefix)
 
 
 @pytest.fixture

@@ -40,17 +40,28 @@ class BootRecord:
     machine: str
     plain: bool
     stages: tuple[Stage, ...]
+    owner: str = ""  # the test (node id) or the worker's session that booted it
 
     def to_json(self) -> dict[str, Any]:
         return {
             "machine": self.machine,
             "plain": self.plain,
             "stages": [s.__dict__ for s in self.stages],
+            "owner": self.owner,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BootRecord:
-        return cls(data["machine"], data["plain"], tuple(Stage(**s) for s in data["stages"]))
+        stages = tuple(Stage(**s) for s in data["stages"])
+        return cls(data["machine"], data["plain"], stages, data.get("owner", ""))
+
+    @property
+    def seconds(self) -> float:
+        """First console byte to the end of the last stage it reached (0: none)."""
+        if not self.stages:
+            return 0.0
+        last = self.stages[-1]
+        return round(last.start + (last.duration or 0.0), 3)
 
     @property
     def complete(self) -> bool:

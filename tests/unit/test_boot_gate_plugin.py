@@ -58,7 +58,16 @@ def baseline(pytester: pytest.Pytester, sysctl_seconds: float) -> Path:
 def test_the_session_chart_and_medians_are_written(pytester: pytest.Pytester) -> None:
     result = run(pytester, records(0.5))
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["boot timeline: 3 boots, 3 complete plain boots: medians in *"])
+    result.stdout.fnmatch_lines(
+        [
+            "boots: 3 booted cold, *s from their first console byte to their last stage; "
+            "0 restored from snapshots",
+            "*s vm0, up to 90-kubesolo.sh",
+            "boot timeline: 3 boots, 3 complete plain boots: medians in *",
+        ]
+    )
+    boots = json.loads((pytester.path / "artifacts" / "boots.json").read_text())
+    assert boots["boots"] == 3 and len(boots["slowest"]) == 3
     medians = json.loads((pytester.path / "artifacts" / "boot-timeline.json").read_text())
     assert medians["boots"] == 3 and medians["medians"]["total"] == 5.5
     assert (pytester.path / "artifacts" / "boot-chart.svg").read_text().startswith("<svg")
