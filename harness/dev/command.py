@@ -4,6 +4,7 @@ attach to one, run a command in it, or stop it."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -16,10 +17,10 @@ from harness.artefact import Image
 from harness.build.builder import BuildRequest, build
 from harness.dev.server import request
 from harness.dev.session import Session, Settings, running_names
-from harness.dev.terminal import Terminal, parse_forward
-from harness.errors import UserError
+from harness.dev.terminal import Terminal, forward_argument
+from harness.errors import HarnessError, UserError
 
-DEFAULT_FORWARDS = ("6443",)  # KubeSolo's API server
+DEFAULT_FORWARDS = ({"host": 0, "guest": 6443},)  # KubeSolo's API server
 START_TIMEOUT = 120.0  # the server up and QEMU started (a build comes before)
 STOP_TIMEOUT = 30.0
 
@@ -34,6 +35,7 @@ def add_arguments(d: argparse.ArgumentParser) -> None:
     d.add_argument(
         "--forward",
         action="append",
+        type=forward_argument,
         metavar="HOST:GUEST",
         help="forward 127.0.0.1:HOST to the guest (repeatable; GUEST alone: any host port; "
         "default: 6443)",
@@ -79,7 +81,8 @@ def running(session: Session) -> Session:
 
 def stop(session: Session) -> int:
     pid = running(session).server_pid()
-    request(session, "stop")
+    with contextlib.suppress(HarnessError):  # a server that does not answer is killed
+        request(session, "stop", timeout=10)
     deadline = time.monotonic() + STOP_TIMEOUT
     while session.server_pid() == pid and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -99,11 +102,8 @@ def run(session: Session, command: str) -> int:
 
 
 def attach(session: Session) -> int:
+    """Attached, the end of our input leaves the VM running, as a detach."""
     outcome = Terminal(running(session)).run()
-    return _wait_after(session, outcome)
-
-
-def _wait_after(session: Session, outcome: str) -> int:
     if outcome in ("quit", "closed"):
         deadline = time.monotonic() + STOP_TIMEOUT
         while session.server_pid() is not None and time.monotonic() < deadline:
@@ -112,7 +112,7 @@ def _wait_after(session: Session, outcome: str) -> int:
 
 
 def settings_from(args: argparse.Namespace, image: Image) -> Settings:
-    forwards = [parse_forward(text) for text in (args.forward or DEFAULT_FORWARDS)]
+    forwards = args.forward or DEFAULT_FORWARDS
     return Settings(
         name=args.name,
         image=str(image.path),
@@ -161,8 +161,13 @@ def start(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, SystemExit):
         pass
     if outcome != "detach" and server.poll() is None:
-        server.terminate()  # the menu's quit has asked already; a signal has not
-    return _wait_server(server, outcome)
+        server.terminate()  # the menu's quit has asked already; a signal, EOF have not
+    status = _wait_server(server, outcome)
+    if session.error_file.exists():  # the server failed after it started
+        error = session.error_file.read_text().strip()
+        session.remove()
+        raise UserError(f"the dev VM stopped: {error}")
+    return status
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:

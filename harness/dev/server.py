@@ -1,18 +1,26 @@
 """The dev VM's server: owns one Machine, serves its serial console on a Unix
 socket (every byte so far, then live; what a client sends is typed on the
 console) and takes power and port commands on a control socket, one JSON
-line each. It stops on SIGTERM, SIGHUP or SIGINT, and QEMU dies with it."""
+line each. It stops on SIGTERM, SIGHUP or SIGINT, or when the command that
+started it is gone, and QEMU dies with it.
+
+QEMU dies with the *thread* that started it (PR_SET_PDEATHSIG), so every
+action that starts or stops QEMU runs on the server's main thread: the
+control threads and the watcher hand it over through a queue."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import queue
+import shutil
 import signal
 import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +30,7 @@ from harness import guest
 from harness.artefact import Image
 from harness.dev.session import Session, Settings
 from harness.disk import create_overlay
-from harness.errors import HarnessError
+from harness.errors import HarnessError, MachineNotRunning
 from harness.k8s.client import rewrite_kubeconfig
 from harness.log import logger
 from harness.tools import run_tool
@@ -30,6 +38,7 @@ from harness.vm.console import ConsoleClosed
 from harness.vm.machine import Machine, MachineConfig
 
 BACKLOG = 256 * 1024  # console bytes a client that attaches late gets first
+OWNER_POLL = 0.5  # seconds between looks at the command that started us
 log = logger("dev")
 
 
@@ -55,7 +64,7 @@ class DevServer:
         self.stopping = threading.Event()
         self.machine = self._machine(image)
         self.forwards: dict[int, int] = {}  # guest port -> host port
-        self.lock = threading.Lock()  # one power or port action at a time
+        self.jobs: queue.Queue[tuple[Callable[[], str], Future[str]]] = queue.Queue()
         self.events: list[dict[str, Any]] = []  # what the watcher did, for `status`
         self.notes: list[str] = []  # lines for every console client, e.g. the watcher's
         self.owner = self.settings.owner
@@ -73,7 +82,15 @@ class DevServer:
         )
         return Machine(image, config, run_dir=self.session.run_dir)
 
-    # ---- life cycle -------------------------------------------------------------
+    # ---- the main thread ------------------------------------------------------------
+    def on_main(self, job: Callable[[], str]) -> str:
+        """Run `job` on the main thread (which owns QEMU); its result or error."""
+        if threading.current_thread() is threading.main_thread():
+            return job()
+        done: Future[str] = Future()
+        self.jobs.put((job, done))
+        return done.result()
+
     def start(self) -> None:
         self.machine.start()
         self._forward_all()
@@ -98,12 +115,19 @@ class DevServer:
         return host
 
     def swap_image(self, image: Image) -> None:
-        """Boot `image` on the same data disk and ports (the watcher's rebuild)."""
-        with self.lock:
+        """Boot `image` on the same data disk and ports (the watcher's rebuild);
+        the previous rebuild's files go."""
+
+        def swap() -> str:
             self.machine.close()
-            self.image = image
+            previous, self.image = self.image, image
             self.machine = self._machine(image)
             self.start()
+            if "overlay_of" in previous.manifest and previous.path != image.path:
+                shutil.rmtree(previous.path, ignore_errors=True)
+            return "swapped"
+
+        self.on_main(swap)
 
     def serve(self, watcher: Callable[[DevServer], None] | None = None) -> None:
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
@@ -115,18 +139,35 @@ class DevServer:
             _thread(self._accept, console, self._console_client)
             _thread(self._accept, control, self._control_client)
             if watcher:
-                _thread(watcher, self)
+                _thread(self._guarded, watcher)
             _thread(self._kubeconfig)
-            self.session.ready_file.write_text(json.dumps(self.ready()) + "\n")
-            while not self.stopping.wait(0.5):
-                if self.owner is not None and not _alive(self.owner):
-                    log.info("[dev] %s: its command is gone: stopping", self.settings.name)
-                    self.stopping.set()
+            _write_atomically(self.session.ready_file, json.dumps(self.ready()) + "\n")
+            self._main_loop()
         finally:
             console.close()
             control.close()
             with contextlib.suppress(Exception):
                 self.machine.close()
+
+    def _main_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                job, done = self.jobs.get(timeout=OWNER_POLL)
+            except queue.Empty:
+                if self.owner is not None and not _alive(self.owner):
+                    log.info("[dev] %s: its command is gone: stopping", self.settings.name)
+                    self.stopping.set()
+                continue
+            try:
+                done.set_result(job())
+            except Exception as err:  # the asking thread reports it
+                done.set_exception(err)
+
+    def _guarded(self, watcher: Callable[[DevServer], None]) -> None:
+        try:
+            watcher(self)
+        except Exception as err:  # a watcher that dies says so; the VM stays
+            self.note(f"the watcher stopped: {err}")
 
     def note(self, text: str) -> None:
         log.info("[dev] %s", text)
@@ -137,11 +178,18 @@ class DevServer:
         6443, in the session directory once KubeSolo has written it."""
         if self.image.manifest.get("kubesolo") != "real" or 6443 not in self.forwards:
             return
-        with contextlib.suppress(HarnessError):
-            self.machine.wait_until_succeeds(f"test -s {guest.ADMIN_KUBECONFIG}", timeout=1800)
-            config = rewrite_kubeconfig(self.machine.kubeconfig(), self.forwards[6443])
-            self.session.kubeconfig.write_text(yaml.safe_dump(config))
-            self.note(f"kubeconfig: {self.session.kubeconfig}")
+        deadline = time.monotonic() + 1800
+        while not self.stopping.wait(5) and time.monotonic() < deadline:
+            machine = self.machine
+            if not machine.is_up:
+                continue  # never start QEMU from here
+            with contextlib.suppress(HarnessError):
+                status, text = machine.execute(f"cat {guest.ADMIN_KUBECONFIG}", timeout=30)
+                if status == 0 and text.strip():
+                    config = rewrite_kubeconfig(text, self.forwards[6443])
+                    self.session.kubeconfig.write_text(yaml.safe_dump(config))
+                    self.note(f"kubeconfig: {self.session.kubeconfig}")
+                    return
 
     def ready(self) -> dict[str, Any]:
         return {
@@ -163,16 +211,18 @@ class DevServer:
             _thread(handle, conn)
 
     def _console_client(self, conn: socket.socket) -> None:
-        _thread(self._typed, conn)
+        gone = threading.Event()  # the client hung up
+        _thread(self._typed, conn, gone)
         machine, cursor, noted = None, 0, len(self.notes)
         try:
-            while not self.stopping.is_set():
+            while not (self.stopping.is_set() or gone.is_set()):
                 for text in self.notes[noted:]:
                     conn.sendall(f"\r\n[dev] {text}\r\n".encode())
                     noted += 1
                 if self.machine is not machine:
+                    first = machine is None
                     machine = self.machine
-                    cursor = max(0, machine.console.cursor() - BACKLOG) if cursor == 0 else 0
+                    cursor = max(0, machine.console.cursor() - BACKLOG) if first else 0
                 try:
                     data = machine.console.read(cursor, 65536, 0.2)
                 except ConsoleClosed:
@@ -186,12 +236,17 @@ class DevServer:
         finally:
             conn.close()
 
-    def _typed(self, conn: socket.socket) -> None:
-        """What the client types goes to the console, byte for byte."""
-        with contextlib.suppress(OSError):
+    def _typed(self, conn: socket.socket, gone: threading.Event) -> None:
+        """What the client types goes to the console, byte for byte; a key
+        typed while the VM is off is dropped."""
+        try:
             while data := conn.recv(4096):
-                with contextlib.suppress(ConsoleClosed):
+                with contextlib.suppress(ConsoleClosed, OSError):
                     self.machine.console.send(data)
+        except OSError:
+            pass
+        finally:
+            gone.set()
 
     def _control_client(self, conn: socket.socket) -> None:
         with conn, conn.makefile("rw") as stream:
@@ -206,19 +261,27 @@ class DevServer:
     # ---- commands -------------------------------------------------------------
     def command(self, request: dict[str, Any]) -> str:
         op = request.get("op", "")
-        if op not in COMMANDS:
-            raise ValueError(f"unknown command {op!r}: use {', '.join(COMMANDS)}")
-        with self.lock:
-            return COMMANDS[op](self, request)
+        if op in IMMEDIATE:
+            return IMMEDIATE[op](self, request)
+        if op in ON_MAIN:
+            return self.on_main(lambda: ON_MAIN[op](self, request))
+        known = ", ".join([*ON_MAIN, *IMMEDIATE])
+        raise ValueError(f"unknown command {op!r}: use {known}")
+
+
+def _up(server: DevServer) -> Machine:
+    if not server.machine.is_up:
+        raise MachineNotRunning("the VM is powered off: power it on first (menu p)")
+    return server.machine
 
 
 def _reboot(server: DevServer, _: dict) -> str:
-    server.machine.reboot()
+    _up(server).reboot()
     return "rebooting (sync, then reboot -f)"
 
 
 def _reset(server: DevServer, _: dict) -> str:
-    server.machine.hard_reset()
+    _up(server).hard_reset()
     return "reset (no sync)"
 
 
@@ -238,22 +301,24 @@ def _forward(server: DevServer, request: dict) -> str:
     host, guest_port = int(request.get("host", 0)), int(request["guest"])
     if not 1 <= guest_port <= 65535 or not 0 <= host <= 65535:
         raise ValueError(f"ports {host}:{guest_port}: 1-65535 (host 0: any free port)")
+    _up(server)
     server.forwards[guest_port] = server._forward(host, guest_port)
     return f"127.0.0.1:{server.forwards[guest_port]} -> guest port {guest_port}"
 
 
 def _snapshot(server: DevServer, request: dict) -> str:
     name = request.get("name") or time.strftime("dev-%Y%m%d-%H%M%S")
-    reply = server.machine.qmp("human-monitor-command", **{"command-line": f"savevm {name}"})
+    reply = _up(server).qmp("human-monitor-command", **{"command-line": f"savevm {name}"})
     if reply:
         raise HarnessError(f"snapshot {name}: {str(reply).strip()}")
     return f"snapshot {name} saved in {server.disk} (qemu-img snapshot -l lists it)"
 
 
 def _run(server: DevServer, request: dict) -> str:
-    status, out = server.machine.execute(
-        request["command"], timeout=float(request.get("timeout", 60))
-    )
+    """A test-shell command: on the asking thread (the shell has its own lock),
+    and never a power-on."""
+    timeout = float(request.get("timeout", 60))
+    status, out = _up(server).execute(request["command"], timeout=timeout)
     return json.dumps({"status": status, "output": out})
 
 
@@ -271,13 +336,16 @@ def _stop(server: DevServer, _: dict) -> str:
     return "stopping"
 
 
-COMMANDS: dict[str, Callable[[DevServer, dict], str]] = {
+# Power and port actions queue for the main thread; the rest answer at once.
+ON_MAIN: dict[str, Callable[[DevServer, dict], str]] = {
     "reboot": _reboot,
     "reset": _reset,
     "poweroff": _power_off,
     "poweron": _power_on,
     "forward": _forward,
     "snapshot": _snapshot,
+}
+IMMEDIATE: dict[str, Callable[[DevServer, dict], str]] = {
     "run": _run,
     "status": _status,
     "detach": _detach,
@@ -303,15 +371,25 @@ def _listen(path: Path) -> socket.socket:
     return listener
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def _thread(target: Callable[..., Any], *args: Any) -> None:
     threading.Thread(target=target, args=args, daemon=True).start()
 
 
 def request(session: Session, op: str, timeout: float = 300, **args: Any) -> dict[str, Any]:
-    """Send one command to a session's server; its reply."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(str(session.control_sock))
-        s.sendall((json.dumps({"op": op, **args}) + "\n").encode())
-        with s.makefile("r") as stream:
-            return json.loads(stream.readline())
+    """Send one command to a session's server; its reply. A server that is
+    gone, or hangs up without an answer, is one HarnessError."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(str(session.control_sock))
+            s.sendall((json.dumps({"op": op, **args}) + "\n").encode())
+            with s.makefile("r") as stream:
+                return json.loads(stream.readline())
+    except (OSError, ValueError) as err:
+        raise HarnessError(f"dev VM {session.name} did not answer {op!r}: {err}") from None

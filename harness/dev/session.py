@@ -15,6 +15,7 @@ from pathlib import Path
 from harness.errors import UserError
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+SOCKET_PATH_MAX = 107
 
 
 def sessions_root() -> Path:
@@ -55,6 +56,16 @@ class Session:
     def dir(self) -> Path:
         return sessions_root() / self.name
 
+    def check_socket_paths(self) -> None:
+        """Unix socket paths are at most 107 bytes: say so before binding."""
+        longest = max(len(str(p).encode()) for p in (self.console_sock, self.control_sock))
+        if longest > SOCKET_PATH_MAX:
+            raise UserError(
+                f"dev VM {self.name}: its socket path {self.control_sock} is {longest} bytes, over "
+                f"the {SOCKET_PATH_MAX} a Unix socket takes: set XDG_RUNTIME_DIR to a shorter "
+                "directory, or use a shorter --name"
+            )
+
     console_sock = property(lambda self: self.dir / "console.sock")
     control_sock = property(lambda self: self.dir / "control.sock")
     settings_file = property(lambda self: self.dir / "settings.json")
@@ -81,6 +92,7 @@ class Session:
                 f"dev VM {self.name} is running: attach with `kubesolo-harness dev --attach "
                 f"{self.name}` or stop it with `--stop {self.name}`"
             )
+        self.check_socket_paths()
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir(parents=True, mode=0o700)
         self.settings_file.write_text(json.dumps(asdict(settings)))

@@ -3,6 +3,7 @@ key (Ctrl-]) that opens a one-line menu of power and port actions."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import select
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 
 from harness.dev.server import request
 from harness.dev.session import Session
+from harness.errors import HarnessError
 
 ESCAPE = b"\x1d"  # Ctrl-], as telnet's
 # key -> (server command, what the menu says); None: handled here
@@ -29,6 +31,14 @@ MENU: dict[bytes, tuple[str | None, str]] = {
     b"q": ("stop", "quit (stop the VM)"),
 }
 MENU_LINE = "[dev] " + " · ".join(f"{k.decode()} {what}" for k, (_, what) in MENU.items())
+
+
+def forward_argument(text: str) -> dict[str, int]:
+    """parse_forward for argparse: a bad value is its usage error."""
+    try:
+        return parse_forward(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def parse_forward(text: str) -> dict[str, int]:
@@ -51,7 +61,8 @@ def raw_terminal(fd: int) -> Iterator[None]:
     try:
         yield
     finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        with contextlib.suppress(termios.error, OSError):  # a terminal that hung up
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 class Terminal:
@@ -63,8 +74,8 @@ class Terminal:
         os.write(self.stdout, f"\r\n{text}\r\n".encode())
 
     def run(self) -> str:
-        """Relay until the menu's detach or quit, or the server's end:
-        returns "detach", "quit" or "closed"."""
+        """Relay until the menu's detach or quit, the end of our input or the
+        server's end: returns "detach", "quit", "eof" or "closed"."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as console:
             console.connect(str(self.session.console_sock))
             self.say(f"[dev] {self.session.name}: the serial console; Ctrl-] for the menu")
@@ -83,7 +94,7 @@ class Terminal:
             if self.stdin in ready:
                 keys = os.read(self.stdin, 4096)
                 if not keys:
-                    return "detach"  # our input ended: leave the VM as it is
+                    return "eof"
                 typed, escape, _ = keys.partition(ESCAPE)
                 if typed:
                     console.sendall(typed)
@@ -98,7 +109,11 @@ class Terminal:
             return None
         op, what = MENU[key]
         if op is None:
-            request(self.session, "detach")
+            try:
+                request(self.session, "detach")
+            except HarnessError as err:
+                self.say(f"[dev] detach failed: {err}")
+                return None
             self.say(f"[dev] detached: `kubesolo-harness dev --attach {self.session.name}`")
             return "detach"
         args: dict = {}
@@ -123,8 +138,8 @@ class Terminal:
                 if reply["ok"]
                 else f"[dev] {what} failed: {reply['message']}"
             )
-        except OSError as err:
-            self.say(f"[dev] {what}: the server did not answer ({err})")
+        except HarnessError as err:
+            self.say(f"[dev] {what}: {err}")
 
     def _line(self, prompt: str) -> str:
         """A line typed in raw mode, echoed; Enter ends it."""

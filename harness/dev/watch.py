@@ -4,6 +4,8 @@ boot the dev VM into it on the same data disk, timing edit -> stage 90."""
 
 from __future__ import annotations
 
+import contextlib
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,9 +20,21 @@ if TYPE_CHECKING:
 POLL_SECONDS = 0.2
 
 
+# Editors' temporary and backup files: never a change of the OS.
+EDITOR_FILES = re.compile(r"(^\.#|^#.*#$|~$|\.sw[a-p]$|^4913$|\.tmp$)")
+
+
 def mtimes(root: Path) -> dict[Path, float]:
-    """Every file under `root` and its modification time."""
-    return {p: p.stat().st_mtime for p in root.rglob("*") if p.is_file()}
+    """Every file under `root` (editors' scratch files left out) and its
+    modification time; a file that goes while we look is left out."""
+    found = {}
+    for path in root.rglob("*"):
+        if EDITOR_FILES.search(path.name):
+            continue
+        with contextlib.suppress(OSError):
+            if path.is_file():
+                found[path] = path.stat().st_mtime
+    return found
 
 
 def changes(before: dict[Path, float], after: dict[Path, float]) -> tuple[set[Path], set[Path]]:

@@ -246,14 +246,14 @@ class Machine(GuestDriver):
                 cmd = qemu.command_line(self.plan(), self.qemu_binary)
                 (self.run_dir / "qemu-cmdline.txt").write_text(shlex.join(cmd) + "\n")
                 log.debug("[%s] QEMU (%s): %s", self.config.name, self.verdict.accel, cmd)
-                stderr = (self.run_dir / "qemu-stderr.log").open("wb")
-                self._proc = subprocess.Popen(
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=stderr,
-                    stderr=stderr,
-                    preexec_fn=_die_with_parent,
-                )
+                with (self.run_dir / "qemu-stderr.log").open("wb") as stderr:
+                    self._proc = subprocess.Popen(
+                        cmd,
+                        stdin=subprocess.DEVNULL,
+                        stdout=stderr,
+                        stderr=stderr,
+                        preexec_fn=_die_with_parent,
+                    )
                 try:
                     self._connect()
                     return

@@ -91,6 +91,9 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "cloudinit-dhcp": Scenario(disk_files=example_files("dhcp")),
     "cloudinit-portainer": Scenario(disk_files=example_files("portainer-edge")),
+    "cloudinit-portainer-debug": Scenario(
+        {"kernel_args": "kubesolo.debug"}, disk_files=example_files("portainer-edge")
+    ),
     "cloudinit-air-gapped": Scenario(disk_files=example_files("air-gapped")),
     "cloudinit-path": Scenario(
         {"kernel_args": f"kubesolo.cloudinit={CLOUD_INIT_CUSTOM_PATH}"},

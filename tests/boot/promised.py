@@ -166,6 +166,8 @@ SPEC_STAGE30_MODULES = (
     "nft_chain_nat",
     # packet marks
     "xt_mark",
+    # kube-proxy's REJECT under iptables-nft
+    "ipt_REJECT",
 )
 SPEC_BOOT_MODULES = (
     # virtio

@@ -106,7 +106,7 @@ def test_each_stage_prints_its_promised_markers_once_in_order(scenario):
 def test_each_stage_does_its_work_in_its_own_slot(scenario):
     """docs/boot-flow.md "Stage Details": each stage's promised line appears
     between that stage's start and OK lines, with the promised numbers
-    (27 modules, the table's parameters, the MAC's hostname, KubeSolo's
+    (28 modules, the table's parameters, the MAC's hostname, KubeSolo's
     three default flags), so a swapped or skipped stage fails here."""
     vm = scenario("default")
     iface = physical_ifaces(vm)[0]
@@ -229,8 +229,8 @@ def test_stage20_first_boot_layout_and_kubesolo_link(scenario):
 # ---- Stage 30 ------------------------------------------------------------------------
 def test_stage30_image_list_is_exactly_the_promised_modules(scenario):
     """docs/boot-flow.md "Stage 30 — Kernel Modules": the image's
-    modules.list is the table's 27 modules, in order; each is loaded; the
-    stage reports 27 loaded, 0 failed."""
+    modules.list is the table's 28 modules, in order; each is loaded; the
+    stage reports 28 loaded, 0 failed."""
     vm = scenario("default")
     listed = vm.succeed("sed 's/#.*//' /usr/lib/kubesolo-os/modules.list").split()
     assert tuple(listed) == P.SPEC_STAGE30_MODULES
@@ -244,7 +244,7 @@ def test_stage30_loads_the_nodes_own_modules(scenario):
     """docs/boot-flow.md "Stage 30 — Kernel Modules": a node's
     /etc/kubesolo/modules.list adds to the image's list: a module there that
     exists is loaded (it is not on a default node), one that does not is a
-    warning; the stage reports 28 loaded, 1 failed."""
+    warning; the stage reports 29 loaded, 1 failed."""
     configured, default = scenario("configured"), scenario("default")
     configured.succeed(f"grep -q '^{NODE_MODULE} ' /proc/modules")
     default.fail(f"grep -q '^{NODE_MODULE} ' /proc/modules")

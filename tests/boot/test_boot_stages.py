@@ -313,6 +313,16 @@ def test_stage30_image_module_list_is_loaded(scenario):
     assert not missing
 
 
+def test_stage30_modules_let_kube_proxy_reject(scenario):
+    """docs/boot-flow.md "Stage 30 — Kernel Modules": kube-proxy's `-j REJECT`
+    (a service without endpoints) loads under the image's iptables-nft."""
+    vm = scenario("default")
+    vm.succeed(
+        "iptables -N ksh-reject && iptables -A ksh-reject -p tcp --dport 1 -j REJECT && "
+        "iptables -F ksh-reject && iptables -X ksh-reject"
+    )
+
+
 def test_stage30_module_that_cannot_load_is_a_warning(scenario):
     """docs/boot-flow.md "Stage 30 — Kernel Modules": a module that fails to load (here
     one from /etc/kubesolo/modules.list that no kernel has) is logged as a

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -31,10 +32,13 @@ GONE_TIMEOUT = 30  # the server and QEMU gone after the command's end
 
 
 @pytest.fixture
-def dev_env(tmp_path, monkeypatch):
-    """Sessions in this test's own directory, and a unique name."""
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    return {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+def dev_env(monkeypatch):
+    """Sessions in this test's own directory, short enough for Unix socket
+    paths (pytest's tmp_path under xdist is not)."""
+    runtime = tempfile.mkdtemp(prefix="ksd-", dir="/tmp")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
+    yield {**os.environ, "XDG_RUNTIME_DIR": runtime}
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 def dev_command(*args: str) -> list[str]:
@@ -72,17 +76,21 @@ def processes_using(directory: Path) -> list[str]:
 
 
 def assert_all_gone(session: Session) -> None:
+    """No QEMU (it names its data disk in the session directory) and no
+    server (its pid file) is left."""
     deadline = time.monotonic() + GONE_TIMEOUT
     while (left := processes_using(session.dir)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, f"still running after {GONE_TIMEOUT}s: {left}"
+    assert session.server_pid() is None
     assert not session.dir.exists() or not any(session.dir.glob("*.sock"))
 
 
 def test_dev_shows_the_boot_takes_commands_and_quits_clean(kubesolo_image, dev_env):
     """docs/architecture.md "Developer tools": the boot scrolls by on the
     terminal, the kubesolo.shell label's shell takes typed commands, the
-    menu saves a snapshot, and its quit stops the VM: nothing is left."""
+    menu saves a snapshot, powers the VM off and on again, and its quit
+    stops the VM: nothing is left."""
     session = Session(f"pty-{os.getpid()}")
     child = spawn(
         dev_env, "--name", session.name, "--image", str(kubesolo_image.path),
@@ -96,6 +104,19 @@ def test_dev_shows_the_boot_takes_commands_and_quits_clean(kubesolo_image, dev_e
     child.expect(r"s save a snapshot")
     child.send("s")
     child.expect(r"save a snapshot: snapshot dev-\S+ saved", timeout=120)
+    child.send("\x1d")
+    child.expect(r"o power off")
+    child.send("o")
+    child.expect(r"power off: powered off")
+    assert not processes_using(session.dir)
+    child.send("\x1d")
+    child.expect(r"p power on")
+    child.send("p")
+    child.expect(r"power on: powered on")
+    child.expect(guest.SHELL_PROMPT)
+    time.sleep(2)  # QEMU outlives the server thread that asked for it
+    child.send("echo $((6 * 8))\r")
+    child.expect(r"\r\n48\r\n")
     child.send("\x1d")
     child.expect(r"q quit")
     child.send("q")
@@ -220,6 +241,7 @@ def wait_for_event(session: Session) -> dict:
     while time.monotonic() < deadline:
         events = json.loads(request(session, "status")["message"])["events"]
         if events:
+            assert "error" not in events[-1], events[-1]
             return events[-1]
         time.sleep(0.5)
     pytest.fail(f"the watcher booted nothing within {BOOT_TIMEOUT}s")

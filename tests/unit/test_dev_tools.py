@@ -12,6 +12,7 @@ import pytest
 from harness.artefact import IMAGE_FILES, Image
 from harness.build import cpio
 from harness.build.overlay import overlay_can_carry, overlay_image
+from harness.cli import main
 from harness.dev.session import Session, Settings
 from harness.dev.terminal import MENU, MENU_LINE, parse_forward
 from harness.dev.watch import changes, mtimes
@@ -100,3 +101,20 @@ def test_overlay_image_appends_the_os_tree(tmp_path):
     assert {e.path: e.data for e in entries if e.path == "etc/motd"} == {"etc/motd": b"new\n"}
     assert image.kernel.resolve() == (base / "vmlinuz").resolve()
     assert image.manifest["overlay_of"] == str(base)
+
+
+def test_a_socket_path_too_long_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / ("d" * 90)))
+    with pytest.raises(UserError, match="over the 107 a Unix socket takes: set XDG_RUNTIME_DIR"):
+        Session("dev").create(Settings(name="dev", image="/img"))
+
+
+def test_a_bad_forward_option_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["dev", "--forward", "a:80"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "kubesolo-harness dev: error: argument --forward: 'a:80': write HOST:GUEST or GUEST, "
+        "e.g. 8080:80 (see --help)\n"
+    )

@@ -299,8 +299,8 @@ CLOUD_INIT_AWK=${CLOUD_INIT_AWK:-/usr/lib/kubesolo-os/cloud-init.awk}
 # cloud_init_portainer FILE: PORTAINER_FLAGS, KubeSolo's Portainer Edge flags
 # from the file's portainer.edge-id, portainer.edge-key and
 # portainer.edge-async (docs/boot-flow.md "Stage 90 — KubeSolo"). A value
-# outside its grammar is one warning and is not used. The flattener's lines
-# are read as data, never evaluated.
+# outside its grammar is one warning and is not used (a bad key's warning
+# shows <redacted>). The flattener's lines are read as data, never evaluated.
 cloud_init_portainer() {
     PORTAINER_FLAGS=""
     [ -f "$1" ] || return 0
@@ -311,6 +311,8 @@ cloud_init_portainer() {
                 if is_edge_value "$cp_value"; then
                     PORTAINER_FLAGS="$PORTAINER_FLAGS --portainer-${cp_key#portainer.}=$cp_value"
                 else
+                    # the key is a secret, even when it is a bad one
+                    [ "$cp_key" = portainer.edge-key ] && cp_value="<redacted>"
                     warn_bad "$1" "$cp_key" "$cp_value" "is not 1 to 512 letters, digits and ._+/=-"
                 fi ;;
             portainer.edge-async)

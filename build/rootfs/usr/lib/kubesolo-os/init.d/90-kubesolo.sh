@@ -24,6 +24,9 @@ fi
 # checked by stage 10 (docs/boot-flow.md "Node configuration is data").
 file_flags=$(flag_words "$KUBESOLO_FLAGS_FILE" "all flags of this file ignored" \
     "$(read_config_words "$KUBESOLO_FLAGS_FILE")")
+# The Edge key is a secret: kubesolo.debug's trace (set -x) stops here, and
+# the command line is logged with the key redacted instead.
+case $- in *x*) set +x; log "kubesolo.debug: trace off for stage 90's command line (it may hold a secret)" ;; esac
 cloud_init_portainer "${KUBESOLO_CLOUDINIT:-$CLOUDINIT_DEFAULT}"
 set -f  # no argument is a glob
 # shellcheck disable=SC2046 # arguments hold no blanks: split them
