@@ -54,8 +54,14 @@ if "${PIP[@]}" install -q --retries 1 --timeout 20 -e '.[dev]'; then
         echo "[setup] filling the wheelhouse $WHEELHOUSE"
         mkdir -p "$WHEELHOUSE"
         requirements > "$WHEELHOUSE/requirements.txt"
-        "${PIP[@]}" download -q -d "$WHEELHOUSE" -r "$WHEELHOUSE/requirements.txt" wheel &&
+        # Installed without PyPI (every requirement already in .venv) is not
+        # online: an offline machine keeps the wheelhouse it has.
+        if "${PIP[@]}" download -q --retries 1 --timeout 20 -d "$WHEELHOUSE" \
+            -r "$WHEELHOUSE/requirements.txt" wheel 2>/dev/null; then
             sha256sum < pyproject.toml > "$STAMP"
+        else
+            echo "[setup] could not fill the wheelhouse (PyPI unreachable): keeping what it holds" >&2
+        fi
     fi
 else
     echo "[setup] PyPI unreachable: installing from the wheelhouse $WHEELHOUSE" >&2
