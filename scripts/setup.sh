@@ -54,14 +54,18 @@ if "${PIP[@]}" install -q --retries 1 --timeout 20 -e '.[dev]'; then
         echo "[setup] filling the wheelhouse $WHEELHOUSE"
         mkdir -p "$WHEELHOUSE"
         requirements > "$WHEELHOUSE/requirements.txt"
-        # Installed without PyPI (every requirement already in .venv) is not
-        # online: an offline machine keeps the wheelhouse it has.
-        if "${PIP[@]}" download -q --retries 1 --timeout 20 -d "$WHEELHOUSE" \
+        # Into a fresh directory first: pip deletes a wheel it cannot check
+        # against the index, and an offline machine (every requirement
+        # already in .venv) must keep the wheelhouse it has.
+        fill=$(mktemp -d "$WHEELHOUSE/.fill-XXXXXX")
+        if "${PIP[@]}" download -q --retries 1 --timeout 20 -d "$fill" \
             -r "$WHEELHOUSE/requirements.txt" wheel 2>/dev/null; then
+            mv -f "$fill"/* "$WHEELHOUSE"/
             sha256sum < pyproject.toml > "$STAMP"
         else
             echo "[setup] could not fill the wheelhouse (PyPI unreachable): keeping what it holds" >&2
         fi
+        rm -rf "$fill"
     fi
 else
     echo "[setup] PyPI unreachable: installing from the wheelhouse $WHEELHOUSE" >&2
