@@ -143,7 +143,8 @@ apply_network_vars() {
 # cloud_init_network FILE: NET_* from the documented subset
 # (fixtures/cloud-init/README.md): network.{interface,address,gateway,dns},
 # NET_MODE static; false without network.address. The flattener's key=value
-# lines are read as data, never evaluated.
+# lines are read as data, never evaluated; only the network.* ones are read,
+# so kubesolo.debug's trace never shows another key's value (a secret).
 cloud_init_network() {
     NET_IFACE="" NET_MODE=static NET_ADDRESS="" NET_GATEWAY="" NET_DNS=""
     while IFS= read -r ci_line; do
@@ -155,7 +156,7 @@ cloud_init_network() {
             network.dns=*) NET_DNS=${NET_DNS:+$NET_DNS }$ci_value ;;
         esac
     done <<FLAT
-$(awk -f "$CLOUD_INIT_AWK" "$1")
+$(awk -f "$CLOUD_INIT_AWK" "$1" | grep '^network\.')
 FLAT
     [ -n "$NET_ADDRESS" ]
 }
