@@ -33,6 +33,7 @@ from harness.disk import create_overlay
 from harness.errors import HarnessError, MachineNotRunning
 from harness.k8s.client import rewrite_kubeconfig
 from harness.log import logger
+from harness.pytest.leftovers import pid_alive
 from harness.tools import run_tool
 from harness.vm.console import ConsoleClosed
 from harness.vm.machine import Machine, MachineConfig
@@ -154,7 +155,7 @@ class DevServer:
             try:
                 job, done = self.jobs.get(timeout=OWNER_POLL)
             except queue.Empty:
-                if self.owner is not None and not _alive(self.owner):
+                if self.owner is not None and not pid_alive(self.owner):
                     log.info("[dev] %s: its command is gone: stopping", self.settings.name)
                     self.stopping.set()
                 continue
@@ -351,16 +352,6 @@ IMMEDIATE: dict[str, Callable[[DevServer, dict], str]] = {
     "detach": _detach,
     "stop": _stop,
 }
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _listen(path: Path) -> socket.socket:

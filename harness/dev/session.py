@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.errors import UserError
+from harness.pytest.leftovers import pid_alive
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 SOCKET_PATH_MAX = 107
@@ -80,10 +81,9 @@ class Session:
         """The live server's pid, or None."""
         try:
             pid = int(self.pid_file.read_text())
-            os.kill(pid, 0)
         except (OSError, ValueError):
             return None
-        return pid
+        return pid if pid_alive(pid) else None
 
     def create(self, settings: Settings) -> None:
         """A fresh directory for a new server; a stale one is removed first."""

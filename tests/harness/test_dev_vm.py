@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -59,6 +60,12 @@ def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Compl
         dev_command(*args), cwd=REPO, env=env, capture_output=True, text=True, check=check,
         timeout=BOOT_TIMEOUT,
     )  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def processes_using(directory: Path) -> list[str]:
@@ -148,6 +155,11 @@ def test_detached_dev_vm_run_forward_attach_detach_stop(kubesolo_image, dev_env,
     run(dev_env, "--run", session.name, "httpd -p 8080 -h /tmp/www")
     port = json.loads(request(session, "status")["message"])["forwards"]["8080"]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as reply:
+        assert reply.read() == b"hello\n"
+    chosen = free_port()  # a forward on a host port the user names (the menu's f)
+    reply = request(session, "forward", host=chosen, guest=8080)
+    assert reply == {"ok": True, "message": f"127.0.0.1:{chosen} -> guest port 8080"}
+    with urllib.request.urlopen(f"http://127.0.0.1:{chosen}/", timeout=30) as reply:
         assert reply.read() == b"hello\n"
 
     child = spawn(dev_env, "--attach", session.name)
