@@ -4,6 +4,7 @@ measured on this host (no timing assertions live in tests)."""
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import tempfile
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from harness.artefact import Image
 from harness.build.builder import BuildRequest, build
+from harness.build.floor import FLOOR_MARKER, write_floor_initramfs
 from harness.vm.machine import Machine, MachineConfig
 
 
@@ -22,6 +24,11 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 Record = Callable[[str, float], None]
+
+FLOOR = "floor: the same kernel to an /init that only prints"
+BOOT = "kernel boot to stage 90"
+REBOOT = "clean reboot to stage 90"
+FLOOR_BOUNDED = (FLOOR, BOOT, REBOOT)
 
 
 def boot(vm: Machine) -> None:
@@ -34,11 +41,22 @@ def reboot(vm: Machine) -> None:
     vm.wait_for_boot()
 
 
-def bench_kernel_boot(image: Image, accel: str, record: Record) -> None:
+def floor_boot(image: Image, floor: Path, accel: str) -> float:
+    """QEMU start to the floor /init's marker, on the image's command line."""
+    config = MachineConfig(accel=accel, initramfs=floor, name="floor")
+    with tempfile.TemporaryDirectory() as tmp, Machine(image, config, run_dir=Path(tmp)) as vm:
+        started = time.monotonic()
+        vm.start()
+        vm.wait_for_console(re.escape(FLOOR_MARKER), timeout=120)
+        return time.monotonic() - started
+
+
+def bench_kernel_boot(image: Image, floor: Path, accel: str, record: Record) -> None:
+    record(FLOOR, floor_boot(image, floor, accel))
     with tempfile.TemporaryDirectory() as tmp:
         vm = Machine(image, MachineConfig(accel=accel), run_dir=Path(tmp))
         with vm:
-            record("kernel boot to stage 90", timed(lambda: boot(vm)))
+            record(BOOT, timed(lambda: boot(vm)))
             for stage in vm.stage_timeline():
                 record(f"stage {stage.name}", stage.duration or 0.0)
             rtt = [timed(lambda: vm.succeed("true")) for _ in range(10)]
@@ -47,7 +65,7 @@ def bench_kernel_boot(image: Image, accel: str, record: Record) -> None:
                 "1 MiB through the test shell",
                 timed(lambda: vm.succeed("head -c 1048576 /dev/zero")),
             )
-            record("clean reboot to stage 90", timed(lambda: reboot(vm)))
+            record(REBOOT, timed(lambda: reboot(vm)))
 
 
 def bench_iso_boot(image: Image, accel: str, record: Record) -> None:
@@ -66,18 +84,44 @@ def measure(runs: int, accel: str) -> dict[str, list[float]]:
 
     image = build(BuildRequest(flavour="test"))
     record("image build, cache hit", timed(lambda: build(BuildRequest())))
-    for _ in range(runs):
-        bench_kernel_boot(image, accel, record)
-        bench_iso_boot(image, accel, record)
+    with tempfile.TemporaryDirectory() as tmp:
+        floor = write_floor_initramfs(image.initramfs, Path(tmp) / "floor.cpio")
+        for _ in range(runs):
+            bench_kernel_boot(image, floor, accel, record)
+            bench_iso_boot(image, accel, record)
     return results
+
+
+def ratio_to_floor(name: str, median: float, floor: float | None) -> str:
+    """ "2.4x" for the boots, which the floor bounds; blank for the rest."""
+    if floor and name in FLOOR_BOUNDED:
+        return f"{median / floor:.1f}x"
+    return ""
+
+
+def table(results: dict[str, list[float]]) -> list[str]:
+    floor_runs = results.get(FLOOR)
+    floor = statistics.median(floor_runs) if floor_runs else None
+    lines = ["| measure | median (s) | to the floor | runs |", "|---|---|---|---|"]
+    for name, runs_of in results.items():
+        median = statistics.median(runs_of)
+        ratio = ratio_to_floor(name, median, floor)
+        lines.append(f"| {name} | {median:.2f} | {ratio} | {len(runs_of)} |")
+    return lines
 
 
 def main_bench(runs: int, accel: str, out: str | None) -> int:
     results = measure(runs, accel)
-    summary = {name: {"median": statistics.median(v), "runs": v} for name, v in results.items()}
-    print("\n| measure | median (s) | runs |\n|---|---|---|")
-    for name, runs_of in results.items():
-        print(f"| {name} | {statistics.median(runs_of):.2f} | {len(runs_of)} |")
+    floor = statistics.median(results[FLOOR])
+    summary = {
+        name: {
+            "median": statistics.median(v),
+            "runs": v,
+            "to_floor": round(statistics.median(v) / floor, 2) if name in FLOOR_BOUNDED else None,
+        }
+        for name, v in results.items()
+    }
+    print("\n" + "\n".join(table(results)))
     if out:
         Path(out).write_text(json.dumps(summary, indent=2) + "\n")
     return 0

@@ -69,6 +69,7 @@ KUBESOLO_PATH = "/var/lib/kubesolo"
 ADMIN_KUBECONFIG = f"{KUBESOLO_PATH}/pki/admin/admin.kubeconfig"
 KUBESOLO_BIN = "/usr/local/bin/kubesolo"
 KUBESOLO_IN_IMAGE = "/usr/lib/kubesolo-os/bin/kubesolo"
+INIT_FUNCTIONS = "/usr/lib/kubesolo-os/functions.sh"  # the stages' shared helpers
 STANDIN_ARGV = "/run/kubesolo-standin/argv"
 SAVED_NETWORK = f"{DATA_MNT}/network/interfaces.sh"
 # docs/boot-flow.md "Stage 20": (directory on the data partition, mount point)

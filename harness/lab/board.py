@@ -46,6 +46,8 @@ class QemuOnly:
 QEMU_ONLY: tuple[QemuOnly, ...] = (
     QemuOnly("base_cmdline", "the bootloader keeps its label's line",
              lambda c: c.base_cmdline is not None),
+    QemuOnly("initramfs", "a board boots the image's own initramfs",
+             lambda c: c.initramfs is not None),
     QemuOnly("data_disk=False", "a board always has its data medium",
              lambda c: c.data_disk is False),
     QemuOnly("data_disk_readonly", "a write-protected data disk",

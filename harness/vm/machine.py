@@ -54,6 +54,7 @@ class MachineConfig:
     label: str | None = None
     kernel_args: str = ""
     base_cmdline: str | None = None
+    initramfs: Path | None = None  # another initramfs for the image's kernel (the bench's floor)
     memory_mb: int = 512
     cpus: int = 1
     data_disk: bool | str | Path = True
@@ -222,7 +223,7 @@ class Machine(GuestDriver):
             cpus=c.cpus,
             boot=c.boot,
             kernel=pvh.boot_kernel(self.image.kernel) if c.boot == "kernel" else None,
-            initramfs=self.image.initramfs,
+            initramfs=c.initramfs or self.image.initramfs,
             cmdline=kernel_cmdline(self.image, c),
             iso=self.image.iso,
             data_disk=self._data_disk(),

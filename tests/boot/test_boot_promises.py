@@ -268,6 +268,16 @@ def test_boot_modules_are_the_promised_drivers_in_the_image(scenario):
     assert not set(P.SPEC_BOOT_MODULES) - names
 
 
+def test_coldplug_reads_every_modalias_of_the_devices_present(scenario):
+    """docs/boot-flow.md "Stage 00 — Early Mount" (coldplug): the modalias
+    files the stage reads hold the same set as a walk of /sys/devices."""
+    vm = scenario("default")
+    walked = vm.succeed("find /sys/devices -name modalias -type f -exec cat {} + | sort -u")
+    read = vm.succeed(f". {guest.INIT_FUNCTIONS}; device_modaliases")
+    assert read.splitlines() == walked.splitlines()
+    assert any(line.startswith("pci:") for line in read.splitlines())
+
+
 # ---- Stage 40 ------------------------------------------------------------------------
 def test_stage40_image_file_is_exactly_the_promised_sysctls(scenario):
     """docs/boot-flow.md "Stage 40 — Sysctl": the guest's k8s.conf holds the
