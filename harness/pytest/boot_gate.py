@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from harness.errors import UserError
+from harness.pytest import snapshots
 from harness.vm import boot_gate as gate
 from harness.vm.boot_chart import chart_svg
 from harness.vm.boot_report import boot_report, report_lines
@@ -68,7 +69,7 @@ def record_boots(machines: list[Target], directory: Path, owner: str = "") -> No
 
 def read_boots(directory: Path) -> list[gate.BootRecord]:
     records = []
-    for path in sorted(directory.glob("*.jsonl")):
+    for path in sorted(directory.glob("[0-9]*.jsonl")):  # restores-*.jsonl: snapshots.py
         for line in path.read_text().splitlines():
             if line.strip():
                 records.append(gate.BootRecord.from_json(json.loads(line)))
@@ -101,11 +102,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if hasattr(config, "workerinput"):
         return
     records = read_boots(timelines_dir(config))
+    restores = snapshots.read_restores(timelines_dir(config))
     baseline = config.getoption("timeline_baseline")
-    if not records and not baseline:
+    if not records and not restores and not baseline:
         return
     artifacts = Path(config.getoption("artifacts")).resolve()
-    report = boot_report(records)
+    report = boot_report(records, restores)
     (artifacts / "boots.json").write_text(json.dumps(report, indent=2) + "\n")
     values, boots = gate.medians(records)
     lines = report_lines(report)

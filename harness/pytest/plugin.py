@@ -20,7 +20,8 @@ from harness.build.builder import BuildRequest, build
 from harness.errors import UserError
 from harness.lab.board import Board, BoardTarget, WrongBoard
 from harness.log import logger
-from harness.pytest import boot_gate, leftovers
+from harness.pytest import boot_gate, leftovers, snapshots
+from harness.pytest.snapshots import SnapshotStore
 from harness.vm import accel
 from harness.vm.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineConfig, die_with_parent
 from harness.vm.target import Target
@@ -49,6 +50,8 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
     group = parser.getgroup("kubesolo", "KubeSolo OS harness")
     if not pluginmanager.is_registered(boot_gate):
         pluginmanager.register(boot_gate, "kubesolo-boot-gate")  # its options follow ours
+    if not pluginmanager.is_registered(snapshots):
+        pluginmanager.register(snapshots, "kubesolo-snapshots")
     group.addoption(
         "--kubesolo-image",
         metavar="DIR",
@@ -328,13 +331,41 @@ def session_machine_factory(
     _teardown(machines, harness_settings, request.session.testsfailed > 0, prefix)
 
 
-@pytest.fixture
-def machine(machine_factory: MachineFactory) -> Target:
-    """A machine with the default settings, booted to stage 90."""
-    vm = machine_factory()
-    vm.start()
+@pytest.fixture(scope="session")
+def snapshot_store(
+    pytestconfig: pytest.Config,
+    kubesolo_image: Image,
+    harness_settings: Settings,
+    lab_board: Board | None,
+) -> SnapshotStore:
+    """The run's booted states (docs/architecture.md "Snapshots"); off with
+    --no-snapshots, on a board, and on an image without the test shell."""
+    on = (
+        not pytestconfig.getoption("no_snapshots")
+        and lab_board is None
+        and kubesolo_image.manifest.get("flavour") == "test"
+    )
+    artifacts = harness_settings.artifacts
+    directory = snapshots.run_dir(artifacts) if on else None
+    return SnapshotStore(directory, kubesolo_image, artifacts / boot_gate.TIMELINES_DIR)
+
+
+def _wait_for_boot(vm: Target) -> None:
     vm.wait_for_boot()
-    return vm
+
+
+@pytest.fixture
+def machine(
+    request: pytest.FixtureRequest, machine_factory: MachineFactory, snapshot_store: SnapshotStore
+) -> Target:
+    """A machine with the default settings, booted to stage 90: restored from
+    the run's snapshot of that state when there is one (`cold_boot`: never)."""
+    if request.node.get_closest_marker("cold_boot"):
+        vm = machine_factory()
+        vm.start()
+        vm.wait_for_boot()
+        return vm
+    return snapshot_store.booted(machine_factory, {}, _wait_for_boot, owner=request.node.nodeid)
 
 
 def used_machines(item: pytest.Item) -> list[Target]:

@@ -124,6 +124,15 @@ class Console:
         with self._cond:
             return bytes(self._buf), list(self._arrivals)
 
+    def preload(self, data: bytes, arrivals: list[tuple[int, float]]) -> None:
+        """Start from a snapshot's console: its bytes, arrived at `arrivals`
+        (end offset, seconds relative to now). Not written to the log file:
+        the snapshot keeps them."""
+        now = time.monotonic()
+        with self._cond:
+            self._buf = bytearray(data)
+            self._arrivals = [(end, now + rel) for end, rel in arrivals]
+
     def reopened(self) -> Console:
         """A fresh, unattached Console holding this one's bytes and log file:
         cursors stay valid across a restart of QEMU."""

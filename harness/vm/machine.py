@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,15 @@ from harness.vm.driver import DEFAULT_COMMAND_TIMEOUT as DEFAULT_COMMAND_TIMEOUT
 from harness.vm.driver import CommandFailed as CommandFailed  # its home before driver.py
 from harness.vm.driver import GuestDriver
 from harness.vm.shell import GuestShell
+from harness.vm.snapshot import Snapshot
 
 # The one boot timeout: a boot to stage 90 under TCG, two workers on two cores.
 # A KubeSolo node's boot is the same OS boot (KubeSolo starts after stage 90).
 DEFAULT_BOOT_TIMEOUT = 240.0
 PR_SET_PDEATHSIG = 1
 QMP_CONNECT_TIMEOUT = 30.0
+MIGRATION_BANDWIDTH = 8 << 30  # bytes/s: no limit worth the name (QEMU's default is 128 MiB/s)
+MIGRATION_TIMEOUT = 120.0
 SOCKET_DIR_PREFIX = "ksh-"  # + "<pid>-": QEMU's sockets (short paths: sun_path is 108 bytes)
 log = logger("vm")
 
@@ -188,6 +192,9 @@ class Machine(GuestDriver):
         self._boots_seen = 0  # READY lines the test shell should have sent
         self._expect_cursor = 0
         self.verdict: accel_mod.Verdict | None = None
+        self._incoming: Path | None = None  # restoring: the snapshot's migration stream
+        self._disk_override: Path | None = None  # restoring: an overlay on the snapshot's disk
+        self.restored_in: float | None = None  # seconds the restore took, if restored
         for guest_port in self.config.forwards:
             self.forward_port(guest_port)
 
@@ -203,6 +210,8 @@ class Machine(GuestDriver):
         return self._proc is not None and self._proc.poll() is None
 
     def _data_disk(self) -> Path | None:
+        if self._disk_override:
+            return self._disk_override
         disk = self.config.data_disk
         if disk is False:
             return None
@@ -235,6 +244,7 @@ class Machine(GuestDriver):
             console_socket=self._sock_dir / "console.sock",
             qmp_socket=self._sock_dir / "qmp.sock",
             shell_socket=self._sock_dir / "shell.sock",
+            incoming=self._incoming,
         )
 
     def start(self) -> None:
@@ -321,7 +331,9 @@ class Machine(GuestDriver):
             self._shell.close()
             self._shell = None
         self.console.close()
-        self.console = self.console.reopened()
+        old, self.console = self.console, self.console.reopened()
+        if self._ended_key == (id(old), self._boot_cursor):  # still not this machine's boot
+            self._ended_key = (id(self.console), self._boot_cursor)
 
     def close(self) -> None:
         """Kill QEMU and free its ports; the run directory stays."""
@@ -330,6 +342,68 @@ class Machine(GuestDriver):
             reservation.release()
         self._forwards.clear()
         shutil.rmtree(self._sock_dir, ignore_errors=True)
+
+    # ---- snapshots (docs/architecture.md "Snapshots") ---------------------------
+    def save_snapshot(self, directory: Path) -> Snapshot:
+        """Save this booted machine: QEMU's state, its data disk and its console
+        so far. The machine pauses for the save, then runs on."""
+        with self._step("save a snapshot"):
+            boot_id = self._shell_ready(30).wait_ready(self._boots_seen, 30)
+            disk = self._data_disk()
+            directory.mkdir(parents=True, exist_ok=True)
+            snap = Snapshot(directory)
+            self.qmp("migrate-set-parameters", **{"max-bandwidth": MIGRATION_BANDWIDTH})
+            self.qmp("stop")
+            try:
+                self.qmp("migrate", uri=f"exec:cat > {shlex.quote(str(snap.state))}")
+                self._wait_migration(lambda: self.qmp("query-migrate").get("status"), {"completed"})
+                if disk:
+                    shutil.copyfile(disk, snap.disk)
+                data, arrivals = self.console.snapshot()
+                base = self._boot_cursor
+                snap.console.write_bytes(data[base:])
+                kept = [(end - base, at) for end, at in arrivals if end > base]
+                snap.write_meta(boot_id, kept, disk is not None)
+            finally:
+                self.qmp("cont")
+            return snap
+
+    def restore(self, snap: Snapshot) -> None:
+        """Start this (never started) machine from a snapshot instead of a boot:
+        its own overlay on the snapshot's disk, the snapshot's console, the test
+        shell reconnected, and the guest clock set to now."""
+        if self._proc is not None or self.console.cursor() or self.config.boot != "kernel":
+            raise UserError("restore: a kernel-boot machine that was never started")
+        with self._step("restore a snapshot"):
+            started = time.monotonic()
+            meta = snap.meta()
+            if meta["has_disk"]:
+                self._disk_override = create_overlay(snap.disk, self.run_dir / "data-overlay.qcow2")
+            self.console.preload(snap.console.read_bytes(), [tuple(a) for a in meta["arrivals"]])
+            self._ended_key = (id(self.console), 0)  # the snapshot's boot is not this machine's
+            self._incoming = snap.state
+            try:
+                self.start()
+            finally:
+                self._incoming = None  # a later power-on boots from the disk
+            self._boot_cursor = 0
+            self.qmp("migrate-incoming", uri=f"exec:cat {shlex.quote(str(snap.state))}")
+            self._wait_migration(
+                lambda: self.qmp("query-status").get("status"), {"paused", "running"}
+            )
+            self.qmp("cont")
+            assert self._shell is not None
+            self._shell.assume_ready(meta["boot_id"])
+            self.succeed(f"date -u -s @{int(time.time())} >/dev/null")
+            self.restored_in = round(time.monotonic() - started, 3)
+
+    def _wait_migration(self, status: Callable[[], Any], done: set[str]) -> None:
+        deadline = time.monotonic() + MIGRATION_TIMEOUT
+        while (now := status()) not in done:
+            if now in ("failed", "cancelled") or time.monotonic() > deadline:
+                detail = self.qmp("query-migrate").get("error-desc", now)
+                raise HarnessError(f"[{self.config.name}] snapshot migration {now}: {detail}")
+            time.sleep(0.02)
 
     # ---- power --------------------------------------------------------------
     def reboot(self) -> None:

@@ -42,6 +42,7 @@ class QemuPlan:
     console_socket: Path = Path("console.sock")
     qmp_socket: Path = Path("qmp.sock")
     shell_socket: Path | None = None
+    incoming: Path | None = None  # a migration stream to restore (harness.vm.snapshot)
 
 
 def netdev(index: int, restricted: bool, forwards: tuple[Forward, ...]) -> str:
@@ -125,4 +126,6 @@ def command_line(plan: QemuPlan, qemu: str = "qemu-system-x86_64") -> list[str]:
         cmd += ["-virtfs", f"local,path={path},mount_tag={tag},security_model=none,readonly=on"]
     for i in range(HOTPLUG_PORTS):
         cmd += ["-device", f"pcie-root-port,id=hotplug{i},chassis={i + 1}"]
+    if plan.incoming:  # the stream comes by QMP once every socket is connected
+        cmd += ["-incoming", "defer"]
     return cmd

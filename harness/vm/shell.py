@@ -161,6 +161,12 @@ class GuestShell:
         with self._cond:
             return len(self._boots)
 
+    def assume_ready(self, boot_id: str) -> None:
+        """A restored guest's READY line came before its snapshot: count it."""
+        with self._cond:
+            self._boots.append(boot_id)
+            self._cond.notify_all()
+
     def wait_ready(self, count: int, timeout: float) -> str:
         """Wait for the count-th READY (one per guest boot); its boot id."""
         deadline = time.monotonic() + timeout

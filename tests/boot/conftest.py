@@ -4,6 +4,7 @@ guest boots its own machine through `machine_factory`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -14,15 +15,26 @@ from boot_guest import (
 from boot_scenarios import SCENARIOS
 
 from harness import guest
+from harness.pytest.snapshots import SnapshotStore
 from harness.vm.machine import Machine
+
+
+def _shell_prompt(vm: Machine) -> None:
+    vm.wait_for_console(guest.SHELL_PROMPT, timeout=vm.config.boot_timeout)
+
+
+UP = {"shell": _shell_prompt, "boot": wait_for_kubesolo}  # Scenario.up: what "up" waits for
 
 
 @pytest.fixture(scope="session")
 def scenario(
-    session_machine_factory: Callable[..., Machine], tmp_path_factory: pytest.TempPathFactory
+    session_machine_factory: Callable[..., Machine],
+    tmp_path_factory: pytest.TempPathFactory,
+    snapshot_store: SnapshotStore,
 ) -> Callable[[str], Machine]:
-    """`scenario(name) -> Machine`, booted once per worker; a boot that
-    failed fails every test of that scenario with the same error."""
+    """`scenario(name) -> Machine`, booted once per run and restored from its
+    snapshot by the other workers (docs/architecture.md "Snapshots"); a boot
+    that failed fails every test of that scenario with the same error."""
     booted: dict[str, Machine | BaseException] = {}
 
     def get(name: str) -> Machine:
@@ -43,12 +55,9 @@ def scenario(
         if spec.disk_files is not None:
             directory = tmp_path_factory.mktemp(f"disk-{name}")
             settings["data_disk"] = preseeded_data_disk(directory, spec.disk_files)
-        vm = session_machine_factory(**settings)
-        vm.start()
-        if spec.up == "shell":
-            vm.wait_for_console(guest.SHELL_PROMPT, timeout=vm.config.boot_timeout)
-        else:
-            wait_for_kubesolo(vm)
-        return vm
+        disk = json.dumps(spec.disk_files, sort_keys=True)
+        return snapshot_store.booted(
+            session_machine_factory, settings, UP[spec.up], extra=disk, owner=f"scenario {name}"
+        )
 
     return get

@@ -61,7 +61,7 @@ def test_the_session_chart_and_medians_are_written(pytester: pytest.Pytester) ->
     result.stdout.fnmatch_lines(
         [
             "boots: 3 booted cold, *s from their first console byte to their last stage; "
-            "0 restored from snapshots",
+            "0 restored from snapshots in 0s",
             "*s vm0, up to 90-kubesolo.sh",
             "boot timeline: 3 boots, 3 complete plain boots: medians in *",
         ]

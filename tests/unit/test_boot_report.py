@@ -28,7 +28,7 @@ def test_report_counts_and_ranks():
     assert [s["owner"] for s in report["slowest"]] == ["b", "c"]
     assert report_lines(report) == [
         "boots: 4 booted cold, 15s from their first console byte to their last stage; "
-        "0 restored from snapshots",
+        "0 restored from snapshots in 0s",
         "     9.5s b (vm0), up to 00-s.sh",
         "     3.5s c (vm0), up to 00-s.sh",
     ]
@@ -39,3 +39,13 @@ def test_records_keep_their_owner_through_json():
     assert BootRecord.from_json(original.to_json()) == original
     legacy = {k: v for k, v in original.to_json().items() if k != "owner"}
     assert BootRecord.from_json(legacy).owner == ""
+
+
+def test_restores_are_counted_beside_the_boots():
+    restores = [
+        {"machine": "default", "seconds": 0.8, "owner": "scenario default"},
+        {"machine": "vm0", "seconds": 1.1, "owner": "tests/x.py::test_y"},
+    ]
+    report = boot_report([record("a", 1.5)], restores)
+    assert (report["restores"], report["restore_seconds"]) == (2, 1.9)
+    assert report_lines(report)[0].endswith("; 2 restored from snapshots in 2s")

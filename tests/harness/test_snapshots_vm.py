@@ -1,0 +1,92 @@
+"""Booted machines saved and restored (docs/architecture.md "Snapshots")."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+import time
+import urllib.request
+
+import pytest
+from child_pytest import child_pytest
+
+from harness import guest
+
+pytestmark = [pytest.mark.boot, pytest.mark.qemu_only]
+
+PROOF = f"{guest.KUBESOLO_PATH}/snapshot-proof"
+SNAPSHOT_AGE = 12  # seconds between the save and the restore: the clock must catch up
+
+
+def test_restore_is_the_saved_machine_on_its_own_disk_with_the_clock_set(machine_factory, tmp_path):
+    """docs/architecture.md "Snapshots": a restore is the saved guest (same
+    boot id, same files, the boot's console), writes to an overlay of its own,
+    answers on the test shell and a forwarded port, has its clock set to now,
+    and boots cold from its disk when rebooted."""
+    source = machine_factory(name="source")
+    source.start()
+    source.wait_for_boot()
+    source.succeed(f"echo before > {PROOF} && sync")
+    boot_id = source.succeed("cat /proc/sys/kernel/random/boot_id")
+    snap = source.save_snapshot(tmp_path / "snap")
+    source.succeed(f"echo after > {PROOF}-source && sync")  # the source runs on, disk and all
+    time.sleep(SNAPSHOT_AGE)
+
+    restored = machine_factory(name="restored", forwards=(8080,))
+    restored.restore(snap)
+    assert restored.restored_in is not None
+    restored.wait_for_boot()  # the saved boot, read from the snapshot's console
+    assert re.search(guest.BOOT_MARKER, restored.console_text())
+    assert restored.boot_timelines() == []  # that boot was the source's, counted there
+    assert restored.succeed("cat /proc/sys/kernel/random/boot_id") == boot_id
+    assert restored.succeed(f"cat {PROOF}") == "before\n"
+    restored.fail(f"test -e {PROOF}-source")
+    guest_now = int(restored.succeed("date -u +%s"))
+    assert abs(guest_now - time.time()) < SNAPSHOT_AGE / 2
+
+    restored.succeed("mkdir -p /tmp/www && echo restored-page > /tmp/www/index.html")
+    restored.succeed("httpd -p 8080 -h /tmp/www")
+    url = f"http://127.0.0.1:{restored.host_port(8080)}/"
+    with urllib.request.urlopen(url, timeout=30) as page:
+        assert page.read() == b"restored-page\n"
+    restored.succeed(f"echo mine > {PROOF}-restored && sync")
+
+    second = machine_factory(name="second")
+    second.restore(snap)
+    second.fail(f"test -e {PROOF}-restored")  # each restore has its own overlay
+    second.reboot()
+    second.wait_for_boot()
+    assert second.succeed(f"cat {PROOF}") == "before\n"
+    assert second.succeed("cat /proc/sys/kernel/random/boot_id") != boot_id
+    assert len(second.boot_timelines()) == 1
+    restored.power_off()
+    assert restored.boot_timelines() == []  # nor after its QEMU is gone
+
+
+SHARED_SUITE = textwrap.dedent(
+    """
+    import pytest
+
+    @pytest.mark.parametrize("n", range(3))
+    def test_default_machine(machine, n):
+        assert machine.succeed("echo up") == "up\\n"
+    """
+)
+
+
+@pytest.mark.parametrize(("args", "boots", "restores"), [((), 1, 2), (("--no-snapshots",), 3, 0)])
+def test_a_run_boots_the_default_machine_once_and_restores_it(
+    kubesolo_image, tmp_path, args, boots, restores
+):
+    """docs/architecture.md "Snapshots": three tests that ask for the default
+    machine in one run get one boot and two restores; --no-snapshots boots
+    all three; the run's snapshots are gone when it ends."""
+    suite = tmp_path / "test_shared.py"
+    suite.write_text(SHARED_SUITE)
+    artifacts = tmp_path / "artifacts"
+    child = child_pytest(kubesolo_image.path, artifacts, suite, *args)
+    assert child.wait(timeout=600) == 0
+    report = json.loads((artifacts / "boots.json").read_text())
+    assert (report["boots"], report["restores"]) == (boots, restores)
+    assert not list((artifacts / "snapshots").glob("*/*"))

@@ -1,0 +1,47 @@
+"""What names a booted state (docs/architecture.md "Snapshots")."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from harness.pytest.snapshots import config_settings
+from harness.vm.machine import MachineConfig
+from harness.vm.qemu import QemuPlan, command_line
+from harness.vm.snapshot import snapshot_key
+
+
+def key(config: MachineConfig, extra: str = "", image: str = "test-abc") -> str:
+    return snapshot_key(image, config_settings(config), extra)
+
+
+def test_the_name_of_a_machine_does_not_change_its_booted_state():
+    assert key(MachineConfig(name="a")) == key(MachineConfig(name="b"))
+
+
+def test_every_other_setting_the_image_and_the_disk_do():
+    base = key(MachineConfig())
+    changed = [
+        key(MachineConfig(kernel_args="kubesolo.debug")),
+        key(MachineConfig(memory_mb=1024)),
+        key(MachineConfig(macs=("52:54:00:9a:bc:de",))),
+        key(MachineConfig(data_disk=False)),
+        key(MachineConfig(), image="test-def"),
+        key(MachineConfig(), extra='{"etc-kubesolo/hostname": "x"}'),
+    ]
+    assert base not in changed and len(set(changed)) == len(changed)
+
+
+def test_a_disk_file_is_named_by_its_content_not_its_path(tmp_path):
+    one = MachineConfig(data_disk=tmp_path / "worker0.qcow2")
+    two = MachineConfig(data_disk=tmp_path / "worker1.qcow2")
+    assert key(one, "files") == key(two, "files") != key(one, "other files")
+
+
+def test_a_restore_waits_for_its_stream_by_qmp():
+    plan = QemuPlan(
+        accel="tcg", memory_mb=512, cpus=1, boot="kernel", kernel=Path("k"), initramfs=Path("i")
+    )
+    assert "-incoming" not in command_line(plan)
+    cmd = command_line(dataclasses.replace(plan, incoming=Path("/snap/state")))
+    assert cmd[cmd.index("-incoming") + 1] == "defer"
