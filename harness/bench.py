@@ -1,5 +1,7 @@
 """`kubesolo-harness bench`: the speed figures of the harness and the OS,
-measured on this host (no timing assertions live in tests)."""
+measured on this host (no timing assertions live in tests). Each boot is
+shown as a ratio to the floor measured in the same run (harness.build.floor),
+and beside it the same measure taken by labgrid (harness.peer_bench)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from harness import peer_bench
 from harness.artefact import Image
 from harness.build.builder import BuildRequest, build
 from harness.build.floor import FLOOR_MARKER, write_floor_initramfs
@@ -28,7 +31,12 @@ Record = Callable[[str, float], None]
 FLOOR = "floor: the same kernel to an /init that only prints"
 BOOT = "kernel boot to stage 90"
 REBOOT = "clean reboot to stage 90"
-FLOOR_BOUNDED = (FLOOR, BOOT, REBOOT)
+RESTORE = "restore from a snapshot to a usable test shell"
+ROUND_TRIP = "test shell round trip"
+MIB = "1 MiB through the test shell"
+FLOOR_BOUNDED = (FLOOR, BOOT, REBOOT, RESTORE)
+# our measure -> labgrid's, shown in the same row
+PEERS = {BOOT: peer_bench.BOOT, ROUND_TRIP: peer_bench.ROUND_TRIP, MIB: peer_bench.MIB}
 
 
 def boot(vm: Machine) -> None:
@@ -54,17 +62,18 @@ def floor_boot(image: Image, floor: Path, accel: str) -> float:
 def bench_kernel_boot(image: Image, floor: Path, accel: str, record: Record) -> None:
     record(FLOOR, floor_boot(image, floor, accel))
     with tempfile.TemporaryDirectory() as tmp:
-        vm = Machine(image, MachineConfig(accel=accel), run_dir=Path(tmp))
+        vm = Machine(image, MachineConfig(accel=accel), run_dir=Path(tmp) / "booted")
         with vm:
             record(BOOT, timed(lambda: boot(vm)))
             for stage in vm.stage_timeline():
                 record(f"stage {stage.name}", stage.duration or 0.0)
             rtt = [timed(lambda: vm.succeed("true")) for _ in range(10)]
-            record("test shell round trip", statistics.median(rtt))
-            record(
-                "1 MiB through the test shell",
-                timed(lambda: vm.succeed("head -c 1048576 /dev/zero")),
-            )
+            record(ROUND_TRIP, statistics.median(rtt))
+            record(MIB, timed(lambda: vm.succeed("head -c 1048576 /dev/zero")))
+            snap = vm.save_snapshot(Path(tmp) / "snapshot")
+            restored = Machine(image, MachineConfig(accel=accel), run_dir=Path(tmp) / "restored")
+            with restored:
+                record(RESTORE, timed(lambda: restored.restore(snap)))
             record(REBOOT, timed(lambda: reboot(vm)))
 
 
@@ -75,7 +84,7 @@ def bench_iso_boot(image: Image, accel: str, record: Record) -> None:
             record("ISO boot to stage 90 (3 s menu)", timed(lambda: boot(vm)))
 
 
-def measure(runs: int, accel: str) -> dict[str, list[float]]:
+def measure(runs: int, accel: str, peer: bool) -> dict[str, list[float]]:
     results: dict[str, list[float]] = {}
 
     def record(name: str, seconds: float) -> None:
@@ -84,36 +93,47 @@ def measure(runs: int, accel: str) -> dict[str, list[float]]:
 
     image = build(BuildRequest(flavour="test"))
     record("image build, cache hit", timed(lambda: build(BuildRequest())))
+    tcg = "tcg" if accel == "auto" else accel  # labgrid is given one accelerator
     with tempfile.TemporaryDirectory() as tmp:
         floor = write_floor_initramfs(image.initramfs, Path(tmp) / "floor.cpio")
         for _ in range(runs):
             bench_kernel_boot(image, floor, accel, record)
+            if peer:
+                peer_bench.bench_labgrid(image, tcg, record)
             bench_iso_boot(image, accel, record)
     return results
 
 
 def ratio_to_floor(name: str, median: float, floor: float | None) -> str:
-    """ "2.4x" for the boots, which the floor bounds; blank for the rest."""
+    """ "2.4x" for the boots and the restore; blank for the rest."""
     if floor and name in FLOOR_BOUNDED:
         return f"{median / floor:.1f}x"
     return ""
 
 
 def table(results: dict[str, list[float]]) -> list[str]:
+    """One row per measure of ours, labgrid's figure for it beside it."""
     floor_runs = results.get(FLOOR)
     floor = statistics.median(floor_runs) if floor_runs else None
-    lines = ["| measure | median (s) | to the floor | runs |", "|---|---|---|---|"]
+    lines = [
+        "| measure | median (s) | to the floor | labgrid (s) | runs |",
+        "|---|---|---|---|---|",
+    ]
+    peer_names = set(PEERS.values())
     for name, runs_of in results.items():
+        if name in peer_names:
+            continue
         median = statistics.median(runs_of)
+        peer_runs = results.get(PEERS.get(name, ""))
+        peer = f"{statistics.median(peer_runs):.2f}" if peer_runs else ""
         ratio = ratio_to_floor(name, median, floor)
-        lines.append(f"| {name} | {median:.2f} | {ratio} | {len(runs_of)} |")
+        lines.append(f"| {name} | {median:.2f} | {ratio} | {peer} | {len(runs_of)} |")
     return lines
 
 
-def main_bench(runs: int, accel: str, out: str | None) -> int:
-    results = measure(runs, accel)
+def summary(results: dict[str, list[float]]) -> dict[str, dict[str, object]]:
     floor = statistics.median(results[FLOOR])
-    summary = {
+    return {
         name: {
             "median": statistics.median(v),
             "runs": v,
@@ -121,7 +141,11 @@ def main_bench(runs: int, accel: str, out: str | None) -> int:
         }
         for name, v in results.items()
     }
+
+
+def main_bench(runs: int, accel: str, out: str | None, peer: bool = True) -> int:
+    results = measure(runs, accel, peer and peer_bench.labgrid_available())
     print("\n" + "\n".join(table(results)))
     if out:
-        Path(out).write_text(json.dumps(summary, indent=2) + "\n")
+        Path(out).write_text(json.dumps(summary(results), indent=2) + "\n")
     return 0

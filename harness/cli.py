@@ -70,6 +70,9 @@ def parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
     bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    bench.add_argument(
+        "--no-peer", action="store_true", help="skip labgrid's column (its boots double the time)"
+    )
     add_timeline(sub)
     add_dev_arguments(
         sub.add_parser("dev", help="an interactive KubeSolo OS VM: console, menu (Ctrl-]), --watch")
@@ -165,7 +168,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "timeline": run_timeline,
     "kernel-audit": run_kernel_audit,
     "dev": main_dev,
-    "bench": lambda a: main_bench(a.runs, a.accel, a.json),
+    "bench": lambda a: main_bench(a.runs, a.accel, a.json, peer=not a.no_peer),
 }
 
 

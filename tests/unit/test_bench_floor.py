@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import json
+import shlex
 import stat
 
 import pytest
+import yaml
 
-from harness.bench import BOOT, FLOOR, ratio_to_floor, table
+from harness import peer_bench
+from harness.artefact import Image
+from harness.bench import BOOT, FLOOR, RESTORE, ratio_to_floor, table
 from harness.build import cpio
 from harness.build.floor import BUSYBOX, FLOOR_INIT, FLOOR_MARKER, busybox_of, floor_archive
 from harness.errors import UserError
@@ -44,7 +49,32 @@ def test_boots_are_shown_as_ratios_to_the_floor_and_nothing_else_is():
     assert ratio_to_floor(BOOT, 7.0, None) == ""
 
 
-def test_the_table_uses_the_median_of_the_floor_runs():
-    lines = table({FLOOR: [3.0, 4.0, 100.0], BOOT: [8.0, 9.0, 10.0]})
-    assert lines[2] == f"| {FLOOR} | 4.00 | 1.0x | 3 |"
-    assert lines[3] == f"| {BOOT} | 9.00 | 2.2x | 3 |"
+def test_the_table_uses_the_median_of_the_floor_runs_and_puts_labgrid_beside_us():
+    lines = table(
+        {
+            FLOOR: [3.0, 4.0, 100.0],
+            BOOT: [8.0, 9.0, 10.0],
+            peer_bench.BOOT: [11.0, 12.0, 13.0],
+            RESTORE: [0.8],
+        }
+    )
+    assert lines[2:] == [
+        f"| {FLOOR} | 4.00 | 1.0x |  | 3 |",
+        f"| {BOOT} | 9.00 | 2.2x | 12.00 | 3 |",
+        f"| {RESTORE} | 0.80 | 0.2x |  | 1 |",
+    ]
+
+
+def test_labgrid_is_given_our_devices_and_the_image_s_command_line(tmp_path):
+    manifest = {"default_label": "kubesolo", "labels": {"kubesolo": "console=ttyS0"}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    image = Image(tmp_path)
+    text = peer_bench.environment_yaml(
+        image, tmp_path / "vmlinux", tmp_path / "data.qcow2", "tcg", "kubesolo.shell"
+    )
+    driver = yaml.safe_load(text)["targets"]["main"]["drivers"]["QEMUDriver"]
+    assert driver["machine"] == "q35" and driver["memory"] == "512M"
+    assert driver["boot_args"] == "console=ttyS0 kubesolo.shell"
+    extra = shlex.split(driver["extra_args"])
+    assert extra[extra.index("-initrd") + 1] == str(image.initramfs)
+    assert "user,id=net0,restrict=on" in extra
