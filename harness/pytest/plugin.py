@@ -286,6 +286,8 @@ def _teardown(machines: list[Target], settings: Settings, failed: bool, owner: s
         machine.save_artifacts()
     boot_gate.record_boots(machines, settings.artifacts / boot_gate.TIMELINES_DIR, owner)
     for machine in machines:
+        if keep and isinstance(machine, Machine):
+            machine.detach_disk_from_snapshot()  # the run's snapshots go at its end
         if not keep and not failed:
             shutil.rmtree(machine.run_dir, ignore_errors=True)
             with contextlib.suppress(OSError):  # the test's directory, once empty
@@ -346,7 +348,7 @@ def snapshot_store(
         and kubesolo_image.manifest.get("flavour") == "test"
     )
     artifacts = harness_settings.artifacts
-    directory = snapshots.run_dir(artifacts) if on else None
+    directory = snapshots.run_dir(pytestconfig) if on else None
     return SnapshotStore(directory, kubesolo_image, artifacts / boot_gate.TIMELINES_DIR)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import fields
@@ -25,7 +26,8 @@ from harness.vm.machine import Machine, MachineConfig
 from harness.vm.snapshot import Snapshot, snapshot_key
 from harness.vm.target import Target
 
-RUN_ENV = "KUBESOLO_SNAPSHOT_RUN"  # the controller's run name, inherited by its workers
+RUN_KEY = "kubesolo_snapshot_run"  # the controller's run name, in each worker's workerinput
+RUN_NAME = pytest.StashKey[str]()
 SNAPSHOTS_DIR = "snapshots"  # under --artifacts: one directory per run
 RESTORES_FILE = "restores-{pid}.jsonl"  # beside the boot timelines
 log = logger("snapshots")
@@ -46,33 +48,52 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "cold_boot: the `machine` fixture boots this test's machine cold"
     )
-    if not hasattr(config, "workerinput"):  # the controller names the run for its workers
-        os.environ[RUN_ENV] = f"run-{os.getpid()}"
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        config.stash[RUN_NAME] = workerinput[RUN_KEY]
+    else:  # the controller names the run: its pid (for the leftovers) and a random part
+        config.stash[RUN_NAME] = f"run-{os.getpid()}-{secrets.token_hex(4)}"
 
 
-def run_dir(artifacts: Path) -> Path:
-    return artifacts / SNAPSHOTS_DIR / os.environ.get(RUN_ENV, f"run-{os.getpid()}")
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: each worker learns the controller's run name."""
+    node.workerinput[RUN_KEY] = node.config.stash[RUN_NAME]
+
+
+def run_dir(config: pytest.Config) -> Path:
+    artifacts = Path(config.getoption("artifacts")).resolve()
+    return artifacts / SNAPSHOTS_DIR / config.stash[RUN_NAME]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if not hasattr(session.config, "workerinput"):
-        directory = run_dir(Path(session.config.getoption("artifacts")).resolve())
+        directory = run_dir(session.config)
         directory.mkdir(parents=True, exist_ok=True)
         leftovers.mark_owner(directory)  # a killed run's snapshots go with its leftovers
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if not hasattr(session.config, "workerinput"):
-        shutil.rmtree(run_dir(Path(session.config.getoption("artifacts")).resolve()), True)
+        shutil.rmtree(run_dir(session.config), ignore_errors=True)
 
 
 def config_settings(config: MachineConfig) -> dict[str, Any]:
     """What a booted state depends on: every setting but the machine's name; a
     data disk given as a file is named by the caller's `extra` instead."""
     settings = {f.name: getattr(config, f.name) for f in fields(config) if f.name != "name"}
+    settings["allow_failures"] = sorted(config.allow_failures)
     if not isinstance(config.data_disk, bool):
         settings["data_disk"] = "a file"
     return settings
+
+
+def can_snapshot(config: MachineConfig, extra: str) -> bool:
+    """Kernel boots only; not with 9p shares (QEMU cannot migrate a mounted
+    one), nor with a disk file nobody named (its content is not in the key)."""
+    named_disk = isinstance(config.data_disk, bool) or bool(extra)
+    return config.boot == "kernel" and not config.shares and named_disk
 
 
 class SnapshotStore:
@@ -95,23 +116,32 @@ class SnapshotStore:
         when this run saved that state already, else started, brought up and
         saved. `extra` names what the settings do not (a preseeded disk)."""
         vm = make(**settings)
-        if self.directory is None or not isinstance(vm, Machine) or vm.config.boot != "kernel":
+        if (
+            self.directory is None
+            or not isinstance(vm, Machine)
+            or not can_snapshot(vm.config, extra)
+        ):
             vm.start()
             up(vm)
             return vm
-        key = snapshot_key(self.image.path.name, config_settings(vm.config), extra)
+        what = f"{extra}\nup: {getattr(up, '__qualname__', repr(up))}"
+        key = snapshot_key(vm.image.path.name, config_settings(vm.config), what)
         snap = Snapshot(self.directory / key)
         with FileLock(str(self.directory / f"{key}.lock")):
             if snap.complete:
                 try:
                     vm.restore(snap)
-                except HarnessError as err:
-                    raise HarnessError(f"{err} (run with --no-snapshots to boot cold)") from err
+                except Exception as err:
+                    raise HarnessError(f"{err} (--no-snapshots boots cold)") from err
                 self._record(vm, owner)
                 return vm
             vm.start()
             up(vm)
-            vm.save_snapshot(snap.directory)
+            try:
+                vm.save_snapshot(snap.directory)
+            except Exception as err:  # the machine is up: only the sharing is lost
+                log.warning("[%s] no snapshot saved, it stays booted: %s", vm.config.name, err)
+                shutil.rmtree(snap.directory, ignore_errors=True)
         return vm
 
     def _record(self, vm: Machine, owner: str) -> None:

@@ -126,12 +126,13 @@ class Console:
 
     def preload(self, data: bytes, arrivals: list[tuple[int, float]]) -> None:
         """Start from a snapshot's console: its bytes, arrived at `arrivals`
-        (end offset, seconds relative to now). Not written to the log file:
-        the snapshot keeps them."""
+        (end offset, seconds relative to now)."""
         now = time.monotonic()
         with self._cond:
             self._buf = bytearray(data)
             self._arrivals = [(end, now + rel) for end, rel in arrivals]
+        with self.log_path.open("ab") as log:  # the log stays the whole record
+            log.write(data)
 
     def reopened(self) -> Console:
         """A fresh, unattached Console holding this one's bytes and log file:

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -346,17 +345,32 @@ class Machine(GuestDriver):
     # ---- snapshots (docs/architecture.md "Snapshots") ---------------------------
     def save_snapshot(self, directory: Path) -> Snapshot:
         """Save this booted machine: QEMU's state, its data disk and its console
-        so far. The machine pauses for the save, then runs on."""
+        so far. The machine pauses for the save, then runs on, whether the save
+        worked or not; a snapshot is complete only once its meta.json exists."""
         with self._step("save a snapshot"):
             boot_id = self._shell_ready(30).wait_ready(self._boots_seen, 30)
             disk = self._data_disk()
             directory.mkdir(parents=True, exist_ok=True)
             snap = Snapshot(directory)
+            partial = snap.state.with_name(snap.state.name + ".part")
+            # the stream is whole once `mv` ran: QEMU reports "completed"
+            # before `cat` has written its last bytes
+            stream = f"cat > {shlex.quote(str(partial))} && mv {shlex.quote(str(partial))} "
+            stream += shlex.quote(str(snap.state))
             self.qmp("migrate-set-parameters", **{"max-bandwidth": MIGRATION_BANDWIDTH})
             self.qmp("stop")
             try:
-                self.qmp("migrate", uri=f"exec:cat > {shlex.quote(str(snap.state))}")
-                self._wait_migration(lambda: self.qmp("query-migrate").get("status"), {"completed"})
+                self.qmp("migrate", uri=f"exec:{stream}")
+                try:
+                    self._wait_migration("completed")
+                except HarnessError:
+                    self._cancel_migration()
+                    raise
+                deadline = time.monotonic() + MIGRATION_TIMEOUT
+                while not snap.state.exists():
+                    if time.monotonic() > deadline:
+                        raise HarnessError(f"[{self.config.name}] the snapshot stream never closed")
+                    time.sleep(0.02)
                 if disk:
                     shutil.copyfile(disk, snap.disk)
                 data, arrivals = self.console.snapshot()
@@ -380,30 +394,59 @@ class Machine(GuestDriver):
             if meta["has_disk"]:
                 self._disk_override = create_overlay(snap.disk, self.run_dir / "data-overlay.qcow2")
             self.console.preload(snap.console.read_bytes(), [tuple(a) for a in meta["arrivals"]])
-            self._ended_key = (id(self.console), 0)  # the snapshot's boot is not this machine's
+            self._ended_key = (id(self.console), 0)  # start() must not keep it as a boot
             self._incoming = snap.state
             try:
                 self.start()
             finally:
                 self._incoming = None  # a later power-on boots from the disk
+            # the snapshot's boot is not this machine's: never counted as one
             self._boot_cursor = 0
-            self.qmp("migrate-incoming", uri=f"exec:cat {shlex.quote(str(snap.state))}")
-            self._wait_migration(
-                lambda: self.qmp("query-status").get("status"), {"paused", "running"}
-            )
-            self.qmp("cont")
+            self._ended_key = (id(self.console), 0)
+            try:
+                self.qmp("migrate-incoming", uri=f"exec:cat {shlex.quote(str(snap.state))}")
+                self._wait_migration("completed")
+                self.qmp("cont")
+            except Exception as err:  # QEMU exits when a stream cannot be loaded
+                stderr = (self.run_dir / "qemu-stderr.log").read_text(errors="replace").strip()
+                raise HarnessError(
+                    f"[{self.config.name}] restore from {snap.directory} failed: "
+                    f"{stderr[-300:] or err}"
+                ) from err
             assert self._shell is not None
             self._shell.assume_ready(meta["boot_id"])
             self.succeed(f"date -u -s @{int(time.time())} >/dev/null")
             self.restored_in = round(time.monotonic() - started, 3)
 
-    def _wait_migration(self, status: Callable[[], Any], done: set[str]) -> None:
+    def detach_disk_from_snapshot(self) -> None:
+        """A restored machine's disk, kept past its run: rebased from the
+        snapshot's disk (removed at the run's end) onto the image's blank disk."""
+        overlay = self._disk_override
+        if overlay is None or not overlay.exists() or self.is_up:
+            return
+        backing = ["-F", "qcow2", "-b", str(self.image.data_disk.resolve())]
+        run_tool(["qemu-img", "rebase", "-f", "qcow2", *backing, str(overlay)])
+
+    def _wait_migration(self, done: str) -> None:
+        """Wait for this QEMU's migration (out or in) to reach `done`."""
         deadline = time.monotonic() + MIGRATION_TIMEOUT
-        while (now := status()) not in done:
-            if now in ("failed", "cancelled") or time.monotonic() > deadline:
-                detail = self.qmp("query-migrate").get("error-desc", now)
-                raise HarnessError(f"[{self.config.name}] snapshot migration {now}: {detail}")
+        while (info := self.qmp("query-migrate")).get("status") != done:
+            status = info.get("status")
+            if status in ("failed", "cancelled") or time.monotonic() > deadline:
+                detail = info.get("error-desc", f"not {done} after {MIGRATION_TIMEOUT:.0f}s")
+                raise HarnessError(f"[{self.config.name}] snapshot migration {status}: {detail}")
             time.sleep(0.02)
+
+    def _cancel_migration(self) -> None:
+        """Stop a migration that is still running, so that `cont` resumes the guest
+        (a migration that completes later would leave it paused)."""
+        with contextlib.suppress(Exception):
+            self.qmp("migrate_cancel")
+            deadline = time.monotonic() + 30
+            while self.qmp("query-migrate").get("status") not in ("cancelled", "failed", None):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
 
     # ---- power --------------------------------------------------------------
     def reboot(self) -> None:

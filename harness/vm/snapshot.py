@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,4 +67,6 @@ class Snapshot:
             "arrivals": [(end, round(at - now, 6)) for end, at in arrivals],
             "has_disk": has_disk,
         }
-        (self.directory / META).write_text(json.dumps(meta) + "\n")
+        partial = self.directory / f"{META}.part"
+        partial.write_text(json.dumps(meta) + "\n")
+        os.replace(partial, self.directory / META)  # whole or absent

@@ -75,13 +75,17 @@ SHARED_SUITE = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize(("args", "boots", "restores"), [((), 1, 2), (("--no-snapshots",), 3, 0)])
+@pytest.mark.parametrize(
+    ("args", "boots", "restores"),
+    [(("-n", "2"), 1, 2), (("-n", "2", "--no-snapshots"), 3, 0)],
+)
 def test_a_run_boots_the_default_machine_once_and_restores_it(
     kubesolo_image, tmp_path, args, boots, restores
 ):
     """docs/architecture.md "Snapshots": three tests that ask for the default
-    machine in one run get one boot and two restores; --no-snapshots boots
-    all three; the run's snapshots are gone when it ends."""
+    machine in one run of two xdist workers get one boot and two restores,
+    whichever worker runs them; --no-snapshots boots all three; the run's
+    snapshots are gone when it ends."""
     suite = tmp_path / "test_shared.py"
     suite.write_text(SHARED_SUITE)
     artifacts = tmp_path / "artifacts"

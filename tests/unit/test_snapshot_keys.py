@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from harness.pytest.snapshots import config_settings
+from harness.pytest.snapshots import can_snapshot, config_settings
 from harness.vm.machine import MachineConfig
 from harness.vm.qemu import QemuPlan, command_line
 from harness.vm.snapshot import snapshot_key
@@ -45,3 +45,19 @@ def test_a_restore_waits_for_its_stream_by_qmp():
     assert "-incoming" not in command_line(plan)
     cmd = command_line(dataclasses.replace(plan, incoming=Path("/snap/state")))
     assert cmd[cmd.index("-incoming") + 1] == "defer"
+
+
+def test_allowed_failures_name_one_state_whatever_their_order():
+    one = MachineConfig(allow_failures=frozenset({"stage-error", "kernel-oops", "init-died"}))
+    two = MachineConfig(allow_failures=frozenset({"init-died", "stage-error", "kernel-oops"}))
+    assert config_settings(one)["allow_failures"] == ["init-died", "kernel-oops", "stage-error"]
+    assert key(one) == key(two)
+
+
+def test_what_cannot_be_snapshot_boots_cold(tmp_path):
+    assert can_snapshot(MachineConfig(), "")
+    assert can_snapshot(MachineConfig(data_disk=False), "")
+    assert not can_snapshot(MachineConfig(boot="iso"), "")
+    assert not can_snapshot(MachineConfig(shares={"src": tmp_path}), "")
+    assert not can_snapshot(MachineConfig(data_disk=tmp_path / "d.qcow2"), "")  # unnamed
+    assert can_snapshot(MachineConfig(data_disk=tmp_path / "d.qcow2"), "its files")
