@@ -352,10 +352,6 @@ def snapshot_store(
     return SnapshotStore(directory, kubesolo_image, artifacts / boot_gate.TIMELINES_DIR)
 
 
-def _wait_for_boot(vm: Target) -> None:
-    vm.wait_for_boot()
-
-
 @pytest.fixture
 def machine(
     request: pytest.FixtureRequest, machine_factory: MachineFactory, snapshot_store: SnapshotStore
@@ -367,7 +363,9 @@ def machine(
         vm.start()
         vm.wait_for_boot()
         return vm
-    return snapshot_store.booted(machine_factory, {}, _wait_for_boot, owner=request.node.nodeid)
+    return snapshot_store.booted(
+        machine_factory, {}, snapshots.booted_to_stage_90, owner=request.node.nodeid
+    )
 
 
 def used_machines(item: pytest.Item) -> list[Target]:

@@ -35,6 +35,11 @@ log = logger("snapshots")
 Up = Callable[[Target], None]
 
 
+def booted_to_stage_90(vm: Target) -> None:
+    """The "up" of a default machine (the `machine` fixture's): stage 90 done."""
+    vm.wait_for_boot()
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kubesolo")
     group.addoption(

@@ -21,6 +21,7 @@ from persistence_state import (
     probe_all,
 )
 
+from harness.pytest.snapshots import booted_to_stage_90
 from harness.vm.machine import Machine
 
 pytestmark = pytest.mark.persistence
@@ -40,11 +41,18 @@ class Restarted:
     params=list(RESTARTS),
 )
 def restarted(
-    request: pytest.FixtureRequest, session_machine_factory, machine_name, marker: Marker
+    request: pytest.FixtureRequest,
+    session_machine_factory,
+    snapshot_store,
+    machine_name,
+    marker: Marker,
 ) -> Iterator[Restarted]:
-    vm = session_machine_factory(name=machine_name(request.param))
-    vm.start()
-    vm.wait_for_boot()
+    """A default machine (restored from the run's snapshot when there is one:
+    docs/architecture.md "Snapshots"), marked, then restarted cold."""
+    name = machine_name(request.param)
+    vm = snapshot_store.booted(
+        session_machine_factory, {"name": name}, booted_to_stage_90, owner=name
+    )
     first_boot = probe_all(vm, HOSTNAME_PROBES + NETWORK_PROBES)
     for directory in PERSISTENT_PATHS + EPHEMERAL_PATHS:
         marker.write(vm, directory)

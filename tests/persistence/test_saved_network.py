@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from persistence_state import probe_all
 
+from harness.pytest.snapshots import booted_to_stage_90
+
 pytestmark = pytest.mark.persistence
 
 CLOUD_INIT = Path(__file__).resolve().parents[2] / "fixtures" / "cloud-init" / "static.yaml"
@@ -33,10 +35,13 @@ class TwoBoots:
 
 
 @pytest.fixture(scope="module")
-def two_boots(session_machine_factory, machine_name) -> Iterator[TwoBoots]:
-    vm = session_machine_factory(name=machine_name("saved-network"))
-    vm.start()
-    vm.wait_for_boot()
+def two_boots(session_machine_factory, snapshot_store, machine_name) -> Iterator[TwoBoots]:
+    """A default machine (restored from the run's snapshot when there is one:
+    docs/architecture.md "Snapshots"), then the two boots that matter, cold."""
+    name = machine_name("saved-network")
+    vm = snapshot_store.booted(
+        session_machine_factory, {"name": name}, booted_to_stage_90, owner=name
+    )
     vm.succeed(f"printf '%s' {shlex.quote(CLOUD_INIT.read_text())} > {CLOUD_INIT_GUEST}")
     vm.reboot()
     vm.wait_for_boot()
