@@ -349,7 +349,7 @@ def snapshot_store(
     )
     artifacts = harness_settings.artifacts
     directory = snapshots.run_dir(pytestconfig) if on else None
-    return SnapshotStore(directory, kubesolo_image, artifacts / boot_gate.TIMELINES_DIR)
+    return SnapshotStore(directory, artifacts / boot_gate.TIMELINES_DIR)
 
 
 @pytest.fixture
@@ -358,13 +358,12 @@ def machine(
 ) -> Target:
     """A machine with the default settings, booted to stage 90: restored from
     the run's snapshot of that state when there is one (`cold_boot`: never)."""
-    if request.node.get_closest_marker("cold_boot"):
-        vm = machine_factory()
-        vm.start()
-        vm.wait_for_boot()
-        return vm
     return snapshot_store.booted(
-        machine_factory, {}, snapshots.booted_to_stage_90, owner=request.node.nodeid
+        machine_factory,
+        {},
+        snapshots.booted_to_stage_90,
+        owner=request.node.nodeid,
+        cold=request.node.get_closest_marker("cold_boot") is not None,
     )
 
 

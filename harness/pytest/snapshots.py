@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from filelock import FileLock
 
-from harness.artefact import Image
 from harness.errors import HarnessError
 from harness.log import logger
 from harness.pytest import leftovers
@@ -104,9 +103,8 @@ def can_snapshot(config: MachineConfig, extra: str) -> bool:
 class SnapshotStore:
     """The run's snapshots, keyed by image and machine settings."""
 
-    def __init__(self, directory: Path | None, image: Image, records: Path) -> None:
+    def __init__(self, directory: Path | None, records: Path) -> None:
         self.directory = directory  # None: snapshots are off
-        self.image = image
         self.records = records
 
     def booted(
@@ -116,13 +114,16 @@ class SnapshotStore:
         up: Up,
         extra: str = "",
         owner: str = "",
+        cold: bool = False,
     ) -> Target:
         """A machine of `settings` (MachineConfig fields) brought `up`: restored
         when this run saved that state already, else started, brought up and
-        saved. `extra` names what the settings do not (a preseeded disk)."""
+        saved. `extra` names what the settings do not (a preseeded disk); `cold`
+        boots it cold whatever the run has."""
         vm = make(**settings)
         if (
             self.directory is None
+            or cold
             or not isinstance(vm, Machine)
             or not can_snapshot(vm.config, extra)
         ):

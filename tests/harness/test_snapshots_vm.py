@@ -12,6 +12,8 @@ import pytest
 from child_pytest import child_pytest
 
 from harness import guest
+from harness.errors import HarnessError
+from harness.vm.snapshot import Snapshot
 
 pytestmark = [pytest.mark.boot, pytest.mark.qemu_only]
 
@@ -20,7 +22,8 @@ SNAPSHOT_AGE = 12  # seconds between the save and the restore: the clock must ca
 
 
 def test_restore_is_the_saved_machine_on_its_own_disk_with_the_clock_set(machine_factory, tmp_path):
-    """docs/architecture.md "Snapshots": a restore is the saved guest (same
+    """docs/architecture.md "Snapshots": a failed save leaves the machine
+    running and no snapshot; a restore is the saved guest (same
     boot id, same files, the boot's console), writes to an overlay of its own,
     answers on the test shell and a forwarded port, has its clock set to now,
     and boots cold from its disk when rebooted."""
@@ -29,6 +32,12 @@ def test_restore_is_the_saved_machine_on_its_own_disk_with_the_clock_set(machine
     source.wait_for_boot()
     source.succeed(f"echo before > {PROOF} && sync")
     boot_id = source.succeed("cat /proc/sys/kernel/random/boot_id")
+    broken = tmp_path / "broken"
+    (broken / "state.part").mkdir(parents=True)  # the stream cannot be written there
+    with pytest.raises(HarnessError, match="snapshot migration failed"):
+        source.save_snapshot(broken)
+    assert not Snapshot(broken).complete
+    assert source.succeed("echo runs on") == "runs on\n"  # a failed save leaves it running
     snap = source.save_snapshot(tmp_path / "snap")
     source.succeed(f"echo after > {PROOF}-source && sync")  # the source runs on, disk and all
     time.sleep(SNAPSHOT_AGE)
