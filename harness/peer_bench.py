@@ -23,6 +23,7 @@ from harness.artefact import Image
 from harness.disk import create_overlay
 from harness.errors import HarnessError
 from harness.vm import pvh
+from harness.vm.qemu import MACHINES
 
 ROUND_TRIPS = 10
 MIB = 1 << 20
@@ -70,7 +71,7 @@ def environment_yaml(
                 "drivers": {
                     "QEMUDriver": {
                         "qemu_bin": "qemu",
-                        "machine": "q35",
+                        "machine": MACHINES["kernel"],  # the machine ours boot on
                         "cpu": "max",
                         "memory": "512M",
                         "kernel": "kernel",

@@ -27,6 +27,8 @@ class Mount:
     fstype: str
     options: str
     root: str = "/"  # the directory of the source file system that is mounted
+    mount_id: int = 0
+    parent_id: int = 0  # the kernel's rootfs is its own parent: it has no parent mount
 
 
 def parse_sh_assignments(text: str) -> dict[str, str]:
@@ -58,7 +60,13 @@ def mounts(vm: Machine) -> dict[str, Mount]:
         left, _, right = line.partition(" - ")
         fields, tail = left.split(), right.split()
         table[fields[4]] = Mount(
-            source=tail[1], target=fields[4], fstype=tail[0], options=fields[5], root=fields[3]
+            source=tail[1],
+            target=fields[4],
+            fstype=tail[0],
+            options=fields[5],
+            root=fields[3],
+            mount_id=int(fields[0]),
+            parent_id=int(fields[1]),
         )
     return table
 

@@ -1,6 +1,6 @@
-"""The root file system: /init leaves the initramfs for a tmpfs before the
-stages run, so that container runtimes can pivot_root
-(docs/boot-flow.md "Root file system")."""
+"""The root file system: /init gives the initramfs's files a root mount that
+has a parent before the stages run, so that container runtimes can
+pivot_root (docs/boot-flow.md "Root file system")."""
 
 from __future__ import annotations
 
@@ -49,12 +49,16 @@ def meminfo_kb(vm: Machine, key: str) -> int:
     raise AssertionError(f"no {key} in /proc/meminfo")
 
 
-def test_root_is_a_tmpfs(scenario):
-    """docs/boot-flow.md "Root file system": `/` is a tmpfs mount, not the
-    kernel's rootfs (the initramfs)."""
-    table = mounts(scenario("default"))
-    assert table["/"].fstype == "tmpfs"
-    assert "rootfs" not in {m.fstype for m in table.values()}
+def test_root_is_the_initramfs_bound_onto_itself(scenario):
+    """docs/boot-flow.md "Root file system": `/` is a bind mount of the
+    kernel's rootfs (a tmpfs), which has a parent mount, as the rootfs itself
+    has not; the mount point /init used is gone."""
+    vm = scenario("default")
+    root = mounts(vm)["/"]
+    assert root.fstype == "rootfs"
+    assert root.parent_id != root.mount_id
+    assert vm.succeed("stat -f -c %T /").strip() == "tmpfs"
+    vm.fail("test -e /newroot")
 
 
 def test_pivot_root_works(scenario):
@@ -73,17 +77,17 @@ def test_pivot_root_fails_on_the_initramfs(machine_factory):
     vm = machine_factory(kernel_args=ON_THE_INITRAMFS)
     vm.start()
     vm.wait_for_boot()
-    assert mounts(vm)["/"].fstype == "rootfs"
+    root = mounts(vm)["/"]
+    assert (root.fstype, root.parent_id) == ("rootfs", root.mount_id)
     status, out, err = pivot_root_check(vm)
     assert status == 1, (out, err)
     assert re.search(r"^pivot_root: .*Invalid argument$", err, re.M), err  # EINVAL
 
 
-def test_initramfs_copy_is_freed(scenario):
-    """docs/boot-flow.md "Root file system": switch_root deleted the
-    initramfs after the copy, so the root's files are in RAM once: all of
-    shared memory (tmpfs, the root's copy included) is less than one and a
-    half times what the root holds."""
+def test_root_files_are_in_ram_once(scenario):
+    """docs/boot-flow.md "Root file system": /init copies nothing, so the
+    root's files are in RAM once: all of shared memory (tmpfs, the root
+    included) is less than one and a half times what the root holds."""
     vm = scenario("default")
     root_used_kb = int(vm.succeed("du -sxk /").split()[0])
     assert root_used_kb > 10_000, "the root holds less than the image"
