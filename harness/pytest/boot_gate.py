@@ -1,6 +1,6 @@
 """The boot-time gate in pytest (docs/architecture.md "Boot-time gate"):
-every machine's boots are appended to `<artifacts>/timelines/` when its test
-ends (xdist workers each to their own file); the controller then writes the
+every machine's boots are appended to `<artifacts>/timelines/<run>/` when
+its test ends (xdist workers each to their own file); the controller then writes the
 session's median boot chart (`boot-chart.svg`) and medians
 (`boot-timeline.json`), and with `--timeline-baseline FILE` fails the run
 with a table when a stage, the kernel or the total got slower."""
@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.errors import UserError
-from harness.pytest import snapshots
+from harness.pytest import leftovers, snapshots
+from harness.pytest.run_name import run_name
 from harness.vm import boot_gate as gate
 from harness.vm.boot_chart import chart_svg
 from harness.vm.boot_report import boot_report, report_lines
 from harness.vm.target import Target
 
-TIMELINES_DIR = "timelines"  # under --artifacts: one JSON-lines file per process
+TIMELINES_DIR = "timelines"  # under --artifacts: a directory per run, a file per process
 SUMMARY = pytest.StashKey[list[str]]()
 
 
@@ -51,7 +51,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def timelines_dir(config: pytest.Config) -> Path:
-    return Path(config.getoption("artifacts")).resolve() / TIMELINES_DIR
+    """This run's timelines: another run in the same checkout has its own."""
+    return Path(config.getoption("artifacts")).resolve() / TIMELINES_DIR / run_name(config)
 
 
 def record_boots(machines: list[Target], directory: Path, owner: str = "") -> None:
@@ -92,9 +93,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """A new session's boots only (the controller: workers start later)."""
+    """The controller makes the run's directory (workers start later); once the
+    run has ended, the next run removes it with the other leftovers."""
     if not hasattr(session.config, "workerinput"):
-        shutil.rmtree(timelines_dir(session.config), ignore_errors=True)
+        directory = timelines_dir(session.config)
+        directory.mkdir(parents=True, exist_ok=True)
+        leftovers.mark_owner(directory)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

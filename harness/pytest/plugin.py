@@ -20,7 +20,7 @@ from harness.build.builder import BuildRequest, build
 from harness.errors import UserError
 from harness.lab.board import Board, BoardTarget, WrongBoard
 from harness.log import logger
-from harness.pytest import boot_gate, leftovers, snapshots
+from harness.pytest import boot_gate, leftovers, run_name, snapshots
 from harness.pytest.snapshots import SnapshotStore
 from harness.vm import accel
 from harness.vm.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineConfig, die_with_parent
@@ -48,6 +48,8 @@ log = logger("pytest")
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("kubesolo", "KubeSolo OS harness")
+    if not pluginmanager.is_registered(run_name):
+        pluginmanager.register(run_name, "kubesolo-run-name")  # before its users configure
     if not pluginmanager.is_registered(boot_gate):
         pluginmanager.register(boot_gate, "kubesolo-boot-gate")  # its options follow ours
     if not pluginmanager.is_registered(snapshots):
@@ -175,6 +177,7 @@ class Settings:
     network: str
     keep: bool
     artifacts: Path
+    timelines: Path  # this run's boot timelines (harness.pytest.boot_gate)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -186,6 +189,7 @@ class Settings:
             network=config.getoption("vm_network"),
             keep=config.getoption("keep_vms"),
             artifacts=Path(config.getoption("artifacts")).resolve(),
+            timelines=boot_gate.timelines_dir(config),
         )
 
     def machine_config(self, **overrides: Any) -> MachineConfig:
@@ -284,7 +288,7 @@ def _teardown(machines: list[Target], settings: Settings, failed: bool, owner: s
     for machine in machines:
         machine.close()
         machine.save_artifacts()
-    boot_gate.record_boots(machines, settings.artifacts / boot_gate.TIMELINES_DIR, owner)
+    boot_gate.record_boots(machines, settings.timelines, owner)
     for machine in machines:
         if keep and isinstance(machine, Machine):
             machine.detach_disk_from_snapshot()  # the run's snapshots go at its end
@@ -347,9 +351,8 @@ def snapshot_store(
         and lab_board is None
         and kubesolo_image.manifest.get("flavour") == "test"
     )
-    artifacts = harness_settings.artifacts
     directory = snapshots.run_dir(pytestconfig) if on else None
-    return SnapshotStore(directory, artifacts / boot_gate.TIMELINES_DIR)
+    return SnapshotStore(directory, harness_settings.timelines)
 
 
 @pytest.fixture

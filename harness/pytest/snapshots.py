@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import fields
@@ -21,12 +20,11 @@ from filelock import FileLock
 from harness.errors import HarnessError
 from harness.log import logger
 from harness.pytest import leftovers
+from harness.pytest.run_name import run_name
 from harness.vm.machine import Machine, MachineConfig
 from harness.vm.snapshot import Snapshot, snapshot_key
 from harness.vm.target import Target
 
-RUN_KEY = "kubesolo_snapshot_run"  # the controller's run name, in each worker's workerinput
-RUN_NAME = pytest.StashKey[str]()
 SNAPSHOTS_DIR = "snapshots"  # under --artifacts: one directory per run
 RESTORES_FILE = "restores-{pid}.jsonl"  # beside the boot timelines
 log = logger("snapshots")
@@ -52,22 +50,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "cold_boot: the `machine` fixture boots this test's machine cold"
     )
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is not None:
-        config.stash[RUN_NAME] = workerinput[RUN_KEY]
-    else:  # the controller names the run: its pid (for the leftovers) and a random part
-        config.stash[RUN_NAME] = f"run-{os.getpid()}-{secrets.token_hex(4)}"
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:
-    """xdist: each worker learns the controller's run name."""
-    node.workerinput[RUN_KEY] = node.config.stash[RUN_NAME]
 
 
 def run_dir(config: pytest.Config) -> Path:
     artifacts = Path(config.getoption("artifacts")).resolve()
-    return artifacts / SNAPSHOTS_DIR / config.stash[RUN_NAME]
+    return artifacts / SNAPSHOTS_DIR / run_name(config)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -32,7 +32,7 @@ rmdir "$dir"
 exit $status
 """
 # Booting the stages straight from the initramfs, as this OS did before /init
-# switched roots: the contrast that shows why the switch exists.
+# gave / a mount with a parent: the contrast that shows why it does.
 ON_THE_INITRAMFS = "rdinit=/sbin/init"
 
 
@@ -73,7 +73,7 @@ def test_pivot_root_works(scenario):
 def test_pivot_root_fails_on_the_initramfs(machine_factory):
     """docs/boot-flow.md "Root file system": the same pivot_root fails with
     EINVAL when the stages run on the initramfs (rdinit=/sbin/init skips
-    the switch): the reason /init switches roots."""
+    /init): the reason /init binds the root onto itself."""
     vm = machine_factory(kernel_args=ON_THE_INITRAMFS)
     vm.start()
     vm.wait_for_boot()
@@ -82,6 +82,19 @@ def test_pivot_root_fails_on_the_initramfs(machine_factory):
     status, out, err = pivot_root_check(vm)
     assert status == 1, (out, err)
     assert re.search(r"^pivot_root: .*Invalid argument$", err, re.M), err  # EINVAL
+
+
+def test_a_ramfs_root_is_a_warning_and_containers_still_pivot(machine_factory):
+    """docs/boot-flow.md "Root file system": with rootfstype=ramfs the
+    kernel's rootfs is a ramfs, which has no size cap: /init says so in a
+    warning, still binds it onto itself, and pivot_root works."""
+    vm = machine_factory(kernel_args="rootfstype=ramfs")
+    vm.start()
+    vm.wait_for_boot()
+    assert vm.succeed("stat -f -c %T /").strip() == "ramfs"
+    assert re.search(rf"{guest.WARN_MARKER} the root file system is not a tmpfs", vm.console_text())
+    status, _, err = pivot_root_check(vm)
+    assert status == 0, err
 
 
 def test_root_files_are_in_ram_once(scenario):

@@ -73,7 +73,7 @@ def test_labgrid_is_given_our_devices_and_the_image_s_command_line(tmp_path):
         image, tmp_path / "vmlinux", tmp_path / "data.qcow2", "tcg", "kubesolo.shell"
     )
     driver = yaml.safe_load(text)["targets"]["main"]["drivers"]["QEMUDriver"]
-    assert driver["machine"] == "q35,sata=off,smbus=off" and driver["memory"] == "512M"
+    assert driver["machine"] == "q35,sata=off" and driver["memory"] == "512M"
     assert driver["boot_args"] == "console=ttyS0 kubesolo.shell"
     extra = shlex.split(driver["extra_args"])
     assert extra[extra.index("-initrd") + 1] == str(image.initramfs)

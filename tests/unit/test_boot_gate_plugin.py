@@ -6,6 +6,7 @@ baseline or option is one line before anything runs."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,7 @@ import json, os
 from pathlib import Path
 
 def test_boots():
-    directory = Path("artifacts/timelines")
-    directory.mkdir(parents=True, exist_ok=True)
+    (directory,) = Path("artifacts/timelines").glob("run-*")  # this run's, made at its start
     with (directory / f"{os.getpid()}.jsonl").open("a") as out:
         for line in LINES:
             out.write(line + "\\n")
@@ -71,6 +71,20 @@ def test_the_session_chart_and_medians_are_written(pytester: pytest.Pytester) ->
     medians = json.loads((pytester.path / "artifacts" / "boot-timeline.json").read_text())
     assert medians["boots"] == 3 and medians["medians"]["total"] == 5.5
     assert (pytester.path / "artifacts" / "boot-chart.svg").read_text().startswith("<svg")
+
+
+def test_a_run_reports_its_own_boots_and_leaves_a_live_runs_alone(
+    pytester: pytest.Pytester,
+) -> None:
+    """Two runs in one checkout (a unit run during a VM run): each reports its
+    own boots, and neither removes the timelines of the other while it lives."""
+    other = pytester.path / "artifacts" / "timelines" / "other"
+    other.mkdir(parents=True)
+    (other / "owner").write_text(f"{os.getpid()}\n")  # alive: this process
+    (other / "1.jsonl").write_text("\n".join(records(0.5, boots=5)) + "\n")
+    result = run(pytester, records(0.5, boots=2))
+    result.stdout.fnmatch_lines(["boots: 2 booted cold, *"])
+    assert len((other / "1.jsonl").read_text().splitlines()) == 5
 
 
 def test_a_slowed_stage_fails_the_run_with_a_table(pytester: pytest.Pytester) -> None:

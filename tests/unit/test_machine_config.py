@@ -65,7 +65,7 @@ def test_bad_configuration_is_one_clear_line(fields, message):
 
 
 def test_unknown_machine_settings_are_refused(tmp_path):
-    settings = Settings("tcg", 512, 1, 240.0, "restricted", False, tmp_path)
+    settings = Settings("tcg", 512, 1, 240.0, "restricted", False, tmp_path, tmp_path / "t")
     with pytest.raises(UserError, match="unknown machine settings: colour"):
         settings.machine_config(colour="red")
     assert settings.machine_config(cpus=2).cpus == 2
