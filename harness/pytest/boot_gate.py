@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +94,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """The controller makes the run's directory (workers start later); once the
-    run has ended, the next run removes it with the other leftovers."""
+    """The controller makes the run's directory (workers start later) and
+    removes it at the end; a killed run's goes with the next run's leftovers."""
     if not hasattr(session.config, "workerinput"):
         directory = timelines_dir(session.config)
         directory.mkdir(parents=True, exist_ok=True)
@@ -107,6 +108,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     records = read_boots(timelines_dir(config))
     restores = snapshots.read_restores(timelines_dir(config))
+    shutil.rmtree(timelines_dir(config), ignore_errors=True)  # the report keeps what counts
     baseline = config.getoption("timeline_baseline")
     if not records and not restores and not baseline:
         return

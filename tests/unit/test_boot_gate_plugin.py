@@ -77,7 +77,8 @@ def test_a_run_reports_its_own_boots_and_leaves_a_live_runs_alone(
     pytester: pytest.Pytester,
 ) -> None:
     """Two runs in one checkout (a unit run during a VM run): each reports its
-    own boots, and neither removes the timelines of the other while it lives."""
+    own boots, and neither removes the timelines of the other while it lives;
+    a run removes its own once its report is written."""
     other = pytester.path / "artifacts" / "timelines" / "other"
     other.mkdir(parents=True)
     (other / "owner").write_text(f"{os.getpid()}\n")  # alive: this process
@@ -85,6 +86,7 @@ def test_a_run_reports_its_own_boots_and_leaves_a_live_runs_alone(
     result = run(pytester, records(0.5, boots=2))
     result.stdout.fnmatch_lines(["boots: 2 booted cold, *"])
     assert len((other / "1.jsonl").read_text().splitlines()) == 5
+    assert [d.name for d in other.parent.iterdir()] == ["other"]  # its own: read, then gone
 
 
 def test_a_slowed_stage_fails_the_run_with_a_table(pytester: pytest.Pytester) -> None:
