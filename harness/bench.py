@@ -17,6 +17,8 @@ from harness import peer_bench
 from harness.artefact import Image
 from harness.build.builder import BuildRequest, build
 from harness.build.floor import FLOOR_MARKER, write_floor_initramfs
+from harness.errors import UserError
+from harness.vm import accel as accel_mod
 from harness.vm.machine import Machine, MachineConfig
 
 
@@ -97,13 +99,17 @@ def measure(runs: int, accel: str, peer: bool) -> dict[str, list[float]]:
 
     image = build(BuildRequest(flavour="test"))
     record("image build, cache hit", timed(lambda: build(BuildRequest())))
-    tcg = "tcg" if accel == "auto" else accel  # labgrid is given one accelerator
+    # labgrid is given the accelerator our boots resolve to, not "auto"
+    peer_accel = accel_mod.resolve(accel, "qemu-system-x86_64", image.kernel).accel
     with tempfile.TemporaryDirectory() as tmp:
         floor = write_floor_initramfs(image.initramfs, Path(tmp) / "floor.cpio")
         for _ in range(runs):
             bench_kernel_boot(image, floor, accel, record)
             if peer:
-                peer_bench.bench_labgrid(image, tcg, record)
+                try:
+                    peer_bench.bench_labgrid(image, peer_accel, record)
+                except Exception as err:  # labgrid's own errors too: one line, not a traceback
+                    raise UserError(f"labgrid's column: {err} (--no-peer skips it)") from err
             bench_iso_boot(image, accel, record)
     return results
 

@@ -97,18 +97,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """The controller makes the run's directory (workers start later) and
     removes it at the end; a killed run's goes with the next run's leftovers."""
     if not hasattr(session.config, "workerinput"):
-        directory = timelines_dir(session.config)
-        directory.mkdir(parents=True, exist_ok=True)
-        leftovers.mark_owner(directory)
+        leftovers.make_owned_dir(timelines_dir(session.config))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     if hasattr(config, "workerinput"):
         return
-    records = read_boots(timelines_dir(config))
-    restores = snapshots.read_restores(timelines_dir(config))
-    shutil.rmtree(timelines_dir(config), ignore_errors=True)  # the report keeps what counts
+    directory = timelines_dir(config)
+    records = read_boots(directory)
+    restores = snapshots.read_restores(directory)
+    shutil.rmtree(directory, ignore_errors=True)  # the report keeps what counts
     baseline = config.getoption("timeline_baseline")
     if not records and not restores and not baseline:
         return

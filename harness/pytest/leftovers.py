@@ -32,6 +32,12 @@ def mark_owner(run_dir: Path) -> None:
     (run_dir / OWNER_FILE).write_text(f"{os.getpid()}\n")
 
 
+def make_owned_dir(run_dir: Path) -> None:
+    """A run directory that goes with the leftovers if this process is killed."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    mark_owner(run_dir)
+
+
 def mark_kept(run_dir: Path) -> None:
     (run_dir / KEPT_FILE).touch()
 

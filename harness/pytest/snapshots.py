@@ -59,9 +59,7 @@ def run_dir(config: pytest.Config) -> Path:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if not hasattr(session.config, "workerinput"):
-        directory = run_dir(session.config)
-        directory.mkdir(parents=True, exist_ok=True)
-        leftovers.mark_owner(directory)  # a killed run's snapshots go with its leftovers
+        leftovers.make_owned_dir(run_dir(session.config))  # a killed run's: leftovers
 
 
 @pytest.hookimpl(trylast=True)

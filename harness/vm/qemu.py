@@ -56,6 +56,10 @@ def netdev(index: int, restricted: bool, forwards: tuple[Forward, ...]) -> str:
     return ",".join(parts)
 
 
+def cpu_model(accel: str) -> str:
+    return "host" if accel == "kvm" else "max"
+
+
 def command_line(plan: QemuPlan, qemu: str = "qemu-system-x86_64") -> list[str]:
     accel = plan.accel + (",thread=multi" if plan.accel == "tcg" and plan.cpus > 1 else "")
     cmd = [
@@ -65,7 +69,7 @@ def command_line(plan: QemuPlan, qemu: str = "qemu-system-x86_64") -> list[str]:
         "-accel",
         accel,
         "-cpu",
-        "host" if plan.accel == "kvm" else "max",
+        cpu_model(plan.accel),
         "-m",
         str(plan.memory_mb),
         "-smp",

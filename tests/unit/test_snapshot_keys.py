@@ -20,6 +20,8 @@ def test_the_name_of_a_machine_does_not_change_its_booted_state():
 
 
 def test_every_other_setting_the_image_and_the_disk_do():
+    every_setting = {f.name for f in dataclasses.fields(MachineConfig)} - {"name"}
+    assert set(config_settings(MachineConfig())) == every_setting  # a new field is keyed too
     base = key(MachineConfig())
     changed = [
         key(MachineConfig(kernel_args="kubesolo.debug")),
