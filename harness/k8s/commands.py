@@ -44,6 +44,16 @@ def mount_share_command(tag: str = IMAGES_SHARE_TAG, point: str = IMAGES_MOUNT_P
     )
 
 
+def unmount_shares_command() -> str:
+    """Unmount every 9p share: a machine with one mounted cannot be saved (QEMU's
+    migration blocker). The next import mounts the images share again."""
+    return (
+        "grep ' 9p ' /proc/mounts | while read -r _ point _; do "
+        'umount "$point" || echo "cannot unmount $point" >&2; done; '
+        "! grep -q ' 9p ' /proc/mounts"
+    )
+
+
 def containerd_socket_command(candidates: Sequence[str] = CONTAINERD_SOCKETS) -> str:
     """Print the first containerd socket that exists (KubeSolo's own comes first)."""
     words = " ".join(shlex.quote(c) for c in candidates)

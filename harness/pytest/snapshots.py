@@ -6,6 +6,7 @@ cold; a test marked `cold_boot` gets a cold-booted `machine`."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -70,19 +71,33 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def config_settings(config: MachineConfig) -> dict[str, Any]:
     """What a booted state depends on: every setting but the machine's name; a
-    data disk given as a file is named by the caller's `extra` instead."""
+    data disk given as a file, and what a share holds, are named by the
+    caller's `extra` instead (their host paths differ from worker to worker)."""
     settings = {f.name: getattr(config, f.name) for f in fields(config) if f.name != "name"}
     settings["allow_failures"] = sorted(config.allow_failures)
+    settings["shares"] = sorted(config.shares)
     if not isinstance(config.data_disk, bool):
         settings["data_disk"] = "a file"
     return settings
 
 
-def can_snapshot(config: MachineConfig, extra: str) -> bool:
-    """Kernel boots only; not with 9p shares (QEMU cannot migrate a mounted
-    one), nor with a disk file nobody named (its content is not in the key)."""
-    named_disk = isinstance(config.data_disk, bool) or bool(extra)
-    return config.boot == "kernel" and not config.shares and named_disk
+def can_snapshot(config: MachineConfig, extra: str, shares_released: bool = False) -> bool:
+    """Kernel boots only; with 9p shares only when "up" unmounted them (QEMU
+    cannot migrate a mounted one); and a disk file or shares only when
+    `extra` names their content (it is not in the settings)."""
+    named = bool(extra) or (isinstance(config.data_disk, bool) and not config.shares)
+    shares_ok = not config.shares or shares_released
+    return config.boot == "kernel" and shares_ok and named
+
+
+def directory_digest(directory: Path) -> str:
+    """What a share holds, for `extra`: every file's name and content."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(directory).rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(directory).as_posix()}\0".encode())
+        with path.open("rb") as data:
+            digest.update(hashlib.file_digest(data, "sha256").digest())
+    return digest.hexdigest()[:24]
 
 
 class SnapshotStore:
@@ -100,17 +115,19 @@ class SnapshotStore:
         extra: str = "",
         owner: str = "",
         cold: bool = False,
+        shares_released: bool = False,
     ) -> Target:
         """A machine of `settings` (MachineConfig fields) brought `up`: restored
         when this run saved that state already, else started, brought up and
-        saved. `extra` names what the settings do not (a preseeded disk); `cold`
-        boots it cold whatever the run has."""
+        saved. `extra` names what the settings do not (a preseeded disk, what
+        the shares hold); `cold` boots it cold whatever the run has;
+        `shares_released`: `up` unmounts every share before it returns."""
         vm = make(**settings)
         if (
             self.directory is None
             or cold
             or not isinstance(vm, Machine)
-            or not can_snapshot(vm.config, extra)
+            or not can_snapshot(vm.config, extra, shares_released)
         ):
             vm.start()
             up(vm)

@@ -19,7 +19,7 @@ import json
 import re
 import shlex
 import tarfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -286,6 +286,11 @@ class RuntimeNode:
         )
         return present
 
+    def release_shares(self) -> None:
+        """Unmount the tools and images shares, so that the node can be saved: what
+        containerd runs is in RAM or on the data disk by now (setup_commands)."""
+        self.machine.succeed(commands.unmount_shares_command(), timeout=60)
+
     def succeed(self, command: str, timeout: float = 120) -> str:
         return self.machine.succeed(command, timeout=timeout)
 
@@ -388,21 +393,6 @@ class RuntimeNode:
             container.ip = result_ipv4(result)
             return result
         return {}
-
-
-def boot_runtime_node(
-    factory: Callable[..., Machine], tools: Path, images: Path | None = None, **config: Any
-) -> RuntimeNode:
-    """Boot the test image with the tools (and image archives) shared, and start the runtime."""
-    shares = {TOOLS_TAG: tools}
-    if images is not None:
-        shares[commands.IMAGES_SHARE_TAG] = images
-    machine = factory(shares=shares, memory_mb=MEMORY_MB, **config)
-    machine.start()
-    machine.wait_for_boot()
-    node = RuntimeNode(machine)
-    node.bring_up()
-    return node
 
 
 def iptables_packets(listing: str, *words: str) -> int:

@@ -17,6 +17,7 @@ from harness.k8s.commands import (
     import_commands,
     kubelet_healthz_command,
     mount_share_command,
+    unmount_shares_command,
 )
 from harness.k8s.kubesolo import KUBELET_HEALTHZ
 
@@ -58,6 +59,7 @@ class TestGuestCommands:
             mount_share_command(),
             containerd_socket_command(),
             kubelet_healthz_command(),
+            unmount_shares_command(),
         ]
         assert not any("exit" in c for c in commands)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from harness.pytest.snapshots import can_snapshot, config_settings
+from harness.pytest.snapshots import can_snapshot, config_settings, directory_digest
 from harness.vm.machine import MachineConfig
 from harness.vm.qemu import QemuPlan, command_line
 from harness.vm.snapshot import snapshot_key
@@ -40,6 +40,22 @@ def test_a_disk_file_is_named_by_its_content_not_its_path(tmp_path):
     assert key(one, "files") == key(two, "files") != key(one, "other files")
 
 
+def test_shares_are_named_by_tag_and_by_what_they_hold(tmp_path):
+    """Each worker has its own copy of a share: its path is no part of the key."""
+    one, two = tmp_path / "gw0", tmp_path / "gw1"
+    for share in (one, two):
+        (share / "sub").mkdir(parents=True)
+        (share / "sub" / "a.tar").write_bytes(b"image")
+    assert directory_digest(one) == directory_digest(two)
+    assert key(MachineConfig(shares={"img": one})) == key(MachineConfig(shares={"img": two}))
+    assert key(MachineConfig(shares={"img": one})) != key(MachineConfig(shares={"other": one}))
+    (two / "sub" / "a.tar").write_bytes(b"another image")
+    assert directory_digest(one) != directory_digest(two)
+    (two / "sub" / "a.tar").rename(two / "b.tar")
+    (two / "b.tar").write_bytes(b"image")
+    assert directory_digest(one) != directory_digest(two)  # names count too
+
+
 def test_a_restore_waits_for_its_stream_by_qmp():
     plan = QemuPlan(
         accel="tcg", memory_mb=512, cpus=1, boot="kernel", kernel=Path("k"), initramfs=Path("i")
@@ -60,6 +76,9 @@ def test_what_cannot_be_snapshot_boots_cold(tmp_path):
     assert can_snapshot(MachineConfig(), "")
     assert can_snapshot(MachineConfig(data_disk=False), "")
     assert not can_snapshot(MachineConfig(boot="iso"), "")
-    assert not can_snapshot(MachineConfig(shares={"src": tmp_path}), "")
+    shared = MachineConfig(shares={"src": tmp_path})
+    assert not can_snapshot(shared, "its files")  # mounted: QEMU cannot migrate it
+    assert not can_snapshot(shared, "", shares_released=True)  # what it holds is unnamed
+    assert can_snapshot(shared, "its files", shares_released=True)
     assert not can_snapshot(MachineConfig(data_disk=tmp_path / "d.qcow2"), "")  # unnamed
     assert can_snapshot(MachineConfig(data_disk=tmp_path / "d.qcow2"), "its files")
