@@ -39,3 +39,7 @@ SYSTEM_ROLLOUTS = (
     ("kube-system", "coredns"),
     ("local-path-storage", "local-path-provisioner"),
 )
+# Kubernetes' node heartbeats: one Lease per node, renewed by the kubelet every 10 s.
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+# The node controller's taints on a node whose heartbeats stopped (a paused or restored VM).
+NODE_DOWN_TAINTS = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")

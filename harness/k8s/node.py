@@ -36,7 +36,7 @@ from harness.k8s.dump import (
 from harness.k8s.errors import KubeBlocked, KubeconfigError, KubeError
 from harness.k8s.host_http import http_get
 from harness.k8s.image_refs import normalize_image_ref
-from harness.k8s.kubesolo import API_PORT, SYSTEM_ROLLOUTS
+from harness.k8s.kubesolo import API_PORT, NODE_LEASE_NAMESPACE, SYSTEM_ROLLOUTS
 from harness.k8s.manifests import load_manifest
 from harness.k8s.predicates import (
     ContainerStarts,
@@ -45,6 +45,7 @@ from harness.k8s.predicates import (
     job_failed,
     node_boot_id,
     node_ready_after_reboot,
+    node_ready_since,
     pod_finished,
     pod_live,
     pod_running,
@@ -58,6 +59,7 @@ from harness.k8s.waits import Budget, wait_for
 from harness.log import logger, step
 from harness.vm.console import find_failure
 from harness.vm.machine import Machine
+from harness.vm.relay import RemoteMachine
 
 log = logger("k8s")
 T = TypeVar("T")
@@ -67,7 +69,10 @@ class KubeNode:
     """One KubeSolo node in a VM: brings it up, hands out clients, waits, dumps its state."""
 
     def __init__(
-        self, machine: Machine, settings: KubeSettings, meta: dict[str, Any] | None = None
+        self,
+        machine: Machine | RemoteMachine,
+        settings: KubeSettings,
+        meta: dict[str, Any] | None = None,
     ) -> None:
         self.machine = machine
         self.settings = settings
@@ -120,13 +125,32 @@ class KubeNode:
         return wait_for(what, watched, timeout)
 
     # ---- life cycle ----
-    def bring_up(self) -> None:
-        """Boot, then wait phase by phase to a node with its system rollouts done."""
+    def come_up(self) -> None:
+        """A started machine, waited on phase by phase to a node with its system
+        rollouts done: the "up" of the run's Ready node (docs/kubesolo.md "Shared node")."""
         with step(log, "KubeSolo node bring-up"):
             self.timer.begin("boot")
-            self.machine.start()
             self.host_port(API_PORT)
             self._come_up(old_boot_id=None)
+
+    def attach(self, restored_at: float | None = None) -> None:
+        """Drive a node that is up already: the run's shared node, or one restored from
+        the snapshot of a Ready node (`restored_at`: when, on the host's clock, to which
+        the guest's clock jumped). Its kubeconfig and API, the images it holds, a Ready
+        node (after a restore: with a lease the kubelet renewed since), the rollouts."""
+        with step(log, "KubeSolo node attach"):
+            self.timer.begin("restore" if restored_at else "attach")
+            budget = Budget(self.settings.timeout)
+            self.host_port(API_PORT)
+            self._connect(budget)
+            listed = preload.listed_images(self.machine)
+            self.present_images = frozenset(normalize_image_ref(ref) for ref in listed)
+            since = datetime.fromtimestamp(restored_at, UTC) if restored_at else None
+            self._wait("node Ready", lambda: self._ready_since(since), budget.remaining())
+            self.timer.mark("node_ready")
+            for namespace, name in SYSTEM_ROLLOUTS:
+                self.wait_rollout(namespace, name, timeout=budget.remaining())
+            self.timer.mark("rollouts")
 
     def reboot(self) -> None:
         """Clean reboot from the guest; back when the *new* boot's kubelet reports Ready."""
@@ -222,6 +246,15 @@ class KubeNode:
         nodes = self.core.list_node(_request_timeout=REQUEST_TIMEOUT).items
         ready = [n for n in nodes if node_ready_after_reboot(n, old_boot_id)]
         return ready[0] if ready else None
+
+    def _ready_since(self, since: datetime | None) -> Any:
+        node = self.node()
+        lease = None
+        if since is not None:
+            lease = k8s.CoordinationV1Api(self.api).read_namespaced_lease(
+                node.metadata.name, NODE_LEASE_NAMESPACE, _request_timeout=REQUEST_TIMEOUT
+            )
+        return node if node_ready_since(node, lease, since) else None
 
     def _any_running_pod(self) -> Any:
         pods = self.core.list_pod_for_all_namespaces(_request_timeout=REQUEST_TIMEOUT).items

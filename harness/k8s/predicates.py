@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from harness.k8s.kubesolo import DEFAULT_CLASS_ANNOTATION
+from harness.k8s.kubesolo import DEFAULT_CLASS_ANNOTATION, NODE_DOWN_TAINTS
 
 
 def condition_status(conditions: Iterable[Any] | None, kind: str) -> str | None:
@@ -38,6 +38,19 @@ def node_addresses(node: Any, kind: str = "InternalIP") -> set[str]:
 def node_ready_after_reboot(node: Any, old_boot_id: str | None) -> bool:
     """Ready as reported by the new boot: a node object keeps Ready=True across a reboot."""
     return node_ready(node) and node_boot_id(node) not in (None, old_boot_id)
+
+
+def node_ready_since(node: Any, lease: Any, since: datetime | None) -> bool:
+    """Ready, without the node controller's taints of a node gone quiet, and after a
+    restore (`since`) with its lease renewed since then: the Ready condition saved in
+    a snapshot stays True until the node controller notices the missed heartbeats."""
+    taints = (node.spec and node.spec.taints) or []
+    if not node_ready(node) or any(t.key in NODE_DOWN_TAINTS for t in taints):
+        return False
+    if since is None:
+        return True
+    renewed = lease and lease.spec and lease.spec.renew_time
+    return bool(renewed) and renewed >= since
 
 
 # ---- Deployments ----

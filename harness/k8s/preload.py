@@ -11,7 +11,7 @@ from pathlib import Path
 from harness.k8s import commands
 from harness.k8s.errors import KubeBlocked, PreloadError
 from harness.k8s.image_refs import image_tags, missing_images
-from harness.vm.machine import Machine
+from harness.vm.driver import GuestDriver
 
 IMAGE_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 
@@ -25,8 +25,22 @@ def image_archives(directory: Path) -> list[str]:
     )
 
 
+def containerd_socket(machine: GuestDriver) -> str:
+    socket = machine.succeed(commands.containerd_socket_command(), timeout=30).strip()
+    if not socket:
+        raise KubeBlocked("no containerd socket found on the node")
+    return socket
+
+
+def listed_images(machine: GuestDriver, socket: str | None = None) -> list[str]:
+    """The image names containerd holds in namespace k8s.io."""
+    socket = socket or containerd_socket(machine)
+    listing = machine.succeed(commands.ctr_command(socket, "images", "ls", "-q"), timeout=60)
+    return listing.split()
+
+
 def import_images(
-    machine: Machine, directory: Path, wanted: Sequence[str], busybox_ref: str, timeout: float
+    machine: GuestDriver, directory: Path, wanted: Sequence[str], busybox_ref: str, timeout: float
 ) -> tuple[list[str], list[str]]:
     """Import every archive of `directory` with ctr, tag what the kubelet will ask for, and
     check the `wanted` images are there: (archive names, image names now present)."""
@@ -34,13 +48,10 @@ def import_images(
     if not names:
         raise PreloadError(f"no image archives (*.tar) in {directory}")
     machine.succeed(commands.mount_share_command(), timeout=60)
-    socket = machine.succeed(commands.containerd_socket_command(), timeout=30).strip()
-    if not socket:
-        raise KubeBlocked("no containerd socket found on the node")
+    socket = containerd_socket(machine)
     for command in commands.import_commands(socket, names):
         machine.succeed(command, timeout=timeout)
-    listing = machine.succeed(commands.ctr_command(socket, "images", "ls", "-q"), timeout=60)
-    present = listing.split()
+    present = listed_images(machine, socket)
     tags = image_tags(present, wanted, busybox_ref)
     for target, source in tags.items():
         machine.succeed(commands.ctr_command(socket, "images", "tag", source, target), timeout=60)

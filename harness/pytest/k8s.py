@@ -13,7 +13,7 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from kubernetes.client.exceptions import ApiException
@@ -21,11 +21,17 @@ from kubernetes.client.exceptions import ApiException
 from harness.build.workload_images import build_workload_images
 from harness.errors import UserError
 from harness.k8s.client import REQUEST_TIMEOUT
+from harness.k8s.commands import unmount_shares_command
 from harness.k8s.node import KubeNode
 from harness.k8s.settings import DEFAULT_K8S_TIMEOUT, KubeSettings, machine_config
 from harness.k8s.timings import TIMINGS_FILE, PhaseTimer, format_timings
-from harness.vm.machine import DEFAULT_BOOT_TIMEOUT
+from harness.pytest.shared_nodes import SharedNodes
+from harness.pytest.snapshots import SnapshotStore, Up, directory_digest
+from harness.vm.machine import DEFAULT_BOOT_TIMEOUT, Machine
+from harness.vm.relay import RemoteMachine
+from harness.vm.target import Target
 
+SHARED_NODE = "kubesolo"  # the run's shared node (harness.pytest.shared_nodes)
 SKIP_REASON = "needs a real KubeSolo binary: pass --kubesolo-bin (see README)"
 TIMINGS = pytest.StashKey[PhaseTimer]()
 
@@ -126,15 +132,58 @@ def kube_settings(pytestconfig: pytest.Config) -> KubeSettings:
     return settings_from_config(pytestconfig)
 
 
+@dataclasses.dataclass(frozen=True)
+class NodePlan:
+    """The run's KubeSolo node: its machine settings, its "up" (Ready, rollouts
+    done, shares unmounted), what its shares hold, and the suites' settings."""
+
+    machine: dict[str, Any]
+    up: Up
+    held: str
+    settings: KubeSettings
+    meta: dict[str, Any]
+
+
+def on_qemu(vm: Target) -> Machine | RemoteMachine:
+    if not isinstance(vm, Machine | RemoteMachine):
+        pytest.skip("needs QEMU: the suites' images reach the node over 9p")
+    return vm
+
+
+def fail_with_dump(node: KubeNode, what: str, error: Exception) -> NoReturn:
+    """Whatever broke (VM, API, waits), the dump tells why."""
+    dump_path = node.save_dump()
+    dump = dump_path.read_text(encoding="utf-8")
+    pytest.fail(f"{what}: {error}\n({dump_path})\n\n{dump}", pytrace=False)
+
+
+def ready_node(config: pytest.Config, settings: KubeSettings, meta: dict[str, Any]) -> Up:
+    """The "up" of the run's node: KubeSolo Ready with its rollouts done, then the
+    images share unmounted, so that the Ready node can be saved and restored."""
+
+    def ready(vm: Target) -> None:
+        node = KubeNode(on_qemu(vm), settings, meta=meta)
+        config.stash[TIMINGS] = node.timer
+        try:
+            node.come_up()
+        except Exception as error:
+            fail_with_dump(node, "KubeSolo node did not come up", error)
+        finally:
+            keep_timings(config, node.timer)
+        vm.succeed(unmount_shares_command(), timeout=60)
+
+    return ready
+
+
 @pytest.fixture(scope="session")
-def kube(
+def kube_plan(
     pytestconfig: pytest.Config,
     kubesolo_image: Any,
-    session_machine_factory: Any,
     kube_settings: KubeSettings,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[KubeNode]:
-    """One KubeSolo node for the whole session, Ready with CoreDNS and local-path rolled out."""
+) -> NodePlan:
+    """The node the k8s tests need; checked before anything boots: without a real
+    KubeSolo binary every k8s test skips with one reason."""
     manifest = kubesolo_image.manifest
     require_real_kubesolo(manifest)
     if kube_settings.images_dir is None:  # no archives given: our own, built from Debian
@@ -144,21 +193,60 @@ def kube(
         except UserError as error:
             pytest.fail(f"workload images: {error}", pytrace=False)
         kube_settings = dataclasses.replace(kube_settings, images_dir=built)
-    machine = session_machine_factory(**machine_config(kube_settings))
+    assert kube_settings.images_dir is not None
     meta = {"kubesolo_version": manifest.get("kubesolo_version")}
-    node = KubeNode(machine, kube_settings, meta=meta)
-    pytestconfig.stash[TIMINGS] = node.timer
+    held = (
+        f"kubesolo {manifest.get('kubesolo_sha256')}, images "
+        f"{directory_digest(kube_settings.images_dir)}, "
+        f"{kube_settings.nginx_image} {kube_settings.busybox_image}"
+    )
+    up = ready_node(pytestconfig, kube_settings, meta)
+    return NodePlan(machine_config(kube_settings), up, held, kube_settings, meta)
+
+
+def attached(vm: Target, plan: NodePlan) -> KubeNode:
+    """A KubeNode driving `vm`, a node up already (shared, or restored Ready)."""
+    node = KubeNode(on_qemu(vm), plan.settings, meta=plan.meta)
     try:
-        node.bring_up()
-    except Exception as error:  # whatever broke (VM, API, waits), the dump tells why
-        dump_path = node.save_dump()
-        dump = dump_path.read_text(encoding="utf-8")
-        message = f"KubeSolo node did not come up: {error}\n({dump_path})\n\n{dump}"
-        pytest.fail(message, pytrace=False)
-    finally:
-        keep_timings(pytestconfig, node.timer)
-    yield node
-    keep_timings(pytestconfig, node.timer)
+        node.attach(restored_at=node.machine.restored_at)
+    except Exception as error:
+        fail_with_dump(node, "KubeSolo node is not usable", error)
+    return node
+
+
+@pytest.fixture(scope="session")
+def kube(kube_plan: NodePlan, shared_nodes: SharedNodes) -> KubeNode:
+    """The run's KubeSolo node, shared by every worker (docs/kubesolo.md "Shared
+    node"): the first to ask brings it up, or restores it Ready from the run's
+    snapshot; each test keeps to its own namespace."""
+    plan = kube_plan
+    vm = shared_nodes.node(
+        SHARED_NODE, plan.machine, plan.up, extra=plan.held, shares_released=True
+    )
+    return attached(vm, plan)
+
+
+@pytest.fixture
+def own_kube(
+    request: pytest.FixtureRequest,
+    kube: KubeNode,
+    kube_plan: NodePlan,
+    machine_factory: Any,
+    snapshot_store: SnapshotStore,
+) -> KubeNode:
+    """A KubeSolo node of the test's own, for a test that reboots it or disturbs its
+    system pods: restored from the run's snapshot of the shared node, Ready (booted
+    and brought up when the run has no snapshot). It comes after `kube`, which saves it."""
+    plan = kube_plan
+    vm = snapshot_store.booted(
+        machine_factory,
+        plan.machine,
+        plan.up,
+        extra=plan.held,
+        owner=request.node.nodeid,
+        shares_released=True,
+    )
+    return attached(vm, plan)
 
 
 def keep_timings(config: pytest.Config, timer: PhaseTimer) -> None:
@@ -179,14 +267,13 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_line(line)
 
 
-@pytest.fixture
-def k8s_namespace(kube: KubeNode, request: pytest.FixtureRequest) -> Iterator[str]:
+def namespace_on(node: KubeNode, test_name: str) -> Iterator[str]:
     """A namespace of the test's own, ready for pods, deleted afterwards (in the background)."""
-    name = namespace_name(request.node.name)
-    kube.create_namespace(name)
+    name = namespace_name(test_name)
+    node.create_namespace(name)
     yield name
     try:
-        kube.core.delete_namespace(
+        node.core.delete_namespace(
             name, propagation_policy="Background", _request_timeout=REQUEST_TIMEOUT
         )
     except ApiException as error:
@@ -194,11 +281,24 @@ def k8s_namespace(kube: KubeNode, request: pytest.FixtureRequest) -> Iterator[st
             raise
 
 
+@pytest.fixture
+def k8s_namespace(kube: KubeNode, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of the test's own on the shared node."""
+    yield from namespace_on(kube, request.node.name)
+
+
+@pytest.fixture
+def own_namespace(own_kube: KubeNode, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of the test's own on its own node."""
+    yield from namespace_on(own_kube, request.node.name)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Attach the node's state to a failing k8s test, and keep it in the run directory."""
     report = yield
-    node = getattr(item, "funcargs", {}).get("kube")
+    funcargs = getattr(item, "funcargs", {})
+    node = funcargs.get("own_kube") or funcargs.get("kube")
     if report.when == "call" and report.failed and isinstance(node, KubeNode):
         dump = node.dump()
         report.sections.append(("KubeSolo node state", dump))

@@ -21,6 +21,7 @@ from harness.errors import UserError
 from harness.lab.board import Board, BoardTarget, WrongBoard
 from harness.log import logger
 from harness.pytest import boot_gate, leftovers, run_name, snapshots
+from harness.pytest.shared_nodes import SharedNodes
 from harness.pytest.snapshots import SnapshotStore
 from harness.vm import accel
 from harness.vm.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineConfig, die_with_parent
@@ -42,6 +43,7 @@ MARKERS = {
     "skips on a board whose test shell shares the console's line",
 }
 MachineFactory = Callable[..., Target]  # a QEMU Machine, or a BoardTarget with --lg-env
+SHARED_DIR = "shared"  # beside the run's snapshots: who serves each shared node
 FAILURES_DIR = "failures"  # under --artifacts: one text file per failing test phase
 log = logger("pytest")
 
@@ -353,6 +355,30 @@ def snapshot_store(
     )
     directory = snapshots.run_dir(pytestconfig) if on else None
     return SnapshotStore(directory, harness_settings.timelines)
+
+
+@pytest.fixture(scope="session")
+def shared_nodes(
+    request: pytest.FixtureRequest,
+    pytestconfig: pytest.Config,
+    kubesolo_image: Image,
+    harness_settings: Settings,
+    session_machine_factory: MachineFactory,
+    snapshot_store: SnapshotStore,
+) -> Iterator[SharedNodes]:
+    """The run's nodes shared by every worker (docs/architecture.md "Shared nodes")."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    nodes = SharedNodes(
+        snapshots.run_dir(pytestconfig) / SHARED_DIR,
+        snapshot_store,
+        session_machine_factory,
+        kubesolo_image,
+        harness_settings.artifacts / run_dir_name(f"shared-{worker}-{os.getpid()}"),
+    )
+    yield nodes
+    nodes.close()
+    if request.session.testsfailed == 0 and not harness_settings.keep:
+        shutil.rmtree(nodes.run_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,6 +184,7 @@ class Machine(GuestDriver):
         self.activity = 0  # public actions so far: tells which machines a test used
         self._proc: subprocess.Popen[bytes] | None = None
         self._qmp: QEMUMonitorProtocol | None = None
+        self._qmp_lock = threading.Lock()  # a shared machine's relay asks from its threads
         self._shell: GuestShell | None = None
         self._forwards: dict[int, ports.PortReservation] = {}
         self._boot_cursor = 0  # console offset of the current boot
@@ -194,6 +196,7 @@ class Machine(GuestDriver):
         self._incoming: Path | None = None  # restoring: the snapshot's migration stream
         self._disk_override: Path | None = None  # restoring: an overlay on the snapshot's disk
         self.restored_in: float | None = None  # seconds the restore took, if restored
+        self.restored_at: int | None = None  # when, on the host's clock: the guest's is set to it
         for guest_port in self.config.forwards:
             self.forward_port(guest_port)
 
@@ -207,6 +210,11 @@ class Machine(GuestDriver):
     @property
     def is_up(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def socket_dir(self) -> Path:
+        """Where this machine's Unix sockets live: a short path, removed by close()."""
+        return self._sock_dir
 
     def _data_disk(self) -> Path | None:
         if self._disk_override:
@@ -415,7 +423,8 @@ class Machine(GuestDriver):
                 ) from err
             assert self._shell is not None
             self._shell.assume_ready(meta["boot_id"])
-            self.succeed(f"date -u -s @{int(time.time())} >/dev/null")
+            self.restored_at = int(time.time())
+            self.succeed(f"date -u -s @{self.restored_at} >/dev/null")
             self.restored_in = round(time.monotonic() - started, 3)
 
     def detach_disk_from_snapshot(self) -> None:
@@ -470,9 +479,10 @@ class Machine(GuestDriver):
             self._kill()
 
     def qmp(self, command: str, **args: Any) -> Any:
-        if not self._qmp:
-            raise MachineNotRunning(f"machine {self.config.name} is not running")
-        return self._qmp.cmd(command, **args) if args else self._qmp.cmd(command)
+        with self._qmp_lock:
+            if not self._qmp:
+                raise MachineNotRunning(f"machine {self.config.name} is not running")
+            return self._qmp.cmd(command, **args) if args else self._qmp.cmd(command)
 
     # ---- ports and disks --------------------------------------------------------
     def forward_port(self, guest_port: int) -> int:

@@ -16,6 +16,7 @@ import gzip
 import io
 import itertools
 import json
+import os
 import re
 import shlex
 import tarfile
@@ -29,6 +30,7 @@ from harness.build.workload_images import BUSYBOX_REF, NGINX_REF
 from harness.k8s import commands, preload
 from harness.k8s.kubesolo import CONTAINERD_SOCKETS, POD_NETWORK
 from harness.vm.machine import Machine
+from harness.vm.relay import RemoteMachine
 
 # ---- where KubeSolo keeps its runtime (docs/kubesolo.md "Runtime") ----------------------
 CONTAINERD_DIR = f"{guest.KUBESOLO_PATH}/containerd"
@@ -255,7 +257,8 @@ def ctr(*args: str) -> str:
 
 
 # ---- a booted node ----------------------------------------------------------------------
-_ids = itertools.count(1)  # container and exec ids, unique in a test session
+_ids = itertools.count(1)  # container and exec ids: with the worker's name, unique in a run
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 @dataclass
@@ -268,7 +271,7 @@ class Container:
 class RuntimeNode:
     """A booted test machine whose containerd serves as KubeSolo's would."""
 
-    def __init__(self, machine: Machine) -> None:
+    def __init__(self, machine: Machine | RemoteMachine) -> None:
         self.machine = machine
         self.containerd = CONTAINERD_BIN
 
@@ -296,7 +299,7 @@ class RuntimeNode:
 
     @staticmethod
     def new_id(what: str) -> str:
-        return f"{what}-{next(_ids)}"
+        return f"{what}-{_WORKER}-{next(_ids)}"
 
     def run(self, image: str, *argv: str, flags: Sequence[str] = (), timeout: float = 180) -> str:
         """Run a container to its end (removed after) and return what it printed."""

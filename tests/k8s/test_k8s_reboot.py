@@ -23,30 +23,31 @@ NODE_PORT = 30081  # not test_k8s_nginx's: that namespace may still be terminati
 ATTEMPTS = 30  # a refused connection fails at once; kube-proxy may need a minute under TCG
 
 
-def test_node_and_nginx_come_back_after_reboot(kube: KubeNode, k8s_namespace: str) -> None:
+def test_node_and_nginx_come_back_after_reboot(own_kube: KubeNode, own_namespace: str) -> None:
     """nginx serves before the reboot; after it, the guest runs a new kernel boot that the
     node reports, the same Deployment's pods run containers the new boot started, and they
-    serve on the ClusterIP and on the host's NodePort forward."""
-    kube.apply("nginx", k8s_namespace)
-    kube.apply("nginx-nodeport", k8s_namespace, NODE_PORT=NODE_PORT)
-    kube.wait_rollout(k8s_namespace, "nginx")
-    assert kube.http_from_host(NODE_PORT)[0] == 200
-    guest_boot = kube.machine.succeed(boot_id_command()).strip()
-    before = container_starts(kube.deployment_pods(k8s_namespace, "nginx"))
+    serve on the ClusterIP and on the host's NodePort forward. The node is the test's
+    own, restored Ready from the run's snapshot (docs/kubesolo.md "Shared node")."""
+    own_kube.apply("nginx", own_namespace)
+    own_kube.apply("nginx-nodeport", own_namespace, NODE_PORT=NODE_PORT)
+    own_kube.wait_rollout(own_namespace, "nginx")
+    assert own_kube.http_from_host(NODE_PORT)[0] == 200
+    guest_boot = own_kube.machine.succeed(boot_id_command()).strip()
+    before = container_starts(own_kube.deployment_pods(own_namespace, "nginx"))
 
-    kube.reboot()
+    own_kube.reboot()
 
-    new_boot = kube.machine.succeed(boot_id_command()).strip()
+    new_boot = own_kube.machine.succeed(boot_id_command()).strip()
     assert new_boot != guest_boot
-    assert node_boot_id(kube.node()) == new_boot
-    assert kube.wait_restarted(k8s_namespace, "nginx", before)
-    status, body = kube.http_from_host(NODE_PORT)
+    assert node_boot_id(own_kube.node()) == new_boot
+    assert own_kube.wait_restarted(own_namespace, "nginx", before)
+    status, body = own_kube.http_from_host(NODE_PORT)
     assert status == 200 and NGINX_PAGE in body
-    service = kube.core.read_namespaced_service(
-        "nginx", k8s_namespace, _request_timeout=REQUEST_TIMEOUT
+    service = own_kube.core.read_namespaced_service(
+        "nginx", own_namespace, _request_timeout=REQUEST_TIMEOUT
     )
-    phase, output = kube.run_pod(
-        k8s_namespace,
+    phase, output = own_kube.run_pod(
+        own_namespace,
         "http-probe",
         "client-after-reboot",
         ACCESS="any",

@@ -38,26 +38,27 @@ def read_back(kube: KubeNode, namespace: str, name: str) -> str:
     return output
 
 
-def test_pvc_data_survives_pod_deletion_and_reboot(kube: KubeNode, k8s_namespace: str) -> None:
+def test_pvc_data_survives_pod_deletion_and_reboot(own_kube: KubeNode, own_namespace: str) -> None:
     """A Job writes, another pod reads the same bytes; the volume sits under
-    /var/lib/kubesolo/local-path-storage and still holds them after the VM reboots."""
+    /var/lib/kubesolo/local-path-storage and still holds them after the VM reboots. The
+    node is the test's own (docs/kubesolo.md "Shared node")."""
     payload = secrets.token_hex(16)
-    kube.apply("pvc-writer", k8s_namespace, PAYLOAD=payload)
-    kube.wait_job(k8s_namespace, "writer")
-    pvc = kube.wait_pvc_bound(k8s_namespace, "data")
+    own_kube.apply("pvc-writer", own_namespace, PAYLOAD=payload)
+    own_kube.wait_job(own_namespace, "writer")
+    pvc = own_kube.wait_pvc_bound(own_namespace, "data")
     assert pvc.spec.storage_class_name == LOCAL_PATH_STORAGE_CLASS
 
-    volume = kube.core.read_persistent_volume(
+    volume = own_kube.core.read_persistent_volume(
         pvc.spec.volume_name, _request_timeout=REQUEST_TIMEOUT
     )
     path = pv_host_path(volume)
     assert path and path.startswith(f"{LOCAL_PATH_ROOT}/"), path
     on_node = f"cat {shlex.quote(path + '/payload')}"
-    assert kube.machine.succeed(on_node) == payload
+    assert own_kube.machine.succeed(on_node) == payload
 
-    assert read_back(kube, k8s_namespace, "reader-1") == payload
-    kube.delete_pod(k8s_namespace, "reader-1")
+    assert read_back(own_kube, own_namespace, "reader-1") == payload
+    own_kube.delete_pod(own_namespace, "reader-1")
 
-    kube.reboot()
-    assert kube.machine.succeed(on_node) == payload
-    assert read_back(kube, k8s_namespace, "reader-2") == payload
+    own_kube.reboot()
+    assert own_kube.machine.succeed(on_node) == payload
+    assert read_back(own_kube, own_namespace, "reader-2") == payload

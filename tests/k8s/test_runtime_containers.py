@@ -1,7 +1,7 @@
 """The container half of a KubeSolo node, without KubeSolo: Debian's containerd
 configured as KubeSolo configures its own, crun through the runc v2 shim, on
-the OS's kernel, root file system, cgroups and data partition. One booted node
-serves the module; the reboot test comes last."""
+the OS's kernel, root file system, cgroups and data partition. The tests share
+the run's runtime node; the reboot test has a node of its own."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from harness.k8s import commands
 from harness.k8s.image_refs import normalize_image_ref
 from harness.k8s.kubesolo import KUBELET_HEALTHZ, LOCAL_PATH_HELPER_IMAGE
 
-pytestmark = [pytest.mark.runtime]
+pytestmark = [pytest.mark.runtime, pytest.mark.qemu_only("its tools reach the guest over 9p")]
 
 MEMORY_LIMIT = 32 * 1024 * 1024
 PIDS_LIMIT = 10
@@ -206,12 +206,13 @@ def test_host_mounts_propagate_into_an_rslave_container(runtime_node: RuntimeNod
 
 
 def test_imported_images_survive_a_reboot_on_the_data_partition(
-    runtime_node: RuntimeNode,
+    own_runtime_node: RuntimeNode,
 ) -> None:
     """docs/kubesolo.md "Images" and docs/boot-flow.md "Stage 20 — Persistent Mount":
     containerd's root is on the data partition (<path> is bound from it), so after a
     reboot and a fresh start of containerd the imported images are still listed and a
-    container runs from them. Runs last: it reboots the module's node."""
+    container runs from them. Its node is its own: it reboots it."""
+    runtime_node = own_runtime_node
     vm = runtime_node.machine
     source = {point: src for src, point in guest.BIND_MOUNTS}[guest.KUBESOLO_PATH]
     mounts = vm.succeed("cat /proc/self/mountinfo").splitlines()

@@ -25,7 +25,7 @@ from harness import guest
 from harness.build.workload_images import BUSYBOX_REF, NGINX_REF
 from harness.k8s.kubesolo import POD_NETWORK, SERVICE_NETWORK
 
-pytestmark = [pytest.mark.runtime]
+pytestmark = [pytest.mark.runtime, pytest.mark.qemu_only("its tools reach the guest over 9p")]
 
 HTTP_PORT = 8080  # busybox httpd in the pods
 NODE_HTTP_PORT = 18080  # busybox httpd on the node

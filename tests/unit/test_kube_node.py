@@ -306,7 +306,8 @@ def test_images_are_imported_after_every_boot_once_the_kubelet_answers(tmp_path:
     KubeSolo's own import) and before anything waits for pods."""
     machine = FakeMachine(tmp_path)
     kube = Sequenced(machine)
-    kube.bring_up()
+    machine.start()
+    kube.come_up()
     first = kube.phases
     kube.phases = []
     kube.reboot()

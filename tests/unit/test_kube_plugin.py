@@ -91,6 +91,21 @@ def session_machine_factory():
         BOOTS.append(config)
         raise RuntimeError(f"would boot a VM with {sorted(config)}")
     return factory
+
+@pytest.fixture(scope="session")
+def shared_nodes(session_machine_factory):
+    class Nodes:
+        def node(self, name, settings, up, **how):
+            return session_machine_factory(**settings)
+    return Nodes()
+
+@pytest.fixture
+def machine_factory(session_machine_factory):
+    return session_machine_factory
+
+@pytest.fixture(scope="session")
+def snapshot_store():
+    return None
 """
 
 

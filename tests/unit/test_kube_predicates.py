@@ -20,6 +20,7 @@ from harness.k8s.predicates import (
     node_boot_id,
     node_ready,
     node_ready_after_reboot,
+    node_ready_since,
     pod_finished,
     pod_ready,
     pod_running,
@@ -70,6 +71,48 @@ class TestNodePredicates:
         self, ready: str, boot_id: str | None, old: str | None, expected: bool
     ) -> None:
         assert node_ready_after_reboot(node(ready, boot_id), old) is expected
+
+    RESTORED = datetime(2026, 11, 27, 4, 0, 0, tzinfo=UTC)
+
+    @staticmethod
+    def lease(renewed: datetime | None) -> k8s.V1Lease:
+        return k8s.V1Lease(
+            metadata=k8s.V1ObjectMeta(name="kubesolo-abc123", namespace="kube-node-lease"),
+            spec=k8s.V1LeaseSpec(holder_identity="kubesolo-abc123", renew_time=renewed),
+        )
+
+    @pytest.mark.parametrize(
+        ("ready", "taints", "renewed", "expected"),
+        [
+            ("True", [], datetime(2026, 11, 27, 4, 0, 5, tzinfo=UTC), True),
+            ("True", [], datetime(2026, 11, 27, 4, 0, 0, tzinfo=UTC), True),
+            # the snapshot's Ready: the kubelet has not renewed its lease since the restore
+            ("True", [], datetime(2026, 11, 27, 3, 12, 0, tzinfo=UTC), False),
+            ("True", [], None, False),
+            ("False", [], datetime(2026, 11, 27, 4, 0, 5, tzinfo=UTC), False),
+            # the node controller noticed the missed heartbeats: Ready again once untainted
+            (
+                "True",
+                ["node.kubernetes.io/unreachable"],
+                datetime(2026, 11, 27, 4, 0, 5, tzinfo=UTC),
+                False,
+            ),
+            ("True", ["node.kubernetes.io/not-ready"], None, False),
+            ("True", ["example.com/mine"], datetime(2026, 11, 27, 4, 0, 5, tzinfo=UTC), True),
+        ],
+    )
+    def test_ready_since_a_restore(
+        self, ready: str, taints: list[str], renewed: datetime | None, expected: bool
+    ) -> None:
+        restored = node(ready)
+        restored.spec = k8s.V1NodeSpec(
+            taints=[k8s.V1Taint(key=key, effect="NoExecute") for key in taints]
+        )
+        assert node_ready_since(restored, self.lease(renewed), self.RESTORED) is expected
+
+    def test_ready_without_a_restore_needs_no_lease(self) -> None:
+        assert node_ready_since(node("True"), None, None)
+        assert not node_ready_since(node("Unknown"), None, None)
 
 
 class TestRollout:
