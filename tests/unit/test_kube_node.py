@@ -335,3 +335,29 @@ def test_images_are_imported_after_every_boot_once_the_kubelet_answers(tmp_path:
         "restarted local-path-provisioner",
     ]
     assert second == kube.phases == after_reboot
+
+
+def test_after_a_restore_ready_needs_a_lease_renewed_since(fake_api: FakeApi, tmp_path: Path):
+    """docs/kubesolo.md "Shared node": a restored node's stored Ready is stale until the
+    kubelet renews its Lease in kube-node-lease after the clock jump."""
+    ready = {"type": "Ready", "status": "True"}
+    node_doc = {"metadata": {"name": "kubesolo-abc"}, "status": {"conditions": [ready]}}
+    fake_api.routes[("GET", "/api/v1/nodes")] = (200, {"items": [node_doc]})
+    lease = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/kubesolo-abc"
+    restored = datetime(2026, 11, 27, 4, 0, 0, tzinfo=UTC)
+
+    def renewed(at: str) -> None:
+        spec = {"holderIdentity": "kubesolo-abc", "renewTime": at}
+        fake_api.routes[("GET", lease)] = (
+            200,
+            {"metadata": {"name": "kubesolo-abc"}, "spec": spec},
+        )
+
+    kube = node_on(fake_api, tmp_path)
+    renewed("2026-11-27T03:12:00.000000Z")  # the snapshot's
+    assert kube._ready_since(restored) is None
+    renewed("2026-11-27T04:00:09.250000Z")
+    assert kube._ready_since(restored).metadata.name == "kubesolo-abc"
+    fake_api.requests.clear()
+    assert kube._ready_since(None) is not None  # not restored: no lease asked for
+    assert [r[1] for r in fake_api.requests] == ["/api/v1/nodes"]
