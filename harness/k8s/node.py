@@ -73,10 +73,14 @@ class KubeNode:
         machine: Machine | RemoteMachine,
         settings: KubeSettings,
         meta: dict[str, Any] | None = None,
+        timer: PhaseTimer | None = None,
     ) -> None:
+        """`timer`: the run's, shared by every node of this process (default: one
+        of this node's own, in its run directory)."""
         self.machine = machine
         self.settings = settings
-        self.timer = PhaseTimer(Path(machine.run_dir) / TIMINGS_FILE, meta=dict(meta or {}))
+        default = PhaseTimer(Path(machine.run_dir) / TIMINGS_FILE, meta=dict(meta or {}))
+        self.timer = timer or default
         self.api: Any = None
         self._ports: dict[int, int] = {}
         self._boots = 0
@@ -142,7 +146,7 @@ class KubeNode:
             self.timer.begin("restore" if restored_at else "attach")
             budget = Budget(self.settings.timeout)
             self.host_port(API_PORT)
-            self._connect(budget)
+            self._connect(budget, this_boot_only=False)
             listed = preload.listed_images(self.machine)
             self.present_images = frozenset(normalize_image_ref(ref) for ref in listed)
             since = datetime.fromtimestamp(restored_at, UTC) if restored_at else None
@@ -213,9 +217,12 @@ class KubeNode:
         )
         return self._pods(namespace, deployment.spec.selector.match_labels or {})
 
-    def _connect(self, budget: Budget) -> None:
-        """Kubeconfig exists only once the API passed /healthz; then the API must answer."""
-        config = self._wait("admin kubeconfig", self._kubeconfig, budget.remaining())
+    def _connect(self, budget: Budget, this_boot_only: bool = True) -> None:
+        """Kubeconfig exists only once the API passed /healthz; then the API must answer.
+        `this_boot_only=False`: a node that is up already, whose kubeconfig its bring-up
+        saw written (after a restore, the clock step moves the boot time past it)."""
+        read = self._kubeconfig if this_boot_only else lambda: self._kubeconfig(any_boot=True)
+        config = self._wait("admin kubeconfig", read, budget.remaining())
         self.api = api_client_from_kubeconfig(config)
         version = k8s.VersionApi(self.api)
         self._wait(
@@ -224,13 +231,13 @@ class KubeNode:
             budget.remaining(),
         )
 
-    def _kubeconfig(self) -> dict[str, Any] | None:
+    def _kubeconfig(self, any_boot: bool = False) -> dict[str, Any] | None:
         """The rewritten admin kubeconfig, or None while there is none of this boot or only
         part of one: KubeSolo rewrites the file (truncate, write) on every start, and after a
         reboot the previous boot's copy is still there until it does."""
         status, output = self.machine.execute(kubeconfig_stamps_command(), timeout=30)
         stamps = parse_stamps(output) if status == 0 else None
-        if stamps is None or not kubeconfig_of_this_boot(*stamps):
+        if stamps is None or not (any_boot or kubeconfig_of_this_boot(*stamps)):
             return None
         self.boot_time = datetime.fromtimestamp(stamps[1], UTC)
         try:

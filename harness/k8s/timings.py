@@ -16,6 +16,11 @@ log = logger("k8s")
 TIMINGS_FILE = "k8s-timings.json"
 
 
+def timings_file(worker: str) -> str:
+    """The name of a run's timings under --artifacts: one file per xdist worker."""
+    return TIMINGS_FILE if worker == "main" else f"k8s-timings-{worker}.json"
+
+
 @dataclass
 class PhaseTimer:
     """Seconds from a run's start (boot or reboot) to each phase, rewritten after every

@@ -8,9 +8,9 @@ with one reason and no VM starts.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import secrets
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -24,7 +24,7 @@ from harness.k8s.client import REQUEST_TIMEOUT
 from harness.k8s.commands import unmount_shares_command
 from harness.k8s.node import KubeNode
 from harness.k8s.settings import DEFAULT_K8S_TIMEOUT, KubeSettings, machine_config
-from harness.k8s.timings import TIMINGS_FILE, PhaseTimer, format_timings
+from harness.k8s.timings import PhaseTimer, format_timings, timings_file
 from harness.pytest.shared_nodes import SharedNodes
 from harness.pytest.snapshots import SnapshotStore, Up, directory_digest
 from harness.vm.machine import DEFAULT_BOOT_TIMEOUT, Machine
@@ -92,12 +92,13 @@ def settings_from_config(config: pytest.Config) -> KubeSettings:
 
 
 def k8s_time_limit(boot_timeout: float, k8s_timeout: float, configured: float | None) -> float:
-    """pytest-timeout for one k8s test, never below the budgets it may spend: the first test
-    carries the node's bring-up (boot, waits, image imports), others a reboot's come-up.
-    0 (no limit, or the user turned it off) stays 0."""
+    """pytest-timeout for one k8s test, never below the budgets it may spend: the shared
+    node's bring-up (a boot and KubeSolo's start, here or in the worker it waits for), a
+    node of its own (one more of each with --no-snapshots), its reboot (one more), the
+    attaches and its workloads. 0 (no limit, or the user turned it off) stays 0."""
     if not configured:
         return 0.0
-    return max(configured, 2 * boot_timeout + 4 * k8s_timeout)
+    return max(configured, 3 * boot_timeout + 6 * k8s_timeout)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -141,10 +142,11 @@ class NodePlan:
     up: Up
     held: str
     settings: KubeSettings
-    meta: dict[str, Any]
+    timer: PhaseTimer  # every node's runs in this process: boot, attach, restore, reboot-N
 
 
-def on_qemu(vm: Target) -> Machine | RemoteMachine:
+def on_qemu(vm: RemoteMachine | Target) -> Machine | RemoteMachine:
+    """The node's images reach it over 9p: a board skips."""
     if not isinstance(vm, Machine | RemoteMachine):
         pytest.skip("needs QEMU: the suites' images reach the node over 9p")
     return vm
@@ -157,19 +159,16 @@ def fail_with_dump(node: KubeNode, what: str, error: Exception) -> NoReturn:
     pytest.fail(f"{what}: {error}\n({dump_path})\n\n{dump}", pytrace=False)
 
 
-def ready_node(config: pytest.Config, settings: KubeSettings, meta: dict[str, Any]) -> Up:
+def ready_node(settings: KubeSettings, timer: PhaseTimer) -> Up:
     """The "up" of the run's node: KubeSolo Ready with its rollouts done, then the
     images share unmounted, so that the Ready node can be saved and restored."""
 
     def ready(vm: Target) -> None:
-        node = KubeNode(on_qemu(vm), settings, meta=meta)
-        config.stash[TIMINGS] = node.timer
+        node = KubeNode(on_qemu(vm), settings, timer=timer)
         try:
             node.come_up()
         except Exception as error:
             fail_with_dump(node, "KubeSolo node did not come up", error)
-        finally:
-            keep_timings(config, node.timer)
         vm.succeed(unmount_shares_command(), timeout=60)
 
     return ready
@@ -195,18 +194,24 @@ def kube_plan(
         kube_settings = dataclasses.replace(kube_settings, images_dir=built)
     assert kube_settings.images_dir is not None
     meta = {"kubesolo_version": manifest.get("kubesolo_version")}
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    chosen = pytestconfig.getoption("artifacts", default=None)  # the main plugin's option
+    artifacts = Path(chosen).resolve() if chosen else tmp_path_factory.getbasetemp()
+    artifacts.mkdir(parents=True, exist_ok=True)
+    timer = PhaseTimer(artifacts / timings_file(worker), meta=meta)
+    pytestconfig.stash[TIMINGS] = timer
     held = (
         f"kubesolo {manifest.get('kubesolo_sha256')}, images "
         f"{directory_digest(kube_settings.images_dir)}, "
         f"{kube_settings.nginx_image} {kube_settings.busybox_image}"
     )
-    up = ready_node(pytestconfig, kube_settings, meta)
-    return NodePlan(machine_config(kube_settings), up, held, kube_settings, meta)
+    up = ready_node(kube_settings, timer)
+    return NodePlan(machine_config(kube_settings), up, held, kube_settings, timer)
 
 
-def attached(vm: Target, plan: NodePlan) -> KubeNode:
+def attached(vm: RemoteMachine | Target, plan: NodePlan) -> KubeNode:
     """A KubeNode driving `vm`, a node up already (shared, or restored Ready)."""
-    node = KubeNode(on_qemu(vm), plan.settings, meta=plan.meta)
+    node = KubeNode(on_qemu(vm), plan.settings, timer=plan.timer)
     try:
         node.attach(restored_at=node.machine.restored_at)
     except Exception as error:
@@ -219,11 +224,10 @@ def kube(kube_plan: NodePlan, shared_nodes: SharedNodes) -> KubeNode:
     """The run's KubeSolo node, shared by every worker (docs/kubesolo.md "Shared
     node"): the first to ask brings it up, or restores it Ready from the run's
     snapshot; each test keeps to its own namespace."""
-    plan = kube_plan
     vm = shared_nodes.node(
-        SHARED_NODE, plan.machine, plan.up, extra=plan.held, shares_released=True
+        SHARED_NODE, kube_plan.machine, kube_plan.up, extra=kube_plan.held, shares_released=True
     )
-    return attached(vm, plan)
+    return attached(vm, kube_plan)
 
 
 @pytest.fixture
@@ -237,25 +241,15 @@ def own_kube(
     """A KubeSolo node of the test's own, for a test that reboots it or disturbs its
     system pods: restored from the run's snapshot of the shared node, Ready (booted
     and brought up when the run has no snapshot). It comes after `kube`, which saves it."""
-    plan = kube_plan
     vm = snapshot_store.booted(
         machine_factory,
-        plan.machine,
-        plan.up,
-        extra=plan.held,
+        kube_plan.machine,
+        kube_plan.up,
+        extra=kube_plan.held,
         owner=request.node.nodeid,
         shares_released=True,
     )
-    return attached(vm, plan)
-
-
-def keep_timings(config: pytest.Config, timer: PhaseTimer) -> None:
-    """Copy the timings beside the artefacts: a passing run's VM directory is removed."""
-    artifacts = config.getoption("artifacts", default=None)
-    if artifacts and timer.path.exists():
-        target = Path(artifacts).resolve()
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(timer.path, target / TIMINGS_FILE)
+    return attached(vm, kube_plan)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -25,6 +25,7 @@ from harness.pytest.shared_nodes import SharedNodes
 from harness.pytest.snapshots import SnapshotStore
 from harness.vm import accel
 from harness.vm.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineConfig, die_with_parent
+from harness.vm.relay import RemoteMachine
 from harness.vm.target import Target
 
 MACHINES = pytest.StashKey[list[Target]]()  # machines of a test, for its report
@@ -357,28 +358,60 @@ def snapshot_store(
     return SnapshotStore(directory, harness_settings.timelines)
 
 
+@dataclass
+class SharedState:
+    """A worker's shared nodes and the machines it brought up for them."""
+
+    nodes: SharedNodes
+    machines: list[Target]
+    prefix: str
+    settings: Settings
+
+
+SHARED = pytest.StashKey[SharedState]()
+
+
 @pytest.fixture(scope="session")
 def shared_nodes(
     request: pytest.FixtureRequest,
     pytestconfig: pytest.Config,
     kubesolo_image: Image,
     harness_settings: Settings,
-    session_machine_factory: MachineFactory,
     snapshot_store: SnapshotStore,
+    lab_board: Board | None,
 ) -> Iterator[SharedNodes]:
-    """The run's nodes shared by every worker (docs/architecture.md "Shared nodes")."""
+    """The run's nodes shared by every worker (docs/architecture.md "Shared
+    nodes"). The nodes this worker owns outlive its tests: they close in
+    pytest_sessionfinish, once the other workers are done with them, outside
+    any test's time limit."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    nodes = SharedNodes(
-        snapshots.run_dir(pytestconfig) / SHARED_DIR,
-        snapshot_store,
-        session_machine_factory,
-        kubesolo_image,
-        harness_settings.artifacts / run_dir_name(f"shared-{worker}-{os.getpid()}"),
-    )
+    prefix = f"shared-{worker}-{os.getpid()}"
+    make, machines = _factory(kubesolo_image, harness_settings, prefix, lab_board)
+    directory = snapshots.run_dir(pytestconfig) / SHARED_DIR
+    run_dir = harness_settings.artifacts / run_dir_name(prefix)
+    nodes = SharedNodes(directory, snapshot_store, make, kubesolo_image, run_dir)
+    request.session.stash[SHARED] = SharedState(nodes, machines, prefix, harness_settings)
     yield nodes
-    nodes.close()
-    if request.session.testsfailed == 0 and not harness_settings.keep:
-        shutil.rmtree(nodes.run_dir, ignore_errors=True)
+    nodes.detach(failed=request.session.testsfailed > 0)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Close this worker's shared nodes once nobody uses them; keep their
+    artefacts when a test failed here or, on them, in another worker."""
+    state = session.stash.get(SHARED, None)
+    if state is None:
+        return
+    others_failed = state.nodes.close()
+    failed = session.testsfailed > 0 or others_failed
+    _teardown(state.machines, state.settings, failed, state.prefix)
+    for remote in state.nodes.remotes:  # the attached side's directories
+        if failed or state.settings.keep:
+            leftovers.mark_kept(remote.run_dir)
+        elif remote.run_dir.is_dir():
+            shutil.rmtree(remote.run_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        state.nodes.run_dir.rmdir()
 
 
 @pytest.fixture
@@ -396,17 +429,23 @@ def machine(
     )
 
 
-def used_machines(item: pytest.Item) -> list[Target]:
+def used_machines(item: pytest.Item) -> list[Target | RemoteMachine]:
     """The test's own machines, and the shared ones it acted on (their activity
     grew since it began): a failure report shows their consoles, no others."""
     before = item.stash.get(ACTIVITY, {})
-    shared = [m for m in item.session.stash.get(MACHINES, []) if m.activity > before.get(id(m), 0)]
-    return item.stash.get(MACHINES, []) + shared
+    shared = [m for m in session_machines(item.session) if m.activity > before.get(id(m), 0)]
+    return [*item.stash.get(MACHINES, []), *shared]
+
+
+def session_machines(session: pytest.Session) -> list[Target | RemoteMachine]:
+    """The machines of the session's fixtures, and the shared nodes this worker drives."""
+    state = session.stash.get(SHARED, None)
+    return [*session.stash.get(MACHINES, []), *(state.nodes.remotes if state else [])]
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Any:
-    item.stash[ACTIVITY] = {id(m): m.activity for m in item.session.stash.get(MACHINES, [])}
+    item.stash[ACTIVITY] = {id(m): m.activity for m in session_machines(item.session)}
     return (yield)
 
 

@@ -40,15 +40,84 @@ class CommandFailed(GuestAssertion):
     """A guest command's status was not what succeed()/fail()/wait_until_succeeds() required."""
 
 
-class GuestDriver:
-    """The console and test-shell half of a target. A subclass sets these up
-    and powers the guest; `start()` boots it when a command needs it."""
+class ShellCommands:
+    """The test-shell half of a target: commands by exit status and output, on
+    top of one `_run` (a local test shell, or a shared machine's relay)."""
 
     config: MachineConfig
+    activity: int  # public actions so far: tells which targets a test used
+
+    def _run(self, command: str, timeout: float) -> Result:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def _step(self, what: str) -> Iterator[None]:
+        """A public action: counted (see `activity`) and logged as a step."""
+        self.activity += 1
+        with step(log, f"[{self.config.name}] {what}"):
+            yield
+
+    def run(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> Result:
+        """Run a shell command in the guest: exit status, stdout and stderr bytes."""
+        with self._step(f"run: {command}"):
+            return self._run(command, timeout)
+
+    def execute(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> tuple[int, str]:
+        """(exit status, stdout) of a guest command."""
+        with self._step(f"execute: {command}"):
+            result = self._run(command, timeout)
+        return result.status, result.stdout.decode(errors="replace")
+
+    def succeed(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> str:
+        """stdout of a guest command that must exit 0 (else CommandFailed)."""
+        with self._step(f"succeed: {command}"):
+            result = self._run(command, timeout)
+            if result.status != 0:
+                raise CommandFailed(
+                    f"command failed with status {result.status}: {command}\n"
+                    f"stdout: {result.stdout.decode(errors='replace')[-2000:]}\n"
+                    f"stderr: {result.stderr.decode(errors='replace')[-2000:]}"
+                )
+        return result.stdout.decode(errors="replace")
+
+    def fail(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> str:
+        """stdout of a guest command that must exit non-zero (else CommandFailed)."""
+        with self._step(f"fail: {command}"):
+            result = self._run(command, timeout)
+            if result.status == 0:
+                raise CommandFailed(f"command unexpectedly succeeded: {command}")
+        return result.stdout.decode(errors="replace")
+
+    def wait_until_succeeds(self, command: str, timeout: float = 60) -> str:
+        """stdout of the first successful run of a guest command, retried until
+        `timeout` (then CommandFailed with the last output)."""
+        deadline = time.monotonic() + timeout
+        with self._step(f"wait until succeeds: {command}"):
+            while True:
+                remaining = deadline - time.monotonic()
+                result = self._run(command, timeout=max(5, remaining))
+                output = result.stdout.decode(errors="replace")
+                if result.status == 0:
+                    return output
+                if remaining <= 0:
+                    raise CommandFailed(
+                        f"not successful within {timeout:.0f}s: {command}\n"
+                        f"last output: {output[-2000:]}"
+                    )
+                time.sleep(0.5)
+
+    def kubeconfig(self) -> str:
+        return self.succeed(f"cat {guest.ADMIN_KUBECONFIG}")
+
+
+class GuestDriver(ShellCommands):
+    """The console half of a target, on a test shell of its own. A subclass
+    sets these up and powers the guest; `start()` boots it when a command
+    needs it."""
+
     image: Image
     console: Console
     run_dir: Path
-    activity: int  # public actions so far: tells which targets a test used
     _shell: GuestShell | None
     _boot_cursor: int  # console offset of the current boot
     _ended_boots: list[list[Stage]]  # timelines of the boots that ended
@@ -65,13 +134,6 @@ class GuestDriver:
 
     def start(self) -> None:
         raise NotImplementedError
-
-    @contextlib.contextmanager
-    def _step(self, what: str) -> Iterator[None]:
-        """A public action: counted (see `activity`) and logged as a step."""
-        self.activity += 1
-        with step(log, f"[{self.config.name}] {what}"):
-            yield
 
     # ---- console ---------------------------------------------------------------
     def console_cursor(self) -> int:
@@ -162,55 +224,6 @@ class GuestDriver:
             self.start()
         return self._shell_ready(self.config.boot_timeout).run(command, timeout)
 
-    def run(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> Result:
-        """Run a shell command in the guest: exit status, stdout and stderr bytes."""
-        with self._step(f"run: {command}"):
-            return self._run(command, timeout)
-
-    def execute(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> tuple[int, str]:
-        """(exit status, stdout) of a guest command."""
-        with self._step(f"execute: {command}"):
-            result = self._run(command, timeout)
-        return result.status, result.stdout.decode(errors="replace")
-
-    def succeed(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> str:
-        """stdout of a guest command that must exit 0 (else CommandFailed)."""
-        with self._step(f"succeed: {command}"):
-            result = self._run(command, timeout)
-            if result.status != 0:
-                raise CommandFailed(
-                    f"command failed with status {result.status}: {command}\n"
-                    f"stdout: {result.stdout.decode(errors='replace')[-2000:]}\n"
-                    f"stderr: {result.stderr.decode(errors='replace')[-2000:]}"
-                )
-        return result.stdout.decode(errors="replace")
-
-    def fail(self, command: str, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> str:
-        """stdout of a guest command that must exit non-zero (else CommandFailed)."""
-        with self._step(f"fail: {command}"):
-            result = self._run(command, timeout)
-            if result.status == 0:
-                raise CommandFailed(f"command unexpectedly succeeded: {command}")
-        return result.stdout.decode(errors="replace")
-
-    def wait_until_succeeds(self, command: str, timeout: float = 60) -> str:
-        """stdout of the first successful run of a guest command, retried until
-        `timeout` (then CommandFailed with the last output)."""
-        deadline = time.monotonic() + timeout
-        with self._step(f"wait until succeeds: {command}"):
-            while True:
-                remaining = deadline - time.monotonic()
-                result = self._run(command, timeout=max(5, remaining))
-                output = result.stdout.decode(errors="replace")
-                if result.status == 0:
-                    return output
-                if remaining <= 0:
-                    raise CommandFailed(
-                        f"not successful within {timeout:.0f}s: {command}\n"
-                        f"last output: {output[-2000:]}"
-                    )
-                time.sleep(0.5)
-
     def _new_boot(self) -> None:
         """From here on, waits and the test shell belong to the next boot."""
         self._end_boot()
@@ -241,9 +254,6 @@ class GuestDriver:
             else self.stage_timeline()
         )
         return [*self._ended_boots, *([current] if current else [])]
-
-    def kubeconfig(self) -> str:
-        return self.succeed(f"cat {guest.ADMIN_KUBECONFIG}")
 
     def save_artifacts(self) -> Path:
         """stage-timeline.json (the last boot), boot-timelines.json (every

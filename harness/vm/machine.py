@@ -185,6 +185,7 @@ class Machine(GuestDriver):
         self._proc: subprocess.Popen[bytes] | None = None
         self._qmp: QEMUMonitorProtocol | None = None
         self._qmp_lock = threading.Lock()  # a shared machine's relay asks from its threads
+        self._forward_lock = threading.Lock()  # one forward per guest port, whoever asks
         self._shell: GuestShell | None = None
         self._forwards: dict[int, ports.PortReservation] = {}
         self._boot_cursor = 0  # console offset of the current boot
@@ -487,6 +488,10 @@ class Machine(GuestDriver):
     # ---- ports and disks --------------------------------------------------------
     def forward_port(self, guest_port: int) -> int:
         """A 127.0.0.1 port forwarded to `guest_port` (before or after start)."""
+        with self._forward_lock:
+            return self._forward(guest_port)
+
+    def _forward(self, guest_port: int) -> int:
         if guest_port in self._forwards:
             return self._forwards[guest_port].port
         with self._step(f"forward guest port {guest_port}"):

@@ -19,8 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.artefact import Image
 from harness.errors import HarnessError, HarnessTimeout, MachineNotRunning, UserError
-from harness.vm.driver import GuestDriver
+from harness.vm.driver import ShellCommands
 from harness.vm.machine import Machine, MachineConfig
 from harness.vm.shell import Result, ShellTimeout
 
@@ -93,8 +94,8 @@ class Relay:
                 reply = op(self.machine, request)
             except HarnessTimeout as err:
                 reply = {"error": str(err), "timeout": True}
-            except (HarnessError, KeyError, ValueError) as err:
-                reply = {"error": str(err), "timeout": False}
+            except Exception as err:  # whatever broke, the asking worker reads it in one line
+                reply = {"error": f"{type(err).__name__}: {err}", "timeout": False}
             with contextlib.suppress(OSError):
                 stream.write(json.dumps(reply) + "\n")
                 stream.flush()
@@ -116,7 +117,7 @@ def ask(path: Path, op: str, **args: Any) -> dict[str, Any]:
                 line = stream.readline()
     except OSError as err:
         raise MachineNotRunning(f"the shared machine's owner is gone ({path}: {err})") from None
-    if not line:
+    if not line.endswith("\n"):
         raise MachineNotRunning(f"the shared machine's owner hung up ({path})")
     reply: dict[str, Any] = json.loads(line)
     if "error" in reply:
@@ -124,23 +125,36 @@ def ask(path: Path, op: str, **args: Any) -> dict[str, Any]:
     return reply
 
 
-class RemoteMachine(GuestDriver):
-    """A shared machine as any process drives it: the test shell, the console
-    and port forwards of the owner's Machine, through its relay."""
+class RemoteConsole:
+    """What a failure report reads of a shared machine's console."""
+
+    def __init__(self, relay: Path) -> None:
+        self.relay = relay
+
+    def tail(self, lines: int) -> str:
+        text = str(ask(self.relay, "console", since=None)["text"])
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class RemoteMachine(ShellCommands):
+    """A shared machine as any process drives it: the test shell, this boot's
+    console text and port forwards of the owner's Machine, through its relay.
+    Typing on its console, and powering it, are for its owner alone."""
 
     def __init__(
         self,
         relay: Path,
         config: MachineConfig,
-        image: Any,
+        image: Image,
         run_dir: Path,
         restored_at: int | None = None,
     ) -> None:
         self.relay = relay
-        self.restored_at = restored_at  # the owner's machine was restored then (host clock)
         self.config = config
         self.image = image
         self.run_dir = run_dir
+        self.restored_at = restored_at  # the owner's machine was restored then (host clock)
+        self.console = RemoteConsole(relay)
         self.activity = 0
         self._ports: dict[int, int] = {}
 
@@ -155,6 +169,7 @@ class RemoteMachine(GuestDriver):
         )
 
     def console_text(self, since: int | None = None) -> str:
+        """This boot's console (from byte `since` of the whole log, if given)."""
         self.activity += 1
         return str(ask(self.relay, "console", since=since)["text"])
 

@@ -1,14 +1,14 @@
 """Fixtures of the runtime suite (test_runtime_*.py): the runtime tools and the
 workload images, built once per session from Debian packages; one runtime
-node shared by every worker of the run, and a node of its own for a module
-whose test reboots it, restored from the run's snapshot of the shared node
+node shared by every worker of the run, and a node of its own for a test
+that reboots it, restored from the run's snapshot of the shared node
 brought up (booted, containerd serving, images imported): a bring-up costs
 tens of seconds under TCG (docs/architecture.md "Shared nodes", "Snapshots")."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,9 @@ from harness.build.runtime_tools import build_runtime_tools
 from harness.build.workload_images import BUSYBOX_REF, build_workload_images
 from harness.errors import UserError
 from harness.k8s.commands import IMAGES_SHARE_TAG
+from harness.pytest.k8s import on_qemu
 from harness.pytest.shared_nodes import SharedNodes
 from harness.pytest.snapshots import SnapshotStore, Up, directory_digest
-from harness.vm.machine import Machine
-from harness.vm.relay import RemoteMachine
 from harness.vm.target import Target
 
 # The suite's image share: nginx as a plain archive, busybox gzipped and naming
@@ -76,51 +75,47 @@ def brought_up_with(images: Path) -> Up:
     return brought_up
 
 
-def on_qemu(vm: Target) -> Machine | RemoteMachine:
-    """The suite is marked qemu_only: its tools reach the guest over 9p."""
-    assert isinstance(vm, Machine | RemoteMachine), vm
-    return vm
+@dataclass(frozen=True)
+class NodePlan:
+    """The runtime node: its MachineConfig fields, its "up", what its shares hold."""
 
-
-def node_settings(tools: Path, images: Path) -> tuple[dict[str, Any], str]:
-    """The node's MachineConfig fields, and what its shares hold (the snapshot key's)."""
-    shares = {TOOLS_TAG: tools, IMAGES_SHARE_TAG: images}
-    held = f"tools {tools.name}, images {directory_digest(images)}"
-    return {"shares": shares, "memory_mb": MEMORY_MB}, held
+    settings: dict[str, Any]
+    up: Up
+    held: str
 
 
 @pytest.fixture(scope="session")
-def runtime_node(
-    shared_nodes: SharedNodes, runtime_tools: Path, runtime_images: Path
-) -> RuntimeNode:
+def runtime_plan(runtime_tools: Path, runtime_images: Path) -> NodePlan:
+    shares = {TOOLS_TAG: runtime_tools, IMAGES_SHARE_TAG: runtime_images}
+    held = f"tools {runtime_tools.name}, images {directory_digest(runtime_images)}"
+    settings = {"shares": shares, "memory_mb": MEMORY_MB}
+    return NodePlan(settings, brought_up_with(runtime_images), held)
+
+
+@pytest.fixture(scope="session")
+def runtime_node(shared_nodes: SharedNodes, runtime_plan: NodePlan) -> RuntimeNode:
     """The runtime node of the run, shared by every worker: the first to ask
     brings it up, the others drive it through its owner's relay."""
-    settings, held = node_settings(runtime_tools, runtime_images)
-    up = brought_up_with(runtime_images)
+    settings, up, held = runtime_plan.settings, runtime_plan.up, runtime_plan.held
     vm = shared_nodes.node("runtime", settings, up, extra=held, shares_released=True)
     return RuntimeNode(on_qemu(vm))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def own_runtime_node(
     request: pytest.FixtureRequest,
-    session_machine_factory: Callable[..., Target],
+    machine_factory: Callable[..., Target],
     snapshot_store: SnapshotStore,
-    runtime_tools: Path,
-    runtime_images: Path,
-) -> Iterator[RuntimeNode]:
-    """A runtime node of the module's own (its tests may reboot it), restored from
-    the run's snapshot of the shared node's state; powered off after the module."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"{request.module.__name__.removeprefix('test_')}-{worker}"
-    settings, held = node_settings(runtime_tools, runtime_images)
+    runtime_plan: NodePlan,
+) -> RuntimeNode:
+    """A runtime node of the test's own (it may reboot it), restored from the
+    run's snapshot of the shared node's state."""
     vm = snapshot_store.booted(
-        session_machine_factory,
-        {**settings, "name": name},
-        brought_up_with(runtime_images),
-        extra=held,
-        owner=name,
+        machine_factory,
+        runtime_plan.settings,
+        runtime_plan.up,
+        extra=runtime_plan.held,
+        owner=request.node.nodeid,
         shares_released=True,
     )
-    yield RuntimeNode(on_qemu(vm))
-    vm.close()
+    return RuntimeNode(on_qemu(vm))

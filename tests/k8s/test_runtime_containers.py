@@ -212,20 +212,19 @@ def test_imported_images_survive_a_reboot_on_the_data_partition(
     containerd's root is on the data partition (<path> is bound from it), so after a
     reboot and a fresh start of containerd the imported images are still listed and a
     container runs from them. Its node is its own: it reboots it."""
-    runtime_node = own_runtime_node
-    vm = runtime_node.machine
+    vm = own_runtime_node.machine
     source = {point: src for src, point in guest.BIND_MOUNTS}[guest.KUBESOLO_PATH]
     mounts = vm.succeed("cat /proc/self/mountinfo").splitlines()
     bound = next(line for line in mounts if line.split()[4] == guest.KUBESOLO_PATH)
     assert bound.split()[3] == f"/{source}" and " - ext4 " in bound, bound
     assert ROOT_DIR.startswith(guest.KUBESOLO_PATH + "/")
-    before = set(runtime_node.succeed(ctr("images", "ls", "-q")).split())
+    before = set(own_runtime_node.succeed(ctr("images", "ls", "-q")).split())
     boot_id = vm.succeed("cat /proc/sys/kernel/random/boot_id")
     vm.reboot()
     vm.wait_for_boot()
     assert vm.succeed("cat /proc/sys/kernel/random/boot_id") != boot_id
-    runtime_node.bring_up()
-    assert set(runtime_node.succeed(ctr("images", "ls", "-q")).split()) >= before
-    runtime_node.run(NGINX_REF, "nginx", "-t")  # exits 0 only with its files intact
+    own_runtime_node.bring_up()
+    assert set(own_runtime_node.succeed(ctr("images", "ls", "-q")).split()) >= before
+    own_runtime_node.run(NGINX_REF, "nginx", "-t")  # exits 0 only with its files intact
     token = secrets.token_hex(8)
-    assert runtime_node.run(BUSYBOX_REF, "echo", token) == f"{token}\n"
+    assert own_runtime_node.run(BUSYBOX_REF, "echo", token) == f"{token}\n"

@@ -49,6 +49,16 @@ class TestNodeWithAFakeMachine:
         assert node_._kubeconfig() is not None
         assert node_.boot_time == datetime.fromtimestamp(1764149000, UTC)  # events from here
 
+    def test_a_node_that_is_up_reads_the_kubeconfig_its_bring_up_saw(self, tmp_path: Path):
+        """docs/kubesolo.md "Shared node": after a restore the clock step moves the boot
+        time past the file's mtime, and KubeSolo, still running, never rewrites it."""
+        machine = FakeMachine(tmp_path)
+        machine.kubeconfigs = [kubesolo_kubeconfig()]
+        machine.stamps = "1764149100\n1764152000\n"  # boot time stepped forward by restore
+        node_ = KubeNode(machine, KubeSettings())
+        assert node_._kubeconfig() is None
+        assert node_._kubeconfig(any_boot=True) is not None
+
     def test_a_failure_on_the_console_ends_a_wait_at_once(self, tmp_path: Path) -> None:
         """KubeSolo exiting as PID 1 panics the kernel: no budget is spent on a dead node."""
         panic = "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100"

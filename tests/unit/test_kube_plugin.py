@@ -138,7 +138,7 @@ def test_k8s_suites_skip_without_kubesolo_and_boot_with_it(
 
 class TestTimeLimit:
     def test_limit_covers_the_budgets_and_never_lowers_the_users(self) -> None:
-        assert kube_plugin.k8s_time_limit(240, 900, 1800) == 2 * 240 + 4 * 900
+        assert kube_plugin.k8s_time_limit(240, 900, 1800) == 3 * 240 + 6 * 900
         assert kube_plugin.k8s_time_limit(240, 60, 1800) == 1800
         assert kube_plugin.k8s_time_limit(240, 900, 99999) == 99999
 
@@ -150,7 +150,7 @@ class TestTimeLimit:
         pytester.makeconftest(
             'def pytest_configure(config):\n    config.addinivalue_line("markers", "k8s: x")\n'
         )
-        expected = 2 * DEFAULT_BOOT_TIMEOUT + 4 * 600  # the machines' one boot timeout
+        expected = 3 * DEFAULT_BOOT_TIMEOUT + 6 * 600  # the machines' one boot timeout
         pytester.makepyfile(
             textwrap.dedent(
                 """

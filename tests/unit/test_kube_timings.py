@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from kube_fakes import FakeClock
 
-from harness.k8s.timings import TIMINGS_FILE, PhaseTimer, format_timings
-from harness.pytest import k8s as kube_plugin
+from harness.k8s.timings import TIMINGS_FILE, PhaseTimer, format_timings, timings_file
 
 
 class TestPhaseTimer:
@@ -48,15 +46,9 @@ class TestPhaseTimer:
             "  reboot-1: (no phase reached)",
         ]
 
-    def test_timings_are_kept_beside_the_artefacts(self, tmp_path: Path) -> None:
-        timer = PhaseTimer(tmp_path / "vm" / TIMINGS_FILE)
-        timer.path.parent.mkdir()
-        timer.begin("boot")
-        artifacts = tmp_path / "artifacts"
-        config = SimpleNamespace(getoption=lambda name, default=None: str(artifacts))
-        kube_plugin.keep_timings(config, timer)  # type: ignore[arg-type]
-        copied = json.loads((artifacts / TIMINGS_FILE).read_text())
-        assert copied == {"meta": {}, "runs": [{"run": "boot", "phases": {}}]}
+    def test_each_worker_keeps_its_own_file_beside_the_artefacts(self) -> None:
+        assert timings_file("main") == TIMINGS_FILE == "k8s-timings.json"
+        assert timings_file("gw1") == "k8s-timings-gw1.json"
 
     def test_mark_before_begin(self, tmp_path: Path) -> None:
         with pytest.raises(RuntimeError):

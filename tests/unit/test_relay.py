@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 import pytest
 
 from harness.errors import HarnessError, MachineNotRunning, UserError
-from harness.pytest.shared_nodes import attached_pids
+from harness.pytest.shared_nodes import attached_users, is_held
 from harness.vm.machine import MachineConfig
 from harness.vm.relay import Relay, RemoteMachine, ask
 from harness.vm.shell import Result, ShellTimeout
@@ -85,16 +87,47 @@ def test_a_gone_owner_is_one_line(remote: Any) -> None:
         remote.machine.succeed("echo")
 
 
-def test_only_live_workers_other_than_this_one_hold_a_node(tmp_path: Path) -> None:
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    alive = subprocess.Popen(["sleep", "30"])
+HOLDER = (
+    "import fcntl, sys, time\n"
+    "handle = open(sys.argv[1], 'a')\n"
+    "fcntl.flock(handle, fcntl.LOCK_SH)\n"
+    "print('held', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def holder(path: Path) -> subprocess.Popen[str]:
+    """A process that holds a shared flock on `path`, as an attached worker does."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None and child.stdout.readline() == "held\n"
+    return child
+
+
+def test_a_worker_is_attached_while_it_holds_its_mark(tmp_path: Path) -> None:
+    """Marks of exited workers are removed, even while their pid lives on as a zombie
+    (a crashed xdist worker is reaped only when the controller ends)."""
+    me = os.getpid()
+    live = tmp_path / "placeholder"
+    alive = holder(live)
+    zombie = holder(tmp_path / "placeholder-2")
     try:
-        for pid in (os.getpid(), dead.pid, alive.pid):
-            (tmp_path / f"proof.attached-{pid}").touch()
-        (tmp_path / f"other.attached-{alive.pid}").touch()
-        assert attached_pids(tmp_path, "proof") == [alive.pid]
+        marks = {pid: tmp_path / f"proof.attached-{me}-{pid}" for pid in (alive.pid, zombie.pid, 1)}
+        os.replace(live, marks[alive.pid])  # the flock follows the file
+        os.replace(tmp_path / "placeholder-2", marks[zombie.pid])
+        marks[1].touch()  # a mark nobody holds
+        (tmp_path / f"proof.attached-{me + 1}-{alive.pid}").touch()  # another owner's node
+        (tmp_path / f"other.attached-{me}-{alive.pid}").touch()  # another node
+        zombie.kill()
+        deadline = time.monotonic() + 10
+        while is_held(marks[zombie.pid]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert Path(f"/proc/{zombie.pid}").exists()  # not reaped: its pid still answers
+        assert attached_users(tmp_path, "proof") == [alive.pid]
+        assert not marks[zombie.pid].exists() and not marks[1].exists()
     finally:
-        alive.kill()
-        alive.wait()
-    assert attached_pids(tmp_path, "proof") == []
+        for child in (alive, zombie):
+            child.kill()
+            child.wait()
+    assert attached_users(tmp_path, "proof") == []
