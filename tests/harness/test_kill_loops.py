@@ -1,5 +1,6 @@
 """pytest killed with SIGKILL at a random moment during boots, again and again
-(docs/architecture.md "Hygiene"): the controller in one half of the loops, an
+(docs/architecture.md "Hygiene"; each run boots machines of its tests and a node
+shared by both workers): the controller in one half of the loops, an
 xdist worker in the other. After each kill no QEMU of that run is left and no
 lock is held by a dead process; the next run removes the run and socket
 directories the killed one left; after the loop a normal run is green.
@@ -33,6 +34,14 @@ CHILD_TESTS = textwrap.dedent(
         vm.wait_for_boot()
         vm.reboot()
         vm.wait_for_boot()
+
+    @pytest.fixture(scope="session")
+    def shared(shared_nodes):
+        return shared_nodes.node("kill-loop-shared", {}, lambda vm: vm.wait_for_boot())
+
+    @pytest.mark.parametrize("n", range(2))
+    def test_a_shared_node(shared, n):
+        assert shared.succeed("echo up") == "up\\n"
     """
 )
 

@@ -76,3 +76,44 @@ def test_two_workers_drive_one_node_that_one_of_them_brought_up(
     assert (report["boots"], report["restores"]) == (1, 0)
     assert not list((artifacts / "snapshots").glob("*/*"))
     assert not list(artifacts.glob("shared-*"))  # a passing run keeps no node directory
+
+
+# An attached worker kills itself (SIGKILL) in its first test: xdist keeps its
+# pid as a zombie until the run ends, and the owner must not wait for it.
+CRASH_SUITE = textwrap.dedent(
+    """
+    import os, pathlib, signal, time
+    import pytest
+
+    @pytest.fixture(scope="session")
+    def node(shared_nodes):
+        return shared_nodes.node("crash", {}, lambda vm: vm.wait_for_boot())
+
+    @pytest.mark.parametrize("n", range(4))
+    def test_an_attached_worker_dies(node, shared_nodes, n):
+        assert node.succeed("echo up") == "up\\n"
+        killed = pathlib.Path(os.environ["PROOF_DIR"]) / "killed"
+        if not shared_nodes.owned and not killed.exists():
+            killed.write_text(os.environ["PYTEST_XDIST_WORKER"])
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(1)
+    """
+)
+
+
+def test_a_crashed_worker_does_not_hold_up_the_owner(kubesolo_image, tmp_path, monkeypatch):
+    """docs/architecture.md "Shared nodes" ("Alive means holding a flock"): a
+    worker attached to a shared node dies by SIGKILL; the run goes on with a
+    new worker, and its end does not wait for the dead one: the child run
+    reports the crash and ends."""
+    suite = tmp_path / "test_crash.py"
+    suite.write_text(CRASH_SUITE)
+    proofs = tmp_path / "proofs"
+    proofs.mkdir()
+    monkeypatch.setenv("PROOF_DIR", str(proofs))
+    artifacts = tmp_path / "artifacts"
+    child = child_pytest(kubesolo_image.path, artifacts, suite, "-n", "2")
+    assert child.wait(timeout=600) == 1  # the crash is a failure, not a hang
+    assert (proofs / "killed").read_text() in ("gw0", "gw1")
+    report = json.loads((artifacts / "boots.json").read_text())
+    assert report["boots"] == 1
