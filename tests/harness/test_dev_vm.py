@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from child_pytest import as_from_a_terminal
 
 from harness import guest
 from harness.dev.server import request
@@ -47,10 +48,14 @@ def dev_command(*args: str) -> list[str]:
 
 
 def spawn(env: dict[str, str], *args: str) -> pexpect.spawn:
+    """The command on a terminal of its own, with Ctrl-C's SIGINT at its default
+    as a shell starts it: a suite started in the background ignores SIGINT, and
+    the command would inherit that."""
     command = dev_command(*args)
     child = pexpect.spawn(
         command[0], command[1:], cwd=REPO, env=env, timeout=BOOT_TIMEOUT,
         encoding="utf-8", codec_errors="replace", dimensions=(50, 200),
+        preexec_fn=as_from_a_terminal,
     )  # fmt: skip
     return child
 
