@@ -82,9 +82,11 @@ def test_nobody_but_the_owner_powers_a_shared_machine(remote: Any) -> None:
 
 
 def test_a_gone_owner_is_one_line(remote: Any) -> None:
+    assert remote.machine.console.tail(1) == "console since None"
     remote.relay.close()
     with pytest.raises(MachineNotRunning, match="the shared machine's owner is gone"):
         remote.machine.succeed("echo")
+    assert remote.machine.console.tail(40).startswith("(no console: the shared machine's owner")
 
 
 HOLDER = (
