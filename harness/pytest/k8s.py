@@ -25,7 +25,7 @@ from harness.k8s.commands import unmount_shares_command
 from harness.k8s.node import KubeNode
 from harness.k8s.settings import DEFAULT_K8S_TIMEOUT, KubeSettings, machine_config
 from harness.k8s.timings import PhaseTimer, format_timings, timings_file
-from harness.pytest.shared_nodes import SharedNodes
+from harness.pytest.shared_nodes import NodePlan, SharedNodes
 from harness.pytest.snapshots import SnapshotStore, Up, directory_digest
 from harness.vm.machine import DEFAULT_BOOT_TIMEOUT, Machine
 from harness.vm.relay import RemoteMachine
@@ -134,13 +134,11 @@ def kube_settings(pytestconfig: pytest.Config) -> KubeSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class NodePlan:
-    """The run's KubeSolo node: its machine settings, its "up" (Ready, rollouts
-    done, shares unmounted), what its shares hold, and the suites' settings."""
+class KubePlan:
+    """The run's KubeSolo node (its "up": Ready, rollouts done, shares
+    unmounted) and the suites' settings."""
 
-    machine: dict[str, Any]
-    up: Up
-    held: str
+    node: NodePlan
     settings: KubeSettings
     timer: PhaseTimer  # every node's runs in this process: boot, attach, restore, reboot-N
 
@@ -180,7 +178,7 @@ def kube_plan(
     kubesolo_image: Any,
     kube_settings: KubeSettings,
     tmp_path_factory: pytest.TempPathFactory,
-) -> NodePlan:
+) -> KubePlan:
     """The node the k8s tests need; checked before anything boots: without a real
     KubeSolo binary every k8s test skips with one reason."""
     manifest = kubesolo_image.manifest
@@ -205,11 +203,11 @@ def kube_plan(
         f"{directory_digest(kube_settings.images_dir)}, "
         f"{kube_settings.nginx_image} {kube_settings.busybox_image}"
     )
-    up = ready_node(kube_settings, timer)
-    return NodePlan(machine_config(kube_settings), up, held, kube_settings, timer)
+    node = NodePlan(machine_config(kube_settings), ready_node(kube_settings, timer), held)
+    return KubePlan(node, kube_settings, timer)
 
 
-def attached(vm: RemoteMachine | Target, plan: NodePlan) -> KubeNode:
+def attached(vm: RemoteMachine | Target, plan: KubePlan) -> KubeNode:
     """A KubeNode driving `vm`, a node up already (shared, or restored Ready)."""
     node = KubeNode(on_qemu(vm), plan.settings, timer=plan.timer)
     try:
@@ -220,35 +218,25 @@ def attached(vm: RemoteMachine | Target, plan: NodePlan) -> KubeNode:
 
 
 @pytest.fixture(scope="session")
-def kube(kube_plan: NodePlan, shared_nodes: SharedNodes) -> KubeNode:
+def kube(kube_plan: KubePlan, shared_nodes: SharedNodes) -> KubeNode:
     """The run's KubeSolo node, shared by every worker (docs/kubesolo.md "Shared
     node"): the first to ask brings it up, or restores it Ready from the run's
     snapshot; each test keeps to its own namespace."""
-    vm = shared_nodes.node(
-        SHARED_NODE, kube_plan.machine, kube_plan.up, extra=kube_plan.held, shares_released=True
-    )
-    return attached(vm, kube_plan)
+    return attached(kube_plan.node.shared(shared_nodes, SHARED_NODE), kube_plan)
 
 
 @pytest.fixture
 def own_kube(
     request: pytest.FixtureRequest,
     kube: KubeNode,
-    kube_plan: NodePlan,
+    kube_plan: KubePlan,
     machine_factory: Any,
     snapshot_store: SnapshotStore,
 ) -> KubeNode:
     """A KubeSolo node of the test's own, for a test that reboots it or disturbs its
     system pods: restored from the run's snapshot of the shared node, Ready (booted
     and brought up when the run has no snapshot). It comes after `kube`, which saves it."""
-    vm = snapshot_store.booted(
-        machine_factory,
-        kube_plan.machine,
-        kube_plan.up,
-        extra=kube_plan.held,
-        owner=request.node.nodeid,
-        shares_released=True,
-    )
+    vm = kube_plan.node.own(snapshot_store, machine_factory, request.node.nodeid)
     return attached(vm, kube_plan)
 
 

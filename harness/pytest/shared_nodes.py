@@ -17,6 +17,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,6 +54,26 @@ def is_held(path: Path) -> bool:
     except OSError:
         return False
     return False
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """A node the suites share: its MachineConfig fields, its "up" (which
+    unmounts its shares, so that the node can be saved), and what its shares
+    hold (the snapshot key's `extra`). The run's node is `shared`; a test that
+    reboots or disturbs it gets one of its `own`, restored from that state."""
+
+    settings: dict[str, Any]
+    up: Up
+    held: str
+
+    def shared(self, nodes: SharedNodes, name: str) -> RemoteMachine | Target:
+        return nodes.node(name, self.settings, self.up, extra=self.held, shares_released=True)
+
+    def own(self, store: SnapshotStore, make: Callable[..., Target], owner: str) -> Target:
+        return store.booted(
+            make, self.settings, self.up, extra=self.held, owner=owner, shares_released=True
+        )
 
 
 class SharedNodes:

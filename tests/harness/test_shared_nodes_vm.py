@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
 from child_pytest import child_pytest
 
 pytestmark = [pytest.mark.boot, pytest.mark.qemu_only]
+
+
+def run_child_suite(
+    image: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, *args: str
+) -> subprocess.Popen[bytes]:
+    """A child pytest run of `source` on `image`; its tests leave what they saw
+    in $PROOF_DIR (tmp_path/"proofs"), its artefacts go to tmp_path/"artifacts"."""
+    suite = tmp_path / "test_child.py"
+    suite.write_text(source)
+    (tmp_path / "proofs").mkdir()
+    monkeypatch.setenv("PROOF_DIR", str(tmp_path / "proofs"))
+    return child_pytest(image, tmp_path / "artifacts", suite, *args)
+
 
 # Each test leaves what it saw in $PROOF_DIR: its worker, the guest's boot id
 # and the host port the node's owner forwarded, after fetching a page through it.
@@ -59,19 +74,14 @@ def test_two_workers_drive_one_node_that_one_of_them_brought_up(
     neither may reboot it, the owner keeps it up until the other worker is
     done, and the run's shared-node files are gone when it ends. The same
     holds with --no-snapshots."""
-    suite = tmp_path / "test_shared.py"
-    suite.write_text(SHARED_SUITE)
-    proofs = tmp_path / "proofs"
-    proofs.mkdir()
-    monkeypatch.setenv("PROOF_DIR", str(proofs))
-    artifacts = tmp_path / "artifacts"
-    child = child_pytest(kubesolo_image.path, artifacts, suite, *args)
+    child = run_child_suite(kubesolo_image.path, tmp_path, monkeypatch, SHARED_SUITE, *args)
     assert child.wait(timeout=600) == 0
-    seen = [json.loads(p.read_text()) for p in proofs.glob("*.json")]
+    seen = [json.loads(p.read_text()) for p in (tmp_path / "proofs").glob("*.json")]
     assert len(seen) == 6
     assert {s["worker"] for s in seen} == {"gw0", "gw1"}
     assert len({s["boot"] for s in seen}) == 1
     assert len({s["port"] for s in seen}) == 1
+    artifacts = tmp_path / "artifacts"
     report = json.loads((artifacts / "boots.json").read_text())
     assert (report["boots"], report["restores"]) == (1, 0)
     assert not list((artifacts / "snapshots").glob("*/*"))
@@ -106,14 +116,8 @@ def test_a_crashed_worker_does_not_hold_up_the_owner(kubesolo_image, tmp_path, m
     worker attached to a shared node dies by SIGKILL; the run goes on with a
     new worker, and its end does not wait for the dead one: the child run
     reports the crash and ends."""
-    suite = tmp_path / "test_crash.py"
-    suite.write_text(CRASH_SUITE)
-    proofs = tmp_path / "proofs"
-    proofs.mkdir()
-    monkeypatch.setenv("PROOF_DIR", str(proofs))
-    artifacts = tmp_path / "artifacts"
-    child = child_pytest(kubesolo_image.path, artifacts, suite, "-n", "2")
+    child = run_child_suite(kubesolo_image.path, tmp_path, monkeypatch, CRASH_SUITE, "-n", "2")
     assert child.wait(timeout=600) == 1  # the crash is a failure, not a hang
-    assert (proofs / "killed").read_text() in ("gw0", "gw1")
-    report = json.loads((artifacts / "boots.json").read_text())
+    assert (tmp_path / "proofs" / "killed").read_text() in ("gw0", "gw1")
+    report = json.loads((tmp_path / "artifacts" / "boots.json").read_text())
     assert report["boots"] == 1

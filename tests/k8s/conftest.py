@@ -8,9 +8,7 @@ tens of seconds under TCG (docs/architecture.md "Shared nodes", "Snapshots")."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from runtime_node import (
@@ -26,7 +24,7 @@ from harness.build.workload_images import BUSYBOX_REF, build_workload_images
 from harness.errors import UserError
 from harness.k8s.commands import IMAGES_SHARE_TAG
 from harness.pytest.k8s import on_qemu
-from harness.pytest.shared_nodes import SharedNodes
+from harness.pytest.shared_nodes import NodePlan, SharedNodes
 from harness.pytest.snapshots import SnapshotStore, Up, directory_digest
 from harness.vm.target import Target
 
@@ -75,15 +73,6 @@ def brought_up_with(images: Path) -> Up:
     return brought_up
 
 
-@dataclass(frozen=True)
-class NodePlan:
-    """The runtime node: its MachineConfig fields, its "up", what its shares hold."""
-
-    settings: dict[str, Any]
-    up: Up
-    held: str
-
-
 @pytest.fixture(scope="session")
 def runtime_plan(runtime_tools: Path, runtime_images: Path) -> NodePlan:
     shares = {TOOLS_TAG: runtime_tools, IMAGES_SHARE_TAG: runtime_images}
@@ -96,9 +85,7 @@ def runtime_plan(runtime_tools: Path, runtime_images: Path) -> NodePlan:
 def runtime_node(shared_nodes: SharedNodes, runtime_plan: NodePlan) -> RuntimeNode:
     """The runtime node of the run, shared by every worker: the first to ask
     brings it up, the others drive it through its owner's relay."""
-    settings, up, held = runtime_plan.settings, runtime_plan.up, runtime_plan.held
-    vm = shared_nodes.node("runtime", settings, up, extra=held, shares_released=True)
-    return RuntimeNode(on_qemu(vm))
+    return RuntimeNode(on_qemu(runtime_plan.shared(shared_nodes, "runtime")))
 
 
 @pytest.fixture
@@ -110,12 +97,5 @@ def own_runtime_node(
 ) -> RuntimeNode:
     """A runtime node of the test's own (it may reboot it), restored from the
     run's snapshot of the shared node's state."""
-    vm = snapshot_store.booted(
-        machine_factory,
-        runtime_plan.settings,
-        runtime_plan.up,
-        extra=runtime_plan.held,
-        owner=request.node.nodeid,
-        shares_released=True,
-    )
+    vm = runtime_plan.own(snapshot_store, machine_factory, request.node.nodeid)
     return RuntimeNode(on_qemu(vm))
