@@ -72,7 +72,7 @@ OPTIONS: tuple[Option, ...] = (
     _req("TMPFS", None, "the tmpfs root of stage 00, emptyDir volumes"),
     _req("DEVTMPFS", None, "/dev of stage 00"),
     _req("BLK_DEV_INITRD", None, "the initramfs"),
-    _req("RD_GZIP", None, "the initramfs is gzip"),
+    _req("RD_GZIP", None, "the dev VM's overlay is a gzip initramfs member"),
     _opt("9P_FS", "9p", "host shares in tests"),
     _opt("NET_9P_VIRTIO", "9pnet_virtio", "host shares in tests"),
     # The CNI bridge: veth pairs on cni0, bridged traffic through iptables.

@@ -6,7 +6,7 @@
 
 mount_once() { # TYPE SOURCE TARGET [OPTIONS]
     is_mounted "$3" && return 0
-    mkdir -p "$3"
+    [ -d "$3" ] || mkdir -p "$3"
     mount -t "$1" ${4:+-o "$4"} "$2" "$3" || die "cannot mount $1 on $3"
 }
 
@@ -21,9 +21,11 @@ mount_once tmpfs tmpfs /dev/shm mode=1777,nosuid,nodev
 if grep -qw cgroup2 /proc/filesystems; then
     mount_once cgroup2 cgroup2 /sys/fs/cgroup nsdelegate
     # KubeSolo needs these controllers (docs/kubesolo.md "Host requirements").
+    read -r available < /sys/fs/cgroup/cgroup.controllers
     for c in cpuset cpu io memory pids hugetlb; do
-        grep -qw "$c" /sys/fs/cgroup/cgroup.controllers &&
-            echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
+        case " $available " in
+            *" $c "*) echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null ;;
+        esac
     done
 else
     log_warn "cgroup v2 unavailable: falling back to cgroup v1"

@@ -24,7 +24,8 @@ EXT4_MAGIC=61267  # 0xEF53, at byte 56 of an ext2/3/4 superblock
 # its way there one byte at a time (minutes under emulation).
 read_le16() {
     [ $(($2 + 2)) -le "$(blockdev --getsize64 "$1" 2>/dev/null || echo 0)" ] || return 0
-    dd if="$1" bs=1 skip="$2" count=2 2>/dev/null | od -An -tu2 | tr -d ' \n'
+    rl_number=$(dd if="$1" bs=1 skip="$2" count=2 2>/dev/null | od -An -tu2)
+    echo "${rl_number##* }"  # od's number without its leading blanks
 }
 
 # has_superblock DEV OFFSET [LOG]: an ext4 superblock starts at byte OFFSET
@@ -96,7 +97,7 @@ check_file_system() {
     log "Checking the file system on $1 (e2fsck -p)"
     e2fsck -p "$1" > "$E2FSCK_LOG" 2>&1
     status=$?
-    sed -n '/./s/^/[kubesolo-init] [INFO] e2fsck: /p' "$E2FSCK_LOG" | head -n 20 >&2
+    awk '/./ && n++ < 20 { print "[kubesolo-init] [INFO] e2fsck: " $0 }' "$E2FSCK_LOG" >&2
     case $status in
         0) ;;
         1|2|3) log_warn "e2fsck repaired the file system on $1 (exit status $status, output in $E2FSCK_LOG)" ;;
@@ -113,11 +114,10 @@ check_file_system() {
 # warn_if_full DEV: a full data partition does not stop the boot, but what
 # the node saves there (KubeSolo's state, its configuration) cannot be written.
 warn_if_full() {
-    # shellcheck disable=SC2046 # two numbers from df
-    set -- "$1" $(df -Pk "$KUBESOLO_DATA_MNT" | awk 'NR == 2 { print $2, $4 }') \
-        $(df -Pi "$KUBESOLO_DATA_MNT" | awk 'NR == 2 { print $4 }')
-    dev=$1 total_kib=$2 free_kib=$3 free_inodes=$4
-    [ -n "$free_inodes" ] || { log_warn "cannot read the free space of $KUBESOLO_DATA_MNT"; return 0; }
+    # shellcheck disable=SC2046 # four numbers, as df -P counts them (blocks free to users)
+    set -- "$1" $(stat -f -c '%S %b %a %d' "$KUBESOLO_DATA_MNT" 2>/dev/null)
+    [ "$#" = 5 ] || { log_warn "cannot read the free space of $KUBESOLO_DATA_MNT"; return 0; }
+    dev=$1 total_kib=$(($2 * $3 / 1024)) free_kib=$(($2 * $4 / 1024)) free_inodes=$5
     if [ "$free_kib" -eq 0 ] || [ "$free_inodes" -eq 0 ]; then
         log_warn "data partition $dev is full ($free_kib KiB and $free_inodes inodes free of $((total_kib / 1024)) MiB): KubeSolo and the node's configuration cannot be saved; free space on it"
     elif [ $((free_kib * 100)) -lt $((total_kib * DATA_LOW_SPACE_PERCENT)) ]; then
@@ -145,21 +145,23 @@ mount_ram_only() {
     log_warn "RAM-only mode: state is kept in tmpfs and lost on reboot"
 }
 
+# One mkdir for all: under emulation each process costs about 10 ms.
 create_layout() {
     [ -f "$KUBESOLO_DATA_MNT/.kubesolo-os" ] || log "First boot on this data partition: creating the directory layout"
-    for entry in $PERSISTENT_DIRS; do
-        mkdir -p "$KUBESOLO_DATA_MNT/${entry%%:*}" || die "cannot create $KUBESOLO_DATA_MNT/${entry%%:*}"
-    done
-    for dir in $LAYOUT_DIRS; do mkdir -p "$KUBESOLO_DATA_MNT/$dir"; done
-    mkdir -p "$KUBESOLO_DATA_MNT/usr-local/bin"
+    set -- "$KUBESOLO_DATA_MNT/usr-local/bin"
+    for entry in $PERSISTENT_DIRS; do set -- "$@" "$KUBESOLO_DATA_MNT/${entry%%:*}"; done
+    for dir in $LAYOUT_DIRS; do set -- "$@" "$KUBESOLO_DATA_MNT/$dir"; done
+    mkdir -p "$@" || die "cannot create the directory layout on $KUBESOLO_DATA_MNT"
     [ -f "$KUBESOLO_DATA_MNT/.kubesolo-os" ] || echo "layout=1" > "$KUBESOLO_DATA_MNT/.kubesolo-os"
 }
 
 bind_mounts() {
+    set --
+    for entry in $PERSISTENT_DIRS; do set -- "$@" "${entry#*:}"; done
+    mkdir -p "$@"
     for entry in $PERSISTENT_DIRS; do
         src=$KUBESOLO_DATA_MNT/${entry%%:*} dst=${entry#*:}
         is_mounted "$dst" && continue
-        mkdir -p "$dst"
         mount --bind "$src" "$dst" || die "cannot bind-mount $src on $dst"
     done
 }

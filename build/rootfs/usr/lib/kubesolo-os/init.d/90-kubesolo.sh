@@ -29,8 +29,9 @@ file_flags=$(flag_words "$KUBESOLO_FLAGS_FILE" "all flags of this file ignored" 
 case $- in *x*) set +x; log "kubesolo.debug: trace off for stage 90's command line (it may hold a secret)" ;; esac
 cloud_init_portainer "${KUBESOLO_CLOUDINIT:-$CLOUDINIT_DEFAULT}"
 set -f  # no argument is a glob
+read -r host_name < /proc/sys/kernel/hostname  # stage 60's, without a process
 # shellcheck disable=SC2046 # arguments hold no blanks: split them
-set -- $(kubesolo_args "$(hostname)" "$PORTAINER_FLAGS $file_flags" "$KUBESOLO_EXTRA_FLAGS")
+set -- $(kubesolo_args "$host_name" "$PORTAINER_FLAGS $file_flags" "$KUBESOLO_EXTRA_FLAGS")
 set +f
 log "Starting KubeSolo: $KUBESOLO_BIN $(redact_flags "$@")"
 log_ok "Stage 90-kubesolo.sh complete"
