@@ -383,11 +383,18 @@ def _take_files(rootfs: Rootfs, root: Path, patterns: tuple[str, ...]) -> None:
             rootfs.add_path(rel, path)
 
 
+# Applets that stage 00 links itself (docs/boot-flow.md "Stage 00 — Early
+# Mount"): without /sbin/modprobe the kernel's own requests before /init (its
+# built-in crypto templates) fail at once instead of each running busybox.
+LINKED_BY_STAGE_00 = frozenset({"sbin/modprobe"})
+
+
 def _add_busybox_links(rootfs: Rootfs, busybox: Path) -> None:
-    """/bin/busybox and a link for every applet where busybox installs it."""
+    """/bin/busybox and a link for every applet where busybox installs it,
+    but those stage 00 links."""
     rootfs.add(cpio.Entry.file("bin/busybox", busybox.read_bytes(), 0o755))
     for applet in run_tool([str(busybox), "--list-full"]).split():
-        if applet not in rootfs and applet != "bin/busybox":
+        if applet not in rootfs and applet not in LINKED_BY_STAGE_00 | {"bin/busybox"}:
             rootfs.add(cpio.Entry.symlink(applet, "/bin/busybox"))
 
 

@@ -34,6 +34,7 @@ from boot_scenarios import (
 
 from harness import guest
 from harness.artefact import sha256_file
+from harness.build import cpio
 from harness.tools import run_tool
 from harness.vm.machine import Machine
 
@@ -265,6 +266,20 @@ def test_boot_modules_are_the_promised_drivers_in_the_image(scenario):
     carried = vm.succeed(f"cut -d: -f1 {moddir}/modules.dep; cat {moddir}/modules.builtin").split()
     names = {path.rsplit("/", 1)[-1].split(".ko")[0].replace("-", "_") for path in carried}
     assert not set(P.SPEC_BOOT_MODULES) - names
+
+
+def test_stage00_links_modprobe_where_the_kernel_asks_for_it(scenario, kubesolo_image):
+    """docs/boot-flow.md "Stage 00 — Early Mount": the image carries no
+    /sbin/modprobe; stage 00 links it to busybox, at the path the kernel
+    asks, and the kernel's requests load modules through it from then on
+    (stage 20's mount loaded ext4, a module)."""
+    entries = {e.path for e in cpio.parse(kubesolo_image.initramfs.read_bytes())}
+    assert "sbin/modprobe" not in entries and "sbin/insmod" in entries
+    vm = scenario("default")
+    assert vm.succeed("readlink /sbin/modprobe").strip() == "/bin/busybox"
+    assert vm.succeed("cat /proc/sys/kernel/modprobe").strip() == "/sbin/modprobe"
+    # nothing modprobes ext4 by name: the kernel asked for fs-ext4 at the mount
+    assert vm.succeed("grep -c '^ext4 ' /proc/modules").strip() == "1"
 
 
 def test_coldplug_reads_every_modalias_of_the_devices_present(scenario):

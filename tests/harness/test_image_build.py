@@ -48,9 +48,7 @@ def test_a_second_build_is_a_cache_hit(kubesolo_image, pytestconfig, caplog):
 
 
 def test_initramfs_is_root_owned_with_console_init_and_modules(kubesolo_image):
-    entries = {
-        e.path: e for e in cpio.parse(kubesolo_image.initramfs.read_bytes())
-    }
+    entries = {e.path: e for e in cpio.parse(kubesolo_image.initramfs.read_bytes())}
     console = entries["dev/console"]
     assert stat.S_ISCHR(console.mode) and console.rdev == (5, 1)
     init = entries["init"]  # the rdinit: binds the root onto itself, then chroots
