@@ -20,7 +20,7 @@ FLOOR_INIT = f"""#!/{BUSYBOX} sh
 
 
 def busybox_of(initramfs: Path) -> bytes:
-    """The image's own static busybox, read from its (gzip) initramfs."""
+    """The image's own static busybox, read from its initramfs (gzip'd or not)."""
     data = initramfs.read_bytes()
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from console_times import first_arrival
 from disk_faults import (
+    LAYOUT_DIRS,
     backup_superblock,
     debugfs_edit,
     full_ext4_qcow2,
@@ -74,6 +75,18 @@ def quit_qemu(vm: Machine, timeout: float = 30) -> None:
 
 
 class TestFullDisk:
+    def test_full_partition_without_its_network_directory_boots(self, machine_factory, tmp_path):
+        """docs/boot-flow.md "Disk faults" ("A full partition boots"): a full
+        partition whose layout lacks network/ (no block is free to make it)
+        still boots; only a missing persistent directory stops stage 20."""
+        network_dir = Path(guest.SAVED_NETWORK).parent
+        dirs = tuple(d for d in LAYOUT_DIRS if d != network_dir.name)
+        vm = machine_factory(data_disk=full_ext4_qcow2(tmp_path / "data.qcow2", "16M", {}, dirs))
+        vm.start()
+        vm.wait_for_boot()
+        vm.fail(f"test -e {network_dir}")
+        vm.succeed(f"test -d {guest.DATA_MNT}/kubesolo && test -d {guest.DATA_MNT}/usr-local/bin")
+
     def test_full_data_partition_boots_with_warnings(self, machine_factory, tmp_path):
         """docs/boot-flow.md "Stage 20 — Persistent Mount", "Disk faults" (full): a data
         partition with no free block still boots to stage 90; stage 20 warns that it

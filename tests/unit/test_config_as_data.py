@@ -429,7 +429,8 @@ class RootedOS:
     def _rooted(self, text: str) -> str:
         for path in ("/usr/lib/kubesolo-os/", "/etc/", "/sys/class/net", "/usr/local/bin/"):
             text = text.replace(path, f"{self.root}{path}")
-        return text
+        # the kernel's hostname is the one the hostname stub was given
+        return text.replace("/proc/sys/kernel/hostname", f"{self.calls}.hostname")
 
     def run(self, *stages: str, env: dict[str, str] | None = None):
         """Run stages as init does: boot.env loaded before each, one subshell each."""
@@ -577,6 +578,8 @@ def test_stages_10_to_90_with_hostile_node_files(rooted):
     assert "hostname kubesolo-123456" in rooted.logged()
     accepted = "[kubesolo-standin] accepted: --path /var/lib/kubesolo --local-storage"
     assert accepted.encode() in done.stdout, done
+    # stage 60's hostname; the flags of the hostile files are all left out
+    assert f"{accepted} --apiserver-extra-sans kubesolo-123456\n".encode() in done.stdout
 
 
 # ---- properties (hypothesis): arbitrary values through the real parsers ----

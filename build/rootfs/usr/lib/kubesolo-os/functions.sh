@@ -288,7 +288,7 @@ config_lines() {
 
 # read_config_words FILE...: the words of config files (config_lines) on one
 # line, separated by single blanks. Most nodes have none of the files: then
-# no process starts (each costs about 10 ms under emulation).
+# no awk starts (each process costs about 10 ms under emulation).
 read_config_words() {
     for rcw_file in "$@"; do
         [ -f "$rcw_file" ] || continue

@@ -145,13 +145,17 @@ mount_ram_only() {
     log_warn "RAM-only mode: state is kept in tmpfs and lost on reboot"
 }
 
-# One mkdir for all: under emulation each process costs about 10 ms.
+# One mkdir for all (under emulation each process costs about 10 ms); when it
+# fails, only a missing persistent directory stops the boot: a full partition
+# without the others still boots ("Disk faults").
 create_layout() {
     [ -f "$KUBESOLO_DATA_MNT/.kubesolo-os" ] || log "First boot on this data partition: creating the directory layout"
     set -- "$KUBESOLO_DATA_MNT/usr-local/bin"
     for entry in $PERSISTENT_DIRS; do set -- "$@" "$KUBESOLO_DATA_MNT/${entry%%:*}"; done
     for dir in $LAYOUT_DIRS; do set -- "$@" "$KUBESOLO_DATA_MNT/$dir"; done
-    mkdir -p "$@" || die "cannot create the directory layout on $KUBESOLO_DATA_MNT"
+    mkdir -p "$@" 2>/dev/null || for entry in $PERSISTENT_DIRS; do
+        [ -d "$KUBESOLO_DATA_MNT/${entry%%:*}" ] || die "cannot create $KUBESOLO_DATA_MNT/${entry%%:*}"
+    done
     [ -f "$KUBESOLO_DATA_MNT/.kubesolo-os" ] || echo "layout=1" > "$KUBESOLO_DATA_MNT/.kubesolo-os"
 }
 
