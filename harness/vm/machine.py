@@ -34,7 +34,7 @@ from harness.vm.driver import DEFAULT_COMMAND_TIMEOUT as DEFAULT_COMMAND_TIMEOUT
 from harness.vm.driver import CommandFailed as CommandFailed  # its home before driver.py
 from harness.vm.driver import GuestDriver
 from harness.vm.shell import GuestShell
-from harness.vm.snapshot import Snapshot
+from harness.vm.snapshot import Snapshot, copy_sparse, memfd_of
 
 # The one boot timeout: a boot to stage 90 under TCG, two workers on two cores.
 # A KubeSolo node's boot is the same OS boot (KubeSolo starts after stage 90).
@@ -42,6 +42,8 @@ DEFAULT_BOOT_TIMEOUT = 240.0
 PR_SET_PDEATHSIG = 1
 QMP_CONNECT_TIMEOUT = 30.0
 MIGRATION_BANDWIDTH = 8 << 30  # bytes/s: no limit worth the name (QEMU's default is 128 MiB/s)
+# the stream leaves out the shared RAM (qemu.ram_backend): it is copied as a file
+SKIP_SHARED_RAM = [{"capability": "x-ignore-shared", "state": True}]
 MIGRATION_TIMEOUT = 120.0
 SOCKET_DIR_PREFIX = "ksh-"  # + "<pid>-": QEMU's sockets (short paths: sun_path is 108 bytes)
 log = logger("vm")
@@ -195,6 +197,7 @@ class Machine(GuestDriver):
         self._expect_cursor = 0
         self.verdict: accel_mod.Verdict | None = None
         self._incoming: Path | None = None  # restoring: the snapshot's migration stream
+        self._ram_file: Path | None = None  # restoring: the snapshot's RAM
         self._disk_override: Path | None = None  # restoring: an overlay on the snapshot's disk
         self.restored_in: float | None = None  # seconds the restore took, if restored
         self.restored_at: int | None = None  # when, on the host's clock: the guest's is set to it
@@ -253,6 +256,7 @@ class Machine(GuestDriver):
             qmp_socket=self._sock_dir / "qmp.sock",
             shell_socket=self._sock_dir / "shell.sock",
             incoming=self._incoming,
+            ram_file=self._ram_file,
         )
 
     def start(self) -> None:
@@ -353,12 +357,13 @@ class Machine(GuestDriver):
 
     # ---- snapshots (docs/architecture.md "Snapshots") ---------------------------
     def save_snapshot(self, directory: Path) -> Snapshot:
-        """Save this booted machine: QEMU's state, its data disk and its console
-        so far. The machine pauses for the save, then runs on, whether the save
-        worked or not; a snapshot is complete only once its meta.json exists."""
+        """Save this booted machine: QEMU's devices, its RAM, its data disk and
+        its console so far. The machine pauses for the save, then runs on,
+        whether the save worked or not; a snapshot is complete only once its
+        meta.json exists. The RAM is copied from QEMU's memfd, not streamed."""
         with self._step("save a snapshot"):
             boot_id = self._shell_ready(30).wait_ready(self._boots_seen, 30)
-            disk = self._data_disk()
+            disk, ram = self._data_disk(), self._guest_ram()
             directory.mkdir(parents=True, exist_ok=True)
             snap = Snapshot(directory)
             partial = snap.state.with_name(snap.state.name + ".part")
@@ -367,6 +372,7 @@ class Machine(GuestDriver):
             stream = f"cat > {shlex.quote(str(partial))} && mv {shlex.quote(str(partial))} "
             stream += shlex.quote(str(snap.state))
             self.qmp("migrate-set-parameters", **{"max-bandwidth": MIGRATION_BANDWIDTH})
+            self.qmp("migrate-set-capabilities", capabilities=SKIP_SHARED_RAM)
             self.qmp("stop")
             try:
                 self.qmp("migrate", uri=f"exec:{stream}")
@@ -380,6 +386,7 @@ class Machine(GuestDriver):
                     if time.monotonic() > deadline:
                         raise HarnessError(f"[{self.config.name}] the snapshot stream never closed")
                     time.sleep(0.02)
+                copy_sparse(ram, snap.ram)
                 if disk:
                     shutil.copyfile(disk, snap.disk)
                 data, arrivals = self.console.snapshot()
@@ -404,15 +411,16 @@ class Machine(GuestDriver):
                 self._disk_override = create_overlay(snap.disk, self.run_dir / "data-overlay.qcow2")
             self.console.preload(snap.console.read_bytes(), [tuple(a) for a in meta["arrivals"]])
             self._ended_key = (id(self.console), 0)  # start() must not keep it as a boot
-            self._incoming = snap.state
+            self._incoming, self._ram_file = snap.state, snap.ram
             try:
                 self.start()
-            finally:
-                self._incoming = None  # a later power-on boots from the disk
+            finally:  # a later power-on boots from the disk
+                self._incoming = self._ram_file = None
             # the snapshot's boot is not this machine's: never counted as one
             self._boot_cursor = 0
             self._ended_key = (id(self.console), 0)
             try:
+                self.qmp("migrate-set-capabilities", capabilities=SKIP_SHARED_RAM)
                 self.qmp("migrate-incoming", uri=f"exec:cat {shlex.quote(str(snap.state))}")
                 self._wait_migration("completed")
                 self.qmp("cont")
@@ -436,6 +444,17 @@ class Machine(GuestDriver):
             return
         backing = ["-F", "qcow2", "-b", str(self.image.data_disk.resolve())]
         run_tool(["qemu-img", "rebase", "-f", "qcow2", *backing, str(overlay)])
+
+    def _guest_ram(self) -> Path:
+        """QEMU's memfd that holds the guest's RAM (qemu.ram_backend)."""
+        assert self._proc is not None
+        try:
+            return memfd_of(self._proc.pid, qemu.RAM_MEMFD)
+        except FileNotFoundError as err:  # a restored QEMU maps the snapshot's file
+            name = self.config.name
+            raise HarnessError(
+                f"[{name}] a restored machine cannot be saved: power it off and on first"
+            ) from err
 
     def _wait_migration(self, done: str) -> None:
         """Wait for this QEMU's migration (out or in) to reach `done`."""

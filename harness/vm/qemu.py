@@ -14,6 +14,9 @@ HOTPLUG_PORTS = 2  # PCIe root ports left free for QMP device_add
 # coldplug would load on every boot for a device no test uses
 # (docs/architecture.md "Speed"). The ISO boots from the SATA CD-ROM.
 MACHINES = {"kernel": "q35,sata=off", "iso": "q35"}
+RAM_ID = "ram0"
+# QEMU names the memfd after the backend type: how a save finds the RAM
+RAM_MEMFD = "memfd:memory-backend-memfd"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class QemuPlan:
     qmp_socket: Path = Path("qmp.sock")
     shell_socket: Path | None = None
     incoming: Path | None = None  # a migration stream to restore (harness.vm.snapshot)
+    ram_file: Path | None = None  # restoring: the snapshot's RAM, mapped copy-on-write
 
 
 def netdev(index: int, restricted: bool, forwards: tuple[Forward, ...]) -> str:
@@ -60,12 +64,25 @@ def cpu_model(accel: str) -> str:
     return "host" if accel == "kvm" else "max"
 
 
+def ram_backend(plan: QemuPlan) -> str:
+    """The guest's RAM: a shared memfd, which a save copies to a file instead
+    of streaming it; restoring, that file, mapped copy-on-write so that every
+    restore starts from it and none changes it (docs/architecture.md
+    "Snapshots")."""
+    size = f"id={RAM_ID},size={plan.memory_mb}M"
+    if plan.ram_file:
+        return f"memory-backend-file,{size},mem-path={plan.ram_file},share=off"
+    return f"memory-backend-memfd,{size},share=on"
+
+
 def command_line(plan: QemuPlan, qemu: str = "qemu-system-x86_64") -> list[str]:
     accel = plan.accel + (",thread=multi" if plan.accel == "tcg" and plan.cpus > 1 else "")
     cmd = [
         qemu,
         "-machine",
-        MACHINES.get(plan.boot, "q35"),  # an unknown boot is refused below
+        MACHINES.get(plan.boot, "q35") + f",memory-backend={RAM_ID}",  # unknown boots: below
+        "-object",
+        ram_backend(plan),
         "-accel",
         accel,
         "-cpu",

@@ -1,12 +1,14 @@
 """A booted machine saved to files, to be restored by any worker of a run in
 well under a second instead of booted again (docs/architecture.md
-"Snapshots"). What a restore needs, beside QEMU's migration stream: the
+"Snapshots"). What a restore needs, beside QEMU's migration stream (the
+devices) and the guest's RAM (a sparse file, mapped copy-on-write): the
 data disk as it was (frozen; each restore writes to its own overlay on
 it), the console so far (the boot's messages stay readable), and the test
 shell's boot id (its READY line came before the snapshot)."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -15,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STATE = "state"  # QEMU's migration stream
+STATE = "state"  # QEMU's migration stream: the devices, without the RAM
+RAM = "ram"  # the guest's RAM, a sparse file
 DISK = "disk.qcow2"  # the data disk when the snapshot was taken
 CONSOLE = "console.log"
 META = "meta.json"  # written last: a snapshot without it is incomplete
-FORMAT = 1  # bump when what a snapshot holds changes
+FORMAT = 2  # bump when what a snapshot holds changes
 
 
 def snapshot_key(image_id: str, settings: dict[str, Any], extra: str = "") -> str:
@@ -40,6 +43,10 @@ class Snapshot:
     @property
     def state(self) -> Path:
         return self.directory / STATE
+
+    @property
+    def ram(self) -> Path:
+        return self.directory / RAM
 
     @property
     def disk(self) -> Path:
@@ -70,3 +77,39 @@ class Snapshot:
         partial = self.directory / f"{META}.part"
         partial.write_text(json.dumps(meta) + "\n")
         os.replace(partial, self.directory / META)  # whole or absent
+
+
+def memfd_of(pid: int, name: str) -> Path:
+    """The /proc path of a process's memfd called `name` (QEMU's guest RAM)."""
+    fds = Path(f"/proc/{pid}/fd")
+    for fd in sorted(fds.iterdir(), key=lambda p: int(p.name)):
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith(f"/{name} "):  # "/memfd:NAME (deleted)"
+            return fd
+    raise FileNotFoundError(f"process {pid} has no memfd {name}")
+
+
+def copy_sparse(source: Path, target: Path) -> None:
+    """Copy a file's data and keep its holes: the guest's RAM is mostly pages
+    it never touched (a 512 MiB guest at stage 90 has about 115 MiB)."""
+    with source.open("rb") as src, target.open("wb", buffering=0) as dst:
+        size = os.fstat(src.fileno()).st_size
+        offset = 0
+        while offset < size:
+            try:
+                offset = os.lseek(src.fileno(), offset, os.SEEK_DATA)
+            except OSError as err:
+                if err.errno != errno.ENXIO:  # ENXIO: no data after offset
+                    raise
+                break
+            end = os.lseek(src.fileno(), offset, os.SEEK_HOLE)
+            dst.seek(offset)
+            while offset < end:
+                sent = os.sendfile(dst.fileno(), src.fileno(), offset, end - offset)
+                if sent == 0:
+                    raise OSError(f"{source}: shorter than its size")
+                offset += sent
+        dst.truncate(size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import textwrap
@@ -18,19 +19,27 @@ from harness.vm.snapshot import Snapshot
 pytestmark = [pytest.mark.boot, pytest.mark.qemu_only]
 
 PROOF = f"{guest.KUBESOLO_PATH}/snapshot-proof"
+RAM_PROOF = "/run/snapshot-proof"  # a tmpfs: only in the guest's RAM
+STREAM_LIMIT = 16 << 20  # bytes: QEMU's device state, far less than the RAM
 SNAPSHOT_AGE = 12  # seconds between the save and the restore: the clock must catch up
+
+
+def file_digest(path):
+    with path.open("rb") as data:
+        return hashlib.file_digest(data, "sha256").hexdigest()
 
 
 def test_restore_is_the_saved_machine_on_its_own_disk_with_the_clock_set(machine_factory, tmp_path):
     """docs/architecture.md "Snapshots": a failed save leaves the machine
     running and no snapshot; a restore is the saved guest (same
-    boot id, same files, the boot's console), writes to an overlay of its own,
+    boot id, same files on disk and in RAM, the boot's console), writes to an
+    overlay and a copy of the RAM of its own,
     answers on the test shell and a forwarded port, has its clock set to now,
-    and boots cold from its disk when rebooted."""
+    cannot itself be saved, and boots cold from its disk when rebooted."""
     source = machine_factory(name="source")
     source.start()
     source.wait_for_boot()
-    source.succeed(f"echo before > {PROOF} && sync")
+    source.succeed(f"echo before > {PROOF} && sync && echo before > {RAM_PROOF}")
     boot_id = source.succeed("cat /proc/sys/kernel/random/boot_id")
     broken = tmp_path / "broken"
     (broken / "state.part").mkdir(parents=True)  # the stream cannot be written there
@@ -39,7 +48,10 @@ def test_restore_is_the_saved_machine_on_its_own_disk_with_the_clock_set(machine
     assert not Snapshot(broken).complete
     assert source.succeed("echo runs on") == "runs on\n"  # a failed save leaves it running
     snap = source.save_snapshot(tmp_path / "snap")
-    source.succeed(f"echo after > {PROOF}-source && sync")  # the source runs on, disk and all
+    assert snap.state.stat().st_size < STREAM_LIMIT  # the RAM is a file beside it
+    ram_digest = file_digest(snap.ram)
+    # the source runs on, disk and RAM
+    source.succeed(f"echo after > {PROOF}-source && sync && echo after > {RAM_PROOF}-source")
     time.sleep(SNAPSHOT_AGE)
 
     restored = machine_factory(name="restored", forwards=(8080,))
@@ -51,6 +63,8 @@ def test_restore_is_the_saved_machine_on_its_own_disk_with_the_clock_set(machine
     assert restored.succeed("cat /proc/sys/kernel/random/boot_id") == boot_id
     assert restored.succeed(f"cat {PROOF}") == "before\n"
     restored.fail(f"test -e {PROOF}-source")
+    restored.fail(f"test -e {RAM_PROOF}-source")
+    assert restored.succeed(f"cat {RAM_PROOF}") == "before\n"
     guest_now = int(restored.succeed("date -u +%s"))
     assert abs(guest_now - time.time()) < SNAPSHOT_AGE / 2
 
@@ -59,11 +73,15 @@ def test_restore_is_the_saved_machine_on_its_own_disk_with_the_clock_set(machine
     url = f"http://127.0.0.1:{restored.host_port(8080)}/"
     with urllib.request.urlopen(url, timeout=30) as page:
         assert page.read() == b"restored-page\n"
-    restored.succeed(f"echo mine > {PROOF}-restored && sync")
+    restored.succeed(f"echo mine > {PROOF}-restored && sync && echo mine > {RAM_PROOF}-restored")
+    with pytest.raises(HarnessError, match="a restored machine cannot be saved"):
+        restored.save_snapshot(tmp_path / "again")
 
     second = machine_factory(name="second")
     second.restore(snap)
     second.fail(f"test -e {PROOF}-restored")  # each restore has its own overlay
+    second.fail(f"test -e {RAM_PROOF}-restored")  # and its own copy of the RAM
+    assert file_digest(snap.ram) == ram_digest  # which no restore wrote to
     second.reboot()
     second.wait_for_boot()
     assert second.succeed(f"cat {PROOF}") == "before\n"

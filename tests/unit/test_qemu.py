@@ -55,8 +55,22 @@ def test_iso_boot_uses_the_cdrom_and_no_kernel():
 
 def test_kernel_boots_drop_sata_and_the_iso_keeps_its_cdrom_controller():
     iso = QemuPlan(**{**KERNEL_PLAN.__dict__, "boot": "iso", "iso": Path("/img/k.iso")})
-    assert args_after(qemu.command_line(KERNEL_PLAN), "-machine") == ["q35,sata=off"]
-    assert args_after(qemu.command_line(iso), "-machine") == ["q35"]
+    assert args_after(qemu.command_line(KERNEL_PLAN), "-machine") == [
+        "q35,sata=off,memory-backend=ram0"
+    ]
+    assert args_after(qemu.command_line(iso), "-machine") == ["q35,memory-backend=ram0"]
+
+
+def test_ram_is_a_shared_memfd_and_a_restore_maps_the_snapshot_copy_on_write():
+    """docs/architecture.md "Snapshots": a save copies the memfd, a restore
+    maps that file privately, so no restore changes it."""
+    assert args_after(qemu.command_line(KERNEL_PLAN), "-object") == [
+        "memory-backend-memfd,id=ram0,size=512M,share=on"
+    ]
+    restoring = QemuPlan(**{**KERNEL_PLAN.__dict__, "ram_file": Path("/snap/ram")})
+    assert args_after(qemu.command_line(restoring), "-object") == [
+        "memory-backend-file,id=ram0,size=512M,mem-path=/snap/ram,share=off"
+    ]
 
 
 def test_console_waits_for_the_harness_so_no_byte_is_lost():

@@ -1,0 +1,46 @@
+"""The files of a snapshot (docs/architecture.md "Snapshots"): the guest's
+RAM, found in QEMU's memfd and copied with its holes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from harness.vm.snapshot import copy_sparse, memfd_of
+
+MIB = 1 << 20
+
+
+def test_a_sparse_copy_keeps_the_data_the_holes_and_the_size(tmp_path):
+    source = tmp_path / "ram"
+    with source.open("wb") as out:
+        out.truncate(64 * MIB)
+        for offset, data in ((0, b"boot"), (9 * MIB, b"x" * MIB), (64 * MIB - 4, b"last")):
+            out.seek(offset)
+            out.write(data)
+    target = tmp_path / "copy"
+    copy_sparse(source, target)
+    assert target.read_bytes() == source.read_bytes()
+    assert target.stat().st_blocks * 512 < 8 * MIB  # the holes stayed holes
+
+
+def test_an_empty_or_all_hole_file_copies_to_its_size(tmp_path):
+    source = tmp_path / "ram"
+    with source.open("wb") as out:
+        out.truncate(MIB)
+    copy_sparse(source, tmp_path / "copy")
+    assert (tmp_path / "copy").read_bytes() == bytes(MIB)
+
+
+def test_the_memfd_is_found_by_its_name_in_the_process():
+    fd = os.memfd_create("kubesolo-test-ram")
+    try:
+        os.write(fd, b"guest")
+        found = memfd_of(os.getpid(), "memfd:kubesolo-test-ram")
+        assert Path(found).read_bytes() == b"guest"
+        with pytest.raises(FileNotFoundError, match="no memfd memfd:other"):
+            memfd_of(os.getpid(), "memfd:other")
+    finally:
+        os.close(fd)
