@@ -23,7 +23,14 @@ mount_once tmpfs tmpfs /run mode=0755,nosuid,nodev
 mount_once devpts devpts /dev/pts gid=5,mode=620,ptmxmode=666
 mount_once tmpfs tmpfs /dev/shm mode=1777,nosuid,nodev
 
-if grep -qw cgroup2 /proc/filesystems; then
+has_cgroup2() {
+    while read -r fs_first fs_second; do
+        [ "$fs_first" = cgroup2 ] || [ "$fs_second" = cgroup2 ] && return 0
+    done < /proc/filesystems
+    return 1
+}
+
+if has_cgroup2; then
     mount_once cgroup2 cgroup2 /sys/fs/cgroup nsdelegate
     # KubeSolo needs these controllers (docs/kubesolo.md "Host requirements").
     read -r available < /sys/fs/cgroup/cgroup.controllers
@@ -53,12 +60,13 @@ ln -sf /proc/self/fd /dev/fd 2>/dev/null
 # while new devices appear (virtio_pci brings the virtio devices); file
 # systems load on demand at mount time (the kernel asks modprobe for fs-*).
 coldplug() {
-    seen="" pass=0
-    while [ "$pass" -lt 4 ]; do
-        current=$(load_device_drivers "$seen")
-        [ "$current" = "$seen" ] && break
-        seen=$current pass=$((pass + 1))
+    # shellcheck disable=SC2034 # load_device_drivers reads it
+    DEVICE_MODALIASES="" pass=0
+    while [ "$pass" -lt 4 ] && load_device_drivers; do
+        pass=$((pass + 1))
     done
+    modules=0
+    while read -r _; do modules=$((modules + 1)); done < /proc/modules
 }
 coldplug
-log "Coldplug done: $(wc -l < /proc/modules) modules loaded"
+log "Coldplug done: $modules modules loaded"
