@@ -44,6 +44,7 @@ QMP_CONNECT_TIMEOUT = 30.0
 MIGRATION_BANDWIDTH = 8 << 30  # bytes/s: no limit worth the name (QEMU's default is 128 MiB/s)
 # the stream leaves out the shared RAM (qemu.ram_backend): it is copied as a file
 SKIP_SHARED_RAM = [{"capability": "x-ignore-shared", "state": True}]
+KEEP_SHARED_RAM = [{"capability": "x-ignore-shared", "state": False}]
 MIGRATION_TIMEOUT = 120.0
 SOCKET_DIR_PREFIX = "ksh-"  # + "<pid>-": QEMU's sockets (short paths: sun_path is 108 bytes)
 log = logger("vm")
@@ -198,6 +199,7 @@ class Machine(GuestDriver):
         self.verdict: accel_mod.Verdict | None = None
         self._incoming: Path | None = None  # restoring: the snapshot's migration stream
         self._ram_file: Path | None = None  # restoring: the snapshot's RAM
+        self._qemu_ram_file: Path | None = None  # the running QEMU's RAM, if a snapshot's
         self._disk_override: Path | None = None  # restoring: an overlay on the snapshot's disk
         self.restored_in: float | None = None  # seconds the restore took, if restored
         self.restored_at: int | None = None  # when, on the host's clock: the guest's is set to it
@@ -266,7 +268,9 @@ class Machine(GuestDriver):
         with self._step("start"):
             self.verdict = accel_mod.resolve(self.config.accel, self.qemu_binary, self.image.kernel)
             for attempt in range(3):
-                cmd = qemu.command_line(self.plan(), self.qemu_binary)
+                plan = self.plan()
+                self._qemu_ram_file = plan.ram_file
+                cmd = qemu.command_line(plan, self.qemu_binary)
                 (self.run_dir / "qemu-cmdline.txt").write_text(shlex.join(cmd) + "\n")
                 log.debug("[%s] QEMU (%s): %s", self.config.name, self.verdict.accel, cmd)
                 with (self.run_dir / "qemu-stderr.log").open("wb") as stderr:
@@ -396,6 +400,10 @@ class Machine(GuestDriver):
                 snap.write_meta(boot_id, kept, disk is not None)
             finally:
                 self.qmp("cont")
+                # a later migration or savevm of this QEMU carries its RAM again
+                # (refused only while a migration that would not cancel runs on)
+                with contextlib.suppress(Exception):
+                    self.qmp("migrate-set-capabilities", capabilities=KEEP_SHARED_RAM)
             return snap
 
     def restore(self, snap: Snapshot) -> None:
@@ -448,13 +456,15 @@ class Machine(GuestDriver):
     def _guest_ram(self) -> Path:
         """QEMU's memfd that holds the guest's RAM (qemu.ram_backend)."""
         assert self._proc is not None
-        try:
-            return memfd_of(self._proc.pid, qemu.RAM_MEMFD)
-        except FileNotFoundError as err:  # a restored QEMU maps the snapshot's file
+        if self._qemu_ram_file is not None:
             name = self.config.name
             raise HarnessError(
                 f"[{name}] a restored machine cannot be saved: power it off and on first"
-            ) from err
+            )
+        try:
+            return memfd_of(self._proc.pid, qemu.RAM_MEMFD)
+        except OSError as err:
+            raise HarnessError(f"[{self.config.name}] cannot find the guest's RAM: {err}") from err
 
     def _wait_migration(self, done: str) -> None:
         """Wait for this QEMU's migration (out or in) to reach `done`."""

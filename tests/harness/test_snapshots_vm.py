@@ -89,6 +89,7 @@ def test_restore_is_the_saved_machine_on_its_own_disk_with_the_clock_set(machine
     assert len(second.boot_timelines()) == 1
     restored.power_off()
     assert restored.boot_timelines() == []  # nor after its QEMU is gone
+    assert restored.plan().ram_file is None  # powered on again: a memfd of its own
 
 
 SHARED_SUITE = textwrap.dedent(

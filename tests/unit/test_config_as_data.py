@@ -478,6 +478,16 @@ network:
 """
 
 
+def test_stage80_names_the_directory_it_cannot_create(rooted):
+    """docs/boot-flow.md "Stage 80 — Containerd": a directory it cannot
+    create fails the stage, and the error names it."""
+    (rooted.root / "etc/cni").write_text("a file where a directory belongs")
+    done = rooted.run("80-containerd.sh")
+    cannot = f"[kubesolo-init] [ERROR] cannot create {rooted.root}/etc/cni/net.d"
+    assert cannot in done.stderr.decode().splitlines()
+    assert "STAGE FAILED" in done.stderr.decode()
+
+
 def test_stage50_hostile_cloud_init_falls_back_to_dhcp(rooted):
     """Stage 50 with a cloud-init file whose every network field is shell:
     nothing runs, one warning per field, DHCP on the primary interface, and

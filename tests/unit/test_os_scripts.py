@@ -324,6 +324,33 @@ def test_config_words_and_lines(tmp_path):
     assert sh(f". {LIB}/functions.sh; read_config_words {missing}").stdout == ""
 
 
+def test_coldplug_loads_again_only_when_the_devices_change(tmp_path):
+    """docs/boot-flow.md "Stage 00 — Early Mount" (coldplug): every device's
+    modalias goes to modprobe, split and never globbed, again only when the
+    set of devices changed; the caller's set -f stays as it was."""
+    for device, alias in (("a", "pci:v00001AF4"), ("b", "dmi:/*")):
+        (tmp_path / device).mkdir()
+        (tmp_path / device / "modalias").write_text(alias + "\n")
+    script = f""". {LIB}/functions.sh
+    MODALIAS_FILES="{tmp_path}/*/modalias"
+    modprobe() {{ echo "modprobe $*"; }}
+    set -f
+    load_device_drivers && echo loaded
+    load_device_drivers || echo unchanged
+    case $- in *f*) echo still-noglob ;; esac
+    mkdir {tmp_path}/c && echo usb:v1D6B > {tmp_path}/c/modalias
+    load_device_drivers && echo loaded
+    """
+    assert sh(script).stdout.splitlines() == [
+        "modprobe -qa pci:v00001AF4 dmi:/*",
+        "loaded",
+        "unchanged",
+        "still-noglob",
+        "modprobe -qa pci:v00001AF4 dmi:/* usb:v1D6B",
+        "loaded",
+    ]
+
+
 @pytest.mark.parametrize(("path", "mounted"), [("/proc", True), ("/proc/sys/kernel", False)])
 def test_is_mounted(path, mounted):
     """Stages 00 and 20 skip what /proc/mounts lists (an exact path match)."""

@@ -44,3 +44,18 @@ def test_the_memfd_is_found_by_its_name_in_the_process():
             memfd_of(os.getpid(), "memfd:other")
     finally:
         os.close(fd)
+
+
+def test_the_guest_ram_is_copied_from_its_memfd_with_its_holes(tmp_path):
+    """What a save does: QEMU's RAM is a memfd, read through /proc."""
+    fd = os.memfd_create("kubesolo-test-guest-ram")
+    try:
+        os.ftruncate(fd, 32 * MIB)
+        os.pwrite(fd, b"kernel", 0)
+        os.pwrite(fd, b"page cache" * 1000, 20 * MIB)
+        copy_sparse(memfd_of(os.getpid(), "memfd:kubesolo-test-guest-ram"), tmp_path / "ram")
+        with open(f"/proc/self/fd/{fd}", "rb") as ram:
+            assert (tmp_path / "ram").read_bytes() == ram.read()
+        assert (tmp_path / "ram").stat().st_blocks * 512 < 4 * MIB
+    finally:
+        os.close(fd)

@@ -231,14 +231,17 @@ MODALIAS_FILES="/sys/bus/*/devices/*/modalias /sys/class/input/*/modalias /sys/d
 
 # read_modaliases: set DEVICE_MODALIASES to the modaliases of the devices
 # present, blank-separated. The shell reads each file itself: no process
-# (each costs about 10 ms under TCG). Modaliases hold no blanks.
+# (each costs about 10 ms under TCG). Modaliases hold no blanks. The globs
+# of MODALIAS_FILES expand even under the caller's set -f, kept as it was.
 read_modaliases() {
+    case $- in *f*) rm_noglob=1; set +f ;; *) rm_noglob="" ;; esac
     DEVICE_MODALIASES=""
     # shellcheck disable=SC2086 # the globs are meant to expand
     for rm_file in $MODALIAS_FILES; do
         [ -r "$rm_file" ] && read -r rm_alias < "$rm_file" 2>/dev/null &&
             DEVICE_MODALIASES="$DEVICE_MODALIASES $rm_alias"
     done
+    [ -z "$rm_noglob" ] || set -f
 }
 
 # load_device_drivers: modprobe the driver of every device present, unless
@@ -249,10 +252,11 @@ load_device_drivers() {
     ldd_seen=$DEVICE_MODALIASES
     read_modaliases
     [ "$DEVICE_MODALIASES" != "$ldd_seen" ] || return 1
-    set -f  # split, never globbed
+    case $- in *f*) ldd_noglob=1 ;; *) ldd_noglob="" ;; esac
+    set -f  # split, never globbed; the caller's setting comes back
     # shellcheck disable=SC2086 # one word per modalias
     modprobe -qa $DEVICE_MODALIASES 2>/dev/null
-    set +f
+    [ -n "$ldd_noglob" ] || set +f
 }
 
 # uptime_cs: centiseconds since boot (a clock that never jumps).
