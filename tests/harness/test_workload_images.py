@@ -249,6 +249,20 @@ def uid_of(pid: int) -> int:
     return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
 
 
+def children_once_all_are(uid: int, parent: int, deadline: float) -> list[int]:
+    """A process's children once every one runs as `uid`: nginx's workers
+    drop their privileges just after they fork, so one may still be root
+    while another already serves."""
+    while True:
+        with contextlib.suppress(OSError):  # a child that ended meanwhile
+            found = children(parent)
+            if found and all(uid_of(child) == uid for child in found):
+                return found
+        if time.monotonic() > deadline:
+            return children(parent)
+        time.sleep(0.1)
+
+
 def fetch(url: str, deadline: float) -> tuple[int, bytes]:
     while True:
         try:
@@ -283,7 +297,7 @@ def test_nginx_serves_its_page_from_the_image_root(archives, tmp_path):
     try:
         status, body = fetch(f"http://127.0.0.1:{reservation.port}/", time.monotonic() + WAIT)
         assert status == 200 and b"Welcome to nginx!" in body
-        workers = children(master.pid)
+        workers = children_once_all_are(33, master.pid, time.monotonic() + WAIT)
         assert workers and all(uid_of(w) == 33 for w in workers)  # www-data
         assert uid_of(master.pid) == 0
         master.send_signal(signal.SIGQUIT)  # the image's StopSignal: a graceful stop
@@ -501,7 +515,8 @@ def test_containerd_runs_nginx_from_its_image_config(imported, tmp_path):
         assert answer.stdout.startswith("200 ") and "Welcome to nginx!" in answer.stdout, (
             answer.stderr
         )
-        assert uid_of(pid) == 0 and children(pid) and all(uid_of(c) == 33 for c in children(pid))
+        workers = children_once_all_are(33, pid, deadline)
+        assert uid_of(pid) == 0 and workers and all(uid_of(c) == 33 for c in workers)
         imported.run("task", "kill", name)  # no --signal: the image's StopSignal
         while imported.task_status(name) != "STOPPED":
             assert time.monotonic() < deadline, "nginx did not stop on its StopSignal"
