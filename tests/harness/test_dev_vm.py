@@ -91,7 +91,10 @@ def assert_all_gone(session: Session) -> None:
     """No QEMU (it names its data disk in the session directory) and no
     server (its pid file) is left."""
     deadline = time.monotonic() + GONE_TIMEOUT
-    while (left := processes_using(session.dir)) and time.monotonic() < deadline:
+    # the server removes its pid file as it exits, after its QEMU has gone
+    while (
+        (left := processes_using(session.dir)) or session.server_pid() is not None
+    ) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, f"still running after {GONE_TIMEOUT}s: {left}"
     assert session.server_pid() is None
