@@ -20,7 +20,7 @@ from harness.build.builder import BuildRequest, build
 from harness.errors import UserError
 from harness.lab.board import Board, BoardTarget, WrongBoard
 from harness.log import logger
-from harness.pytest import boot_gate, leftovers, run_name, snapshots
+from harness.pytest import boot_gate, leftovers, run_name, schedule, snapshots
 from harness.pytest.shared_nodes import SharedNodes
 from harness.pytest.snapshots import SnapshotStore
 from harness.vm import accel
@@ -57,6 +57,8 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         pluginmanager.register(boot_gate, "kubesolo-boot-gate")  # its options follow ours
     if not pluginmanager.is_registered(snapshots):
         pluginmanager.register(snapshots, "kubesolo-snapshots")
+    if not pluginmanager.is_registered(schedule):
+        pluginmanager.register(schedule, "kubesolo-schedule")
     group.addoption(
         "--kubesolo-image",
         metavar="DIR",

@@ -28,6 +28,7 @@ def console_command(console, command: str, prompt: str) -> str:
     return console.before
 
 
+@pytest.mark.long
 @pytest.mark.console_shell
 def test_failing_stage_opens_emergency_shell_and_exit_retries(machine_factory):
     """docs/boot-flow.md "Failure Handling": a stage that fails (stage 20: the data device

@@ -431,6 +431,7 @@ def exit_console_shell(vm: Machine, prompt: str, timeout: float = 60) -> int:
     return cursor
 
 
+@pytest.mark.long
 @pytest.mark.qemu_only("hot-plugs the data disk through QMP and reads a disk file back")
 def test_missing_then_unformatted_data_disk_is_never_formatted(machine_factory, tmp_path):
     """docs/boot-flow.md "Stage 20 — Persistent Mount" and "Failure

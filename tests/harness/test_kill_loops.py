@@ -94,6 +94,7 @@ def run_child(tmp: Path, image: Path, artifacts: Path) -> subprocess.Popen[bytes
     return child_pytest(image, artifacts, tmp / "test_child.py", "-n", "2")
 
 
+@pytest.mark.long
 def test_sigkill_loops_leave_nothing_behind(tmp_path: Path, kubesolo_image, pytestconfig):
     loops = pytestconfig.getoption("kill_loops")
     (tmp_path / "test_child.py").write_text(CHILD_TESTS)

@@ -36,6 +36,7 @@ def board_env(tmp_path: Path) -> Path:
     shell.release()
 
 
+@pytest.mark.long
 def test_the_strategy_walks_the_board_to_its_shell_and_the_data_stays(
     board_env: Path, kubesolo_image, tmp_path: Path
 ):

@@ -64,6 +64,7 @@ SHARED_SUITE = textwrap.dedent(
 )
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("args", [("-n", "2"), ("-n", "2", "--no-snapshots")])
 def test_two_workers_drive_one_node_that_one_of_them_brought_up(
     kubesolo_image, tmp_path, monkeypatch, args

@@ -29,6 +29,7 @@ def file_digest(path):
         return hashlib.file_digest(data, "sha256").hexdigest()
 
 
+@pytest.mark.long
 def test_restore_is_the_saved_machine_on_its_own_disk_with_the_clock_set(machine_factory, tmp_path):
     """docs/architecture.md "Snapshots": a failed save leaves the machine
     running and no snapshot; a restore is the saved guest (same

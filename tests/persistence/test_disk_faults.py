@@ -165,6 +165,7 @@ class TestCorruptSuperblock:
         mounted = vm.succeed(f"awk '$2 == \"{guest.DATA_MNT}\"' /proc/mounts").split()
         assert mounted[:3] == [DEVICE, guest.DATA_MNT, "ext4"], mounted
 
+    @pytest.mark.long
     def test_by_label_the_missing_disk_error_names_the_damaged_disk(
         self, machine_factory, corrupt_disk
     ):
@@ -251,6 +252,7 @@ class TestReadOnlyDisk:
         assert raw_sha256(disk) == before
 
 
+@pytest.mark.long
 @pytest.mark.qemu_only("hot-plugs the data disk through QMP")
 class TestLateDisk:
     HOTPLUG_AFTER = 25.0  # seconds after the waiting line: inside the 30 s wait

@@ -87,6 +87,7 @@ def unmount_data_partition(vm: Machine) -> str:
     return device
 
 
+@pytest.mark.long
 def test_synced_files_survive_power_cuts(machine_factory, data_disk_overlay, pytestconfig):
     """docs/boot-flow.md "Stage 20 — Persistent Mount", "Disk faults" (power cut and
     fsck): after each of N power cuts during writes the node boots to stage 90 with no

@@ -94,6 +94,7 @@ def boot(vm: Target) -> None:
     vm.wait_for_boot()
 
 
+@pytest.mark.long
 def test_upgrade_keeps_the_node_and_runs_the_new_kubesolo_then_downgrade_boots(
     machine_factory, previous_image: Image, kubesolo_image: Image, data_disk_overlay
 ):
