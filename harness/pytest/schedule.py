@@ -1,9 +1,9 @@
-"""How a parallel run spends its workers (docs/architecture.md "Parallel
-runs"): `-n auto` starts one worker more than the host has CPUs, because a
-VM test often waits on a guest that is idle (a device wait, a shell that has
-not yet opened) while another worker's boot can use the CPU; and tests
-marked `long` are handed out first, so that the run does not end with one
-worker still on a 30 s test while the others have nothing left."""
+"""How a parallel run spends its workers (docs/architecture.md
+"Parallel runs"): `-n auto` starts one worker more than the host has CPUs,
+because a VM test often waits on a guest that uses no CPU while another
+worker's boot could; and tests marked `long` are collected first, so that
+`--dist loadscope` hands out their modules first and the run does not end
+with one worker still in a 30 s wait while the others have nothing left."""
 
 from __future__ import annotations
 
