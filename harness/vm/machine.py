@@ -47,6 +47,13 @@ SKIP_SHARED_RAM = [{"capability": "x-ignore-shared", "state": True}]
 KEEP_SHARED_RAM = [{"capability": "x-ignore-shared", "state": False}]
 MIGRATION_TIMEOUT = 120.0
 SOCKET_DIR_PREFIX = "ksh-"  # + "<pid>-": QEMU's sockets (short paths: sun_path is 108 bytes)
+# gRPC (labgrid's remote client) restarts its poller threads in a forked
+# child. In the child that is to exec QEMU, one of them can fail on a
+# descriptor closed before the exec and take the child with it ("QEMU exited
+# at start: ... epoll_wait error: Bad file descriptor"). That child runs no
+# gRPC, so its fork handlers are off unless the user turned them on.
+GRPC_FORK_SUPPORT = ("GRPC_ENABLE_FORK_SUPPORT", "false")
+os.environ.setdefault(*GRPC_FORK_SUPPORT)
 log = logger("vm")
 
 
