@@ -51,7 +51,9 @@ SOCKET_DIR_PREFIX = "ksh-"  # + "<pid>-": QEMU's sockets (short paths: sun_path 
 # child. In the child that is to exec QEMU, one of them can fail on a
 # descriptor closed before the exec and take the child with it ("QEMU exited
 # at start: ... epoll_wait error: Bad file descriptor"). That child runs no
-# gRPC, so its fork handlers are off unless the user turned them on.
+# gRPC, so its fork handlers are off unless the user turned them on. gRPC
+# reads this when imported, and labgrid's pytest plugin may import it before
+# ours: xdist's workers have it from the controller's environment.
 GRPC_FORK_SUPPORT = ("GRPC_ENABLE_FORK_SUPPORT", "false")
 os.environ.setdefault(*GRPC_FORK_SUPPORT)
 log = logger("vm")
