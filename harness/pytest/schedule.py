@@ -50,10 +50,7 @@ def hand_out_order(
 
 def usable_cpus() -> int:
     """The CPUs this process may run on (a container or taskset may allow fewer)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return len(os.sched_getaffinity(0))
 
 
 def pytest_configure(config: pytest.Config) -> None:
