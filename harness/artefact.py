@@ -13,7 +13,17 @@ from pathlib import Path
 from harness.errors import UserError
 from harness.guest import LABELS
 
-IMAGE_FILES = ("vmlinuz", "initramfs", "kubesolo-os.iso", "data.qcow2", "manifest.json")
+IMAGE_FILES = (
+    "vmlinuz",
+    "initramfs",
+    "kubesolo-os.iso",
+    "kubesolo-os.img",
+    "data.qcow2",
+    "manifest.json",
+)
+# mostly holes (an empty data partition): digested by their non-zero blocks
+SPARSE_FILES = ("kubesolo-os.img",)
+DIGEST_BLOCK = 1 << 16
 MUTABLE_FILES = ("data.qcow2",)  # a user may boot the exported data disk directly
 BZIMAGE_MAGIC, BZIMAGE_MAGIC_AT = b"HdrS", 0x202  # the x86 boot protocol header
 FLAVOURS = ("test", "release")
@@ -32,6 +42,36 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def block_digest(path: Path) -> str:
+    """ "blocks:" + the sha256 of the size and of every block that is not all
+    zeros with its offset: equal for equal content however sparse a copy is,
+    and it reads only the data a sparse file holds (SEEK_DATA)."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(size.to_bytes(8, "little"))
+    zero = bytes(DIGEST_BLOCK)
+    with path.open("rb") as f:
+        at = 0  # the first block not yet digested
+        while at < size:
+            try:
+                data = os.lseek(f.fileno(), at, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole is left
+                break
+            hole = os.lseek(f.fileno(), data, os.SEEK_HOLE)
+            at = max(at, data - data % DIGEST_BLOCK)
+            f.seek(at)
+            while at < hole:
+                block = f.read(DIGEST_BLOCK)
+                if block != zero[: len(block)]:
+                    digest.update(at.to_bytes(8, "little") + block)
+                at += len(block)
+    return "blocks:" + digest.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """How an image's manifest names a file's content."""
+    return block_digest(path) if path.name in SPARSE_FILES else sha256_file(path)
 
 
 @dataclass(frozen=True)
@@ -55,6 +95,10 @@ class Image:
     @property
     def iso(self) -> Path:
         return self.path / "kubesolo-os.iso"
+
+    @property
+    def disk_image(self) -> Path:
+        return self.path / "kubesolo-os.img"
 
     @property
     def data_disk(self) -> Path:
@@ -103,7 +147,7 @@ class Image:
         for name, digest in digests.items():
             if name in MUTABLE_FILES or not (self.path / name).is_file():
                 continue
-            if sha256_file(self.path / name) != digest:
+            if file_digest(self.path / name) != digest:
                 return f"{name} does not match manifest.json (truncated or replaced)"
         absent = [label for label in LABELS if label not in labels]
         if absent:

@@ -10,9 +10,9 @@ from harness.guest import DATA_LABEL
 from harness.tools import run_tool
 
 
-def create_overlay(backing: Path, path: Path) -> Path:
+def create_overlay(backing: Path, path: Path, backing_format: str = "qcow2") -> Path:
     """A qcow2 overlay: the machine writes there, `backing` stays untouched."""
-    backing_args = ["-F", "qcow2", "-b", str(backing.resolve())]
+    backing_args = ["-F", backing_format, "-b", str(backing.resolve())]
     run_tool(["qemu-img", "create", "-q", "-f", "qcow2", *backing_args, str(path)])
     return path
 

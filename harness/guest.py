@@ -52,6 +52,8 @@ STANDIN_ACCEPTED = r"^\[kubesolo-standin\] accepted: (.*?)\r?$"  # the test flav
 EMERGENCY_PROMPT = r"\(kubesolo-emergency\) # "
 SHELL_PROMPT = r"\(kubesolo-shell\) # "
 ISOLINUX_PROMPT = r"(?<![^\r\n])boot: "  # at a line start: not "reboot: Restarting"
+GRUB_MENU = r"Use the \S+ and \S+ keys to select which entry is highlighted"
+MENU_DOWN = "\x1b[B"  # the down-arrow key, as a VT100 terminal sends it
 
 # ---- boot parameters and labels (docs/boot-flow.md "Bootloader") ----
 LABELS = ("kubesolo", "kubesolo-debug", "kubesolo-shell", "kubesolo-nopersist")

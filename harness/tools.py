@@ -3,6 +3,7 @@ that names the command and the tail of what it printed."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,17 +15,33 @@ PACKAGE_OF = {
     "qemu-img": "qemu-utils",
     "mkfs.ext4": "e2fsprogs",
     "xorriso": "xorriso",
+    "mkfs.fat": "dosfstools",
+    "mcopy": "mtools",
+    "sgdisk": "gdisk",
+    "grub-mkimage": "grub-common",
     "apt-get": "apt (build images on Debian 12)",
     "apt-cache": "apt (build images on Debian 12)",
     "dpkg-deb": "dpkg (build images on Debian 12)",
 }
 
 
-def run_tool(args: Sequence[str], cwd: Path | None = None, timeout: float | None = None) -> str:
-    """Run a host tool; its stdout, or ToolFailed with one line."""
+def run_tool(
+    args: Sequence[str],
+    cwd: Path | None = None,
+    timeout: float | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
+    """Run a host tool (`env`: variables set over ours); its stdout, or
+    ToolFailed with one line."""
     try:
         done = subprocess.run(
-            list(args), cwd=cwd, capture_output=True, text=True, check=False, timeout=timeout
+            list(args),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+            env={**os.environ, **env} if env else None,
         )
     except FileNotFoundError:
         package = PACKAGE_OF.get(args[0], args[0])

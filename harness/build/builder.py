@@ -22,8 +22,11 @@ from pathlib import Path
 from filelock import FileLock
 
 from harness import guest
-from harness.artefact import FLAVOURS, IMAGE_FILES, Image, cache_root, sha256_file
-from harness.build import cpio, debian, kmod, prune
+from harness.artefact import FLAVOURS, IMAGE_FILES, Image, cache_root, file_digest, sha256_file
+from harness.build import boot_menu, cpio, debian, kmod, prune
+from harness.build.boot_files import boot_files
+from harness.build.disk_image import esp_files, make_disk_image
+from harness.build.iso import make_iso
 from harness.build.kubesolo_bin import KubeSoloBinary, binary_version
 from harness.build.kubesolo_bin import load as load_kubesolo
 from harness.disk import ext4_qcow2
@@ -95,26 +98,6 @@ def tree_digest(root: Path) -> dict[str, str]:
 def cache_key(inputs: dict) -> str:
     """The hash of every input: equal inputs share one cached image."""
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:24]
-
-
-def parse_isolinux_labels(text: str) -> tuple[str, dict[str, str]]:
-    """(default label, label -> APPEND line) of an isolinux.cfg."""
-    default, labels, current = "", {}, None
-    for raw in text.splitlines():
-        words = raw.split(None, 1)
-        if not words or words[0].startswith("#"):
-            continue
-        key, rest = words[0].upper(), (words[1].strip() if len(words) > 1 else "")
-        if key == "DEFAULT":
-            default = rest
-        elif key == "LABEL":
-            current = rest
-            labels[current] = ""
-        elif key == "APPEND" and current:
-            labels[current] = rest
-    if default not in labels:
-        raise UserError(f"isolinux DEFAULT {default!r} is not a label")
-    return default, labels
 
 
 def words(text: str) -> list[str]:
@@ -339,10 +322,21 @@ def _build_into(
             # of every boot (docs/architecture.md "Speed").
             (work / "initramfs").write_bytes(rootfs.archive())
             shutil.copy2(next((kernel_root / "boot").glob("vmlinuz-*")), work / "vmlinuz")
-        isolinux_cfg = (BUILD_DIR / "isolinux.cfg").read_text()
-        default_label, labels = parse_isolinux_labels(isolinux_cfg)
+        menu = boot_menu.load(BUILD_DIR / "boot-menu.toml")
+        grub_cfg, files = boot_menu.grub_cfg(menu), boot_files(unpacked)
+        kernel, initramfs = work / "vmlinuz", work / "initramfs"
         with step("make the ISO"):
-            _make_iso(work, isolinux_cfg, unpacked)
+            iso = work / "kubesolo-os.iso"
+            make_iso(iso, kernel, initramfs, boot_menu.isolinux_cfg(menu), grub_cfg, files)
+        with step("make the disk image"):
+            esp = {
+                **files.efi_boot("grub-efi"),
+                "boot/vmlinuz": kernel,
+                "boot/initramfs": initramfs,
+            }
+            make_disk_image(
+                work / "kubesolo-os.img", key, esp_files(esp, grub_cfg), files["grub-pc"]
+            )
         with step("make the blank data disk"):
             ext4_qcow2(work / "data.qcow2", DATA_DISK_SIZE)
         manifest = {
@@ -351,13 +345,13 @@ def _build_into(
             "kubesolo": kubesolo_kind,
             "kubesolo_version": kubesolo_version,
             "kernel_version": kernel_version,
-            "default_label": default_label,
-            "labels": labels,
+            "default_label": menu.default,
+            "labels": menu.labels,
             "packages": inputs,
             "kubesolo_source": kubesolo.source if kubesolo else None,
             "kubesolo_sha256": hashlib.sha256(kubesolo.data).hexdigest() if kubesolo else None,
             "modules": modules,
-            "files": {n: sha256_file(work / n) for n in IMAGE_FILES if n != "manifest.json"},
+            "files": {n: file_digest(work / n) for n in IMAGE_FILES if n != "manifest.json"},
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -441,43 +435,3 @@ def _add_modules(rootfs: Rootfs, kernel_root: Path, version: str) -> list[str]:
         cpio.Entry.file("usr/lib/kubesolo-os/boot-modules.list", (" ".join(boot) + "\n").encode())
     )
     return needed
-
-
-def _make_iso(work: Path, isolinux_cfg: str, unpacked: dict[str, Path]) -> None:
-    root = work / "iso"
-    (root / "isolinux").mkdir(parents=True)
-    (root / "boot").mkdir()
-    isolinux = unpacked["isolinux"] / "usr/lib/ISOLINUX"
-    shutil.copy2(isolinux / "isolinux.bin", root / "isolinux/isolinux.bin")
-    shutil.copy2(
-        unpacked["syslinux-common"] / "usr/lib/syslinux/modules/bios/ldlinux.c32",
-        root / "isolinux/ldlinux.c32",
-    )
-    (root / "isolinux/isolinux.cfg").write_text(isolinux_cfg)
-    shutil.copy2(work / "vmlinuz", root / "boot/vmlinuz")
-    shutil.copy2(work / "initramfs", root / "boot/initramfs")
-    run_tool(
-        [
-            "xorriso",
-            "-as",
-            "mkisofs",
-            "-quiet",
-            "-o",
-            str(work / "kubesolo-os.iso"),
-            "-V",
-            "KUBESOLO_OS",
-            "-J",
-            "-R",
-            "-isohybrid-mbr",
-            str(isolinux / "isohdpfx.bin"),
-            "-b",
-            "isolinux/isolinux.bin",
-            "-c",
-            "isolinux/boot.cat",
-            "-no-emul-boot",
-            "-boot-load-size",
-            "4",
-            "-boot-info-table",
-            str(root),
-        ]
-    )

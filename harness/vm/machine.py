@@ -28,6 +28,7 @@ from harness.errors import HarnessError, MachineNotRunning, ToolFailed, UserErro
 from harness.log import logger
 from harness.tools import run_tool
 from harness.vm import accel as accel_mod
+from harness.vm import firmware as fw
 from harness.vm import ports, pvh, qemu
 from harness.vm.console import Console, failures_except
 from harness.vm.driver import DEFAULT_COMMAND_TIMEOUT as DEFAULT_COMMAND_TIMEOUT
@@ -63,10 +64,14 @@ log = logger("vm")
 class MachineConfig:
     """How to boot one machine. `data_disk`: True = a fresh overlay over the
     image's blank disk, False = none, a path = that qcow2, used in place
-    (so several machines can share it one after the other).
-    `data_disk_readonly`: the guest sees the data disk write-protected."""
+    (so several machines can share it one after the other). A disk-image
+    boot keeps its data on its boot disk: True = a fresh overlay over the
+    image's kubesolo-os.img, a path = that qcow2 (an earlier machine's disk).
+    `data_disk_readonly`: the guest sees the data disk write-protected.
+    `firmware` and `boot` (a medium) are harness.vm.firmware's tables."""
 
     boot: str = "kernel"
+    firmware: str = "bios"
     label: str | None = None
     kernel_args: str = ""
     base_cmdline: str | None = None
@@ -95,7 +100,20 @@ def default_mac(index: int) -> str:
 def validate(config: MachineConfig) -> None:
     """One clear line for each kind of bad configuration."""
     checks = (
-        (config.boot in ("kernel", "iso"), f"boot={config.boot!r}: use 'kernel' or 'iso'"),
+        (config.boot in fw.MEDIA, f"boot={config.boot!r}: use one of {', '.join(fw.MEDIA)}"),
+        (
+            config.firmware in fw.FIRMWARES,
+            f"firmware={config.firmware!r}: use one of {', '.join(fw.FIRMWARES)}",
+        ),
+        (
+            config.boot != "kernel" or config.firmware == "bios",
+            f"firmware={config.firmware!r}: a kernel boot starts the kernel itself; "
+            "boot a medium (iso, disk, ...) to run a firmware",
+        ),
+        (
+            not (is_disk_boot(config) and (config.data_disk is False or config.data_disk_readonly)),
+            f"boot={config.boot!r}: the data partition is on the boot disk, which is writable",
+        ),
         (
             config.network in ("restricted", "open"),
             f"network={config.network!r}: use 'restricted' or 'open'",
@@ -132,6 +150,11 @@ def validate(config: MachineConfig) -> None:
             "MachineConfig allow_failures: a set of failure pattern names, e.g. {'stage-error'}"
         )
     failures_except(config.allow_failures)
+
+
+def is_disk_boot(config: MachineConfig) -> bool:
+    """The machine boots the disk image, which holds its data partition too."""
+    return fw.MEDIA.get(config.boot, fw.MEDIA["kernel"]).source == "disk"
 
 
 def check_qcow2(disk: Path) -> None:
@@ -239,7 +262,9 @@ class Machine(GuestDriver):
             return None
         if disk is True:
             overlay = self.run_dir / "data-overlay.qcow2"
-            if not overlay.exists():
+            if not overlay.exists() and is_disk_boot(self.config):
+                create_overlay(self.image.disk_image, overlay, backing_format="raw")
+            elif not overlay.exists():
                 create_overlay(self.image.data_disk, overlay)
             return overlay
         return Path(disk).resolve()
@@ -248,6 +273,8 @@ class Machine(GuestDriver):
         """The QEMU plan of this machine (the accelerator must be resolved)."""
         assert self.verdict is not None
         c = self.config
+        disk = self._data_disk()
+        firmware = fw.firmware_files(fw.FIRMWARES[c.firmware])
         return qemu.QemuPlan(
             accel=self.verdict.accel,
             memory_mb=c.memory_mb,
@@ -257,7 +284,11 @@ class Machine(GuestDriver):
             initramfs=c.initramfs or self.image.initramfs,
             cmdline=kernel_cmdline(self.image, c),
             iso=self.image.iso,
-            data_disk=self._data_disk(),
+            disk=disk if is_disk_boot(c) else None,
+            firmware=c.firmware,
+            firmware_code=firmware[0] if firmware else None,
+            firmware_vars=self._firmware_vars(firmware[1]) if firmware else None,
+            data_disk=None if is_disk_boot(c) else disk,
             data_disk_readonly=c.data_disk_readonly,
             restricted=c.network == "restricted",
             macs=c.macs or tuple(default_mac(i) for i in range(c.nics)),
@@ -269,6 +300,14 @@ class Machine(GuestDriver):
             incoming=self._incoming,
             ram_file=self._ram_file,
         )
+
+    def _firmware_vars(self, template: Path) -> Path:
+        """This machine's UEFI variables: a copy of the template, made once, so
+        that what the firmware stores survives the machine's reboots."""
+        copy = self.run_dir / "efi-vars.fd"
+        if not copy.exists():
+            shutil.copyfile(template, copy)
+        return copy
 
     def start(self) -> None:
         """Start QEMU; returns once the console is being captured."""
@@ -333,10 +372,18 @@ class Machine(GuestDriver):
         self._choose_label()
 
     def _choose_label(self) -> None:
-        """ISO boot with a label: type it at the isolinux prompt."""
-        if self.config.boot == "iso" and self.config.label:
+        """A medium boot with a label: type it at isolinux's prompt, or walk
+        GRUB's menu (in the order of every menu: the manifest's) to it."""
+        label, loader = self.config.label, fw.bootloader(self.config.firmware, self.config.boot)
+        if not label or loader == "qemu":
+            return
+        if loader == "isolinux":
             self.expect_console([guest.ISOLINUX_PROMPT], timeout=60)
-            self.send_console(self.config.label + "\r")
+            self.send_console(label + "\r")
+            return
+        self.expect_console([guest.GRUB_MENU], timeout=120)
+        place = list(self.image.manifest["labels"]).index(label)
+        self.send_console(guest.MENU_DOWN * place + "\r")
 
     def _reforward(self) -> None:
         for guest_port, reservation in list(self._forwards.items()):

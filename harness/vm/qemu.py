@@ -8,12 +8,14 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.guest import SHELL_PORT_NAME
+from harness.vm.firmware import FIRMWARES, MEDIA, firmware_args, machine_options, medium_args
 
 HOTPLUG_PORTS = 2  # PCIe root ports left free for QMP device_add
 # A kernel boot's machine: q35 without its SATA controller, whose drivers
 # coldplug would load on every boot for a device no test uses
-# (docs/architecture.md "Speed"). The ISO boots from the SATA CD-ROM.
-MACHINES = {"kernel": "q35,sata=off", "iso": "q35"}
+# (docs/architecture.md "Speed"). Every other boot is from a medium
+# (harness.vm.firmware.MEDIA), some of which sit on that controller.
+MACHINES = {"kernel": "q35,sata=off"}
 RAM_ID = "ram0"
 # QEMU names the memfd after the backend type: how a save finds the RAM
 RAM_MEMFD = "memfd:memory-backend-memfd"
@@ -35,11 +37,15 @@ class QemuPlan:
     accel: str  # kvm | tcg
     memory_mb: int
     cpus: int
-    boot: str  # kernel | iso
+    boot: str  # kernel, or a medium of harness.vm.firmware.MEDIA
     kernel: Path | None = None
     initramfs: Path | None = None
     cmdline: str = ""
     iso: Path | None = None
+    disk: Path | None = None  # the boot disk of a disk-image boot (an overlay)
+    firmware: str = "bios"  # harness.vm.firmware.FIRMWARES
+    firmware_code: Path | None = None  # UEFI: the firmware, read-only
+    firmware_vars: Path | None = None  # UEFI: this machine's copy of its variables
     data_disk: Path | None = None
     data_disk_readonly: bool = False  # the guest sees a write-protected disk
     restricted: bool = True
@@ -80,7 +86,9 @@ def command_line(plan: QemuPlan, qemu: str = "qemu-system-x86_64") -> list[str]:
     cmd = [
         qemu,
         "-machine",
-        MACHINES.get(plan.boot, "q35") + f",memory-backend={RAM_ID}",  # unknown boots: below
+        MACHINES.get(plan.boot, "q35")
+        + machine_options(FIRMWARES[plan.firmware])
+        + f",memory-backend={RAM_ID}",
         "-object",
         ram_backend(plan),
         "-accel",
@@ -117,12 +125,19 @@ def command_line(plan: QemuPlan, qemu: str = "qemu-system-x86_64") -> list[str]:
             "-append",
             plan.cmdline,
         ]
-    elif plan.boot == "iso":
-        if plan.iso is None:
-            raise UserError("ISO boot needs an ISO")
-        cmd += ["-drive", f"file={plan.iso},media=cdrom,if=ide,readonly=on", "-boot", "order=d"]
+    elif plan.boot in MEDIA:
+        source = MEDIA[plan.boot].source
+        path = plan.iso if source == "iso" else plan.disk
+        if path is None:
+            raise UserError(f"{plan.boot} boot needs {'an ISO' if source == 'iso' else 'a disk'}")
+        cmd += medium_args(plan.boot, path, read_only=source == "iso")
     else:
-        raise UserError(f"unknown boot {plan.boot!r}: use kernel or iso")
+        raise UserError(f"unknown boot {plan.boot!r}: use kernel or one of {', '.join(MEDIA)}")
+    firmware = FIRMWARES[plan.firmware]
+    if firmware.uefi:
+        if plan.firmware_code is None or plan.firmware_vars is None:
+            raise UserError(f"firmware {plan.firmware} needs its code and variables files")
+        cmd += firmware_args(firmware, plan.firmware_code, plan.firmware_vars)
     if plan.data_disk:
         readonly = ",readonly=on" if plan.data_disk_readonly else ""
         cmd += [

@@ -1,4 +1,4 @@
-"""Pure parts of the image builder: globs, cache key, isolinux labels."""
+"""Pure parts of the image builder: globs, cache key, the root file system."""
 
 from pathlib import Path
 
@@ -44,25 +44,6 @@ def test_tree_digest_sees_content_and_exec_bit(tmp_path):
     before = image.tree_digest(tmp_path)
     script.chmod(0o755)
     assert image.tree_digest(tmp_path) != before
-
-
-def test_every_isolinux_label_has_the_serial_console_and_data_partition():
-    """Spec "Bootloader": four labels, kubesolo the default, data partition on each."""
-    default, labels = image.parse_isolinux_labels((REPO / "build/isolinux.cfg").read_text())
-    assert default == "kubesolo"
-    assert set(labels) == {"kubesolo", "kubesolo-debug", "kubesolo-shell", "kubesolo-nopersist"}
-    for append in labels.values():
-        assert "console=ttyS0,115200n8" in append.split()
-        assert "kubesolo.data=LABEL=KSOLODATA" in append.split()
-    assert "kubesolo.debug" in labels["kubesolo-debug"].split()
-    assert "kubesolo.shell" in labels["kubesolo-shell"].split()
-    assert "kubesolo.nopersist" in labels["kubesolo-nopersist"].split()
-
-
-def test_isolinux_timeout_is_three_seconds():
-    text = (REPO / "build/isolinux.cfg").read_text()
-    assert "TIMEOUT 30" in text.splitlines()
-    assert any(line.startswith("SERIAL 0 115200") for line in text.splitlines())
 
 
 def test_rootfs_creates_parent_directories():

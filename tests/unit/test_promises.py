@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import guest
+from harness.build import boot_menu
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "build"
@@ -41,8 +42,9 @@ def list_words(path: Path) -> list[str]:
 def test_isolinux_menu_is_the_promised_one():
     """docs/boot-flow.md "Bootloader": TIMEOUT 30 (3 s), DEFAULT kubesolo, the
     serial menu, a SAY line naming the labels, and each label's kernel,
-    initramfs and exact command line."""
-    top, labels = P.isolinux_directives((BUILD / "isolinux.cfg").read_text())
+    initramfs and exact command line, as the builder writes it from the table."""
+    menu = boot_menu.load(BUILD / "boot-menu.toml")
+    top, labels = P.isolinux_directives(boot_menu.isolinux_cfg(menu))
     assert top["TIMEOUT"] == str(P.SPEC_TIMEOUT_TENTHS)
     assert top["DEFAULT"] == P.SPEC_DEFAULT_LABEL
     for key, value in P.SPEC_MENU_DIRECTIVES.items():
