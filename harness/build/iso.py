@@ -15,6 +15,9 @@ VOLUME_ID = "KUBESOLO_OS"
 EFI_IMAGE = "boot/efiboot.img"  # the El Torito EFI image, inside the ISO
 EFI_IMAGE_MIB = 8  # shim and GRUB (5 MB)
 DISK_INFO = ".disk/info"  # the file the CD GRUB searches for to find the ISO
+# xorriso takes every time, the volume UUID and the MBR's and GPT's ids from
+# it: equal inputs give an equal ISO
+REPRODUCIBLE = {"SOURCE_DATE_EPOCH": "946684800"}
 
 
 def make_iso(
@@ -43,7 +46,8 @@ def make_iso(
                 # UEFI: the EFI image, from a CD and (as a GPT partition) from a disk
                 "-eltorito-alt-boot", "-e", EFI_IMAGE, "-no-emul-boot", "-isohybrid-gpt-basdat",
                 str(root),
-            ]
+            ],
+            env=REPRODUCIBLE,
         )  # fmt: skip
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -5,6 +5,7 @@ arguments (docs/boot-flow.md "Bootloader", "Media"): pure parts, no QEMU."""
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import struct
 from dataclasses import replace
 from pathlib import Path
@@ -129,9 +130,9 @@ def test_partitions_are_aligned_contiguous_and_fit():
         (3, "8300", 2048),
     ]
     assert parts[0].start_mib == 1
-    for before, after in zip(parts, parts[1:], strict=False):
+    for before, after in itertools.pairwise(parts):
         assert after.start_mib == before.start_mib + before.size_mib
-    assert disk_image.DISK_MIB == parts[-1].start_mib + parts[-1].size_mib + 1
+    assert parts[-1].start_mib + parts[-1].size_mib + 1 == disk_image.DISK_MIB
     assert disk_image.DATA.name == "KSOLODATA"
 
 
