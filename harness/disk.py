@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from harness.guest import DATA_LABEL
+from harness.reproducible import E2FSPROGS_ENV
 from harness.tools import run_tool
 
 
@@ -17,10 +18,13 @@ def create_overlay(backing: Path, path: Path, backing_format: str = "qcow2") -> 
     return path
 
 
-def ext4_qcow2(path: Path, size: str, files: dict[str, str] | None = None) -> Path:
+def ext4_qcow2(
+    path: Path, size: str, files: dict[str, str] | None = None, uuid: str | None = None
+) -> Path:
     """A qcow2 disk holding one ext4 file system labelled KSOLODATA (no partition
     table, as stage 20 finds it by label). `files` (paths relative to the file
-    system's root) are written into it, as a node configured earlier would have it."""
+    system's root) are written into it, as a node configured earlier would have it.
+    With a `uuid` (its UUID and hash seed) and no files, equal calls give equal bytes."""
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         root, raw = Path(tmp) / "root", Path(tmp) / "data.raw"
         root.mkdir()
@@ -29,7 +33,13 @@ def ext4_qcow2(path: Path, size: str, files: dict[str, str] | None = None) -> Pa
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content)
         eager = "lazy_itable_init=0,lazy_journal_init=0"  # no background init on first boot
-        mkfs = ["mkfs.ext4", "-q", "-F", "-L", DATA_LABEL, "-m", "0", "-E", eager]
-        run_tool([*mkfs, "-d", str(root), str(raw), size])
+        mkfs = ["mkfs.ext4", "-q", "-F", "-L", DATA_LABEL, "-m", "0"]
+        if uuid:
+            mkfs += ["-U", uuid]
+            eager += f",hash_seed={uuid}"
+        run_tool(
+            [*mkfs, "-E", eager, "-d", str(root), str(raw), size],
+            env=E2FSPROGS_ENV if uuid else None,
+        )
         run_tool(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(path)])
     return path

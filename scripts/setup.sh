@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 HOST_PACKAGES=(
     qemu-system-x86 qemu-utils   # the VMs and their qcow2 disks
     xorriso                      # the bootable ISO
+    mtools dosfstools            # the EFI system partitions (FAT, made without root)
+    gdisk                        # sgdisk: the disk image's GPT
+    grub-common                  # grub-mkimage: the disk image's BIOS GRUB
+    ovmf                         # UEFI firmware for the VMs, with Secure Boot
     e2fsprogs                    # mkfs.ext4 for the blank data disk
     shellcheck                   # the OS's shell files are checked
     busybox-static               # unit tests run the OS's shell logic in busybox sh

@@ -25,7 +25,7 @@ from harness import guest
 from harness.artefact import FLAVOURS, IMAGE_FILES, Image, cache_root, file_digest, sha256_file
 from harness.build import boot_menu, cpio, debian, kmod, prune
 from harness.build.boot_files import boot_files
-from harness.build.disk_image import esp_files, make_disk_image
+from harness.build.disk_image import esp_files, guid, make_disk_image
 from harness.build.iso import make_iso
 from harness.build.kubesolo_bin import KubeSoloBinary, binary_version
 from harness.build.kubesolo_bin import load as load_kubesolo
@@ -338,7 +338,7 @@ def _build_into(
                 work / "kubesolo-os.img", key, esp_files(esp, grub_cfg), files["grub-pc"]
             )
         with step("make the blank data disk"):
-            ext4_qcow2(work / "data.qcow2", DATA_DISK_SIZE)
+            ext4_qcow2(work / "data.qcow2", DATA_DISK_SIZE, uuid=guid(key, "data.qcow2"))
         manifest = {
             "flavour": request.flavour,
             "cache_key": key,

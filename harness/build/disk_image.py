@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness.build import bios_grub, fat
 from harness.guest import DATA_LABEL
+from harness.reproducible import E2FSPROGS_ENV
 from harness.tools import run_tool
 
 MIB = 1 << 20
@@ -23,7 +24,6 @@ ESP_MIB = 256  # room for a real KubeSolo in the initramfs, and for one more ker
 ESP_LABEL = "KSOLOBOOT"
 GRUB_DIR = "EFI/debian"  # where Debian's signed GRUB reads grub.cfg (its built-in prefix)
 BIOS_PREFIX = f"(,gpt2)/{GRUB_DIR}"  # BIOS GRUB reads the same file
-E2FS_FIXED_TIME = "946684800"  # 2000-01-01T00:00:00Z, as the FAT's files
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def make_disk_image(
             "lazy_itable_init=0,lazy_journal_init=0",
             str(out), f"{DATA.size_mib}M",
         ],
-        env={"E2FSPROGS_FAKE_TIME": E2FS_FIXED_TIME},
+        env=E2FSPROGS_ENV,
     )  # fmt: skip
     core_lba = BIOS_BOOT.offset // SECTOR
     core = bios_grub.core_image(grub_pc, BIOS_PREFIX, work / "core.img")

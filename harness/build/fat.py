@@ -4,15 +4,14 @@ bytes (a fixed volume serial, one fixed time on every file and directory)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from harness.reproducible import fix_times
 from harness.tools import run_tool
 
-# FAT keeps local times from 1980 on: one fixed time, read in UTC
-FIXED_TIME = 946684800  # 2000-01-01T00:00:00Z
+# FAT keeps local times: the fixed time (harness.reproducible), read in UTC
 MTOOLS_ENV = {"TZ": "UTC", "MTOOLS_SKIP_CHECK": "1"}
 FAT32_MIN_MIB = 33  # fewer clusters than FAT32's minimum below this (512-byte clusters)
 
@@ -30,8 +29,7 @@ def fat_image(path: Path, size_mib: int, label: str, files: dict[str, Path | byt
                 target.write_bytes(content)
             else:
                 shutil.copyfile(content, target)
-        for entry in [tree, *tree.rglob("*")]:
-            os.utime(entry, (FIXED_TIME, FIXED_TIME))
+        fix_times(tree)
         path.unlink(missing_ok=True)
         kind = ["-F", "32"] if size_mib >= FAT32_MIN_MIB else []
         mkfs = ["mkfs.fat", "-C", *kind, "-n", label, "--invariant", str(path)]

@@ -9,15 +9,13 @@ from pathlib import Path
 
 from harness.build import fat
 from harness.build.boot_files import BootFiles
+from harness.reproducible import XORRISO_ENV, fix_times
 from harness.tools import run_tool
 
 VOLUME_ID = "KUBESOLO_OS"
 EFI_IMAGE = "boot/efiboot.img"  # the El Torito EFI image, inside the ISO
 EFI_IMAGE_MIB = 8  # shim and GRUB (5 MB)
 DISK_INFO = ".disk/info"  # the file the CD GRUB searches for to find the ISO
-# xorriso takes every time, the volume UUID and the MBR's and GPT's ids from
-# it: equal inputs give an equal ISO
-REPRODUCIBLE = {"SOURCE_DATE_EPOCH": "946684800"}
 
 
 def make_iso(
@@ -35,6 +33,7 @@ def make_iso(
     shutil.copy2(kernel, root / "boot/vmlinuz")
     shutil.copy2(initramfs, root / "boot/initramfs")
     fat.fat_image(root / EFI_IMAGE, EFI_IMAGE_MIB, "KSOLOEFI", files.efi_boot("grub-efi-cd"))
+    fix_times(root)
     try:
         run_tool(
             [
@@ -47,7 +46,7 @@ def make_iso(
                 "-eltorito-alt-boot", "-e", EFI_IMAGE, "-no-emul-boot", "-isohybrid-gpt-basdat",
                 str(root),
             ],
-            env=REPRODUCIBLE,
+            env=XORRISO_ENV,
         )  # fmt: skip
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""The built image directory (issue "KubeSolo OS image"): exactly the five
+"""The built image directory (issue "KubeSolo OS image"): exactly the six
 files, a manifest that names every input, a root-owned initramfs with
 /dev/console, a hybrid ISO and a blank KSOLODATA ext4 disk."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.artefact import IMAGE_FILES
+from harness.artefact import IMAGE_FILES, file_digest
 from harness.build import cpio
 from harness.build.builder import BuildRequest, build
 
@@ -21,7 +21,7 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_image_directory_holds_exactly_the_five_files(kubesolo_image):
+def test_image_directory_holds_exactly_the_six_files(kubesolo_image):
     assert sorted(p.name for p in kubesolo_image.path.iterdir()) == sorted(IMAGE_FILES)
 
 
@@ -34,7 +34,7 @@ def test_manifest_names_every_input_and_output(kubesolo_image):
     for package in manifest["packages"]:
         assert package["version"] and len(package["sha256"]) == 64
     for name, digest in manifest["files"].items():
-        assert sha256(kubesolo_image.path / name) == digest
+        assert file_digest(kubesolo_image.path / name) == digest
     assert manifest["default_label"] == "kubesolo"
 
 
