@@ -1,5 +1,5 @@
-"""The isolinux labels of the ISO, chosen at the serial `boot:` prompt
-(docs/boot-flow.md "Stage Details" > "Bootloader (isolinux/syslinux)")."""
+"""The boot labels: isolinux's, typed at the serial `boot:` prompt, and
+GRUB's, chosen in its menu (docs/boot-flow.md "Bootloader")."""
 
 from __future__ import annotations
 
@@ -176,3 +176,48 @@ def test_default_label_boots_after_the_timeout(machine_factory):
     typed = re.search(r"boot: (.*?)\r?\n", vm.console_text()).group(1)
     assert not typed.strip(), f"something was typed at the prompt: {typed!r}"
     assert_booted_through_isolinux(vm, SPEC_DEFAULT_LABEL)
+
+
+# ---- GRUB: UEFI from the ISO, BIOS and UEFI from the disk image ----------------------
+def assert_booted_through_grub(vm, label: str) -> None:
+    """/proc/cmdline is what GRUB passes for the label: its kernel and the
+    promised command line (GRUB adds no initrd= word)."""
+    assert cmdline_words(vm) == [f"BOOT_IMAGE={SPEC_KERNEL}", *SPEC_APPEND[label].split()]
+
+
+@pytest.mark.console_shell
+@pytest.mark.qemu_only("OVMF and SeaBIOS are QEMU's")
+@pytest.mark.parametrize(("firmware", "boot"), [("uefi", "iso"), ("bios", "disk")])
+def test_grub_label_kubesolo_shell_drops_to_a_shell(machine_factory, firmware, boot):
+    """docs/boot-flow.md "Bootloader", label `kubesolo-shell` chosen in GRUB's menu
+    (the arrow keys over the serial console): the boot stops in a shell before
+    stage 20, as from isolinux; `exit` continues the boot."""
+    vm = machine_factory(boot=boot, firmware=firmware, label="kubesolo-shell")
+    vm.start()
+    vm.wait_for_console(guest.SHELL_PROMPT, timeout=vm.config.boot_timeout)
+    assert_booted_through_grub(vm, "kubesolo-shell")
+    assert guest.DATA_MNT not in mounts(vm)
+    cursor = vm.console_cursor()
+    vm.send_console("exit\r")
+    vm.wait_for_console(guest.stage_started("20-persistent-mount.sh"), 60, since=cursor)
+    vm.wait_for_boot()
+    assert mounts(vm)[guest.DATA_MNT].fstype == "ext4"
+
+
+@pytest.mark.qemu_only("reads the boot disk file back on the host")
+def test_grub_label_kubesolo_nopersist_runs_in_ram(machine_factory, kubesolo_image, tmp_path):
+    """docs/boot-flow.md "Bootloader", label `kubesolo-nopersist` chosen in GRUB's
+    menu under Secure Boot from the disk image: the system runs in RAM and
+    the disk, which holds the data partition, is left byte for byte unchanged."""
+    disk = create_overlay(kubesolo_image.disk_image, tmp_path / "disk.qcow2", "raw")
+    before = sha256_file(disk)
+    vm = machine_factory(
+        boot="disk", firmware="secure-boot", label="kubesolo-nopersist", data_disk=disk
+    )
+    vm.start()
+    vm.wait_for_boot()
+    assert_booted_through_grub(vm, "kubesolo-nopersist")
+    assert boot_env(vm)["KUBESOLO_NOPERSIST"] == "1"
+    assert mounts(vm)[guest.DATA_MNT].fstype == "tmpfs"
+    vm.power_off()
+    assert sha256_file(disk) == before

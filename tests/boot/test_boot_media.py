@@ -49,6 +49,9 @@ SECURE_BOOT_LINE = {
 }
 LOCKDOWN_LINE = "Kernel is locked down from EFI Secure Boot"
 ISOLINUX_CELLS = {("bios", "iso"), ("bios", "iso-usb")}
+# GRUB's countdown from the table's 3 s, and the default it then boots
+GRUB_COUNTDOWN = "The highlighted entry will be executed automatically in 3s."
+GRUB_DEFAULT = f"Booting `{SPEC_DEFAULT_LABEL}'"
 
 
 def expected_cmdline(firmware: str, medium: str) -> list[str]:
@@ -83,6 +86,9 @@ def boot_cell(machine_factory, record_property, firmware: str, medium: str):
     wait_for_kubesolo(vm)
     record_property("boot_seconds", round(time.monotonic() - started, 1))
     assert_booted_on(vm, firmware, medium)
+    if (firmware, medium) not in ISOLINUX_CELLS:  # nothing typed: GRUB's wait ran out
+        text = vm.console_text()
+        assert GRUB_COUNTDOWN in text and GRUB_DEFAULT in text
     if medium.startswith("disk"):
         reboot_keeps_state(vm, firmware, medium)
 
