@@ -21,6 +21,9 @@ IMAGE_FILES = (
     "data.qcow2",
     "manifest.json",
 )
+# files that images of earlier releases lack: an image without them still
+# opens (the upgrade checks boot one), one whose manifest names them does not
+ADDED_LATER = ("kubesolo-os.img",)
 # mostly holes (an empty data partition): digested by their non-zero blocks
 SPARSE_FILES = ("kubesolo-os.img",)
 DIGEST_BLOCK = 1 << 16
@@ -124,12 +127,14 @@ class Image:
         if not path.is_dir():
             raise UserError(f"{path}: no such image directory; {rebuild}")
         missing = [f for f in IMAGE_FILES if not (path / f).is_file()]
-        if missing:
+        if set(missing) - set(ADDED_LATER):
             raise UserError(
                 f"{path} is not a KubeSolo OS image directory (missing {', '.join(missing)}); "
                 f"{rebuild}"
             )
         image = cls(path)
+        if missing and any(f in image.manifest.get("files", {}) for f in missing):
+            raise UserError(f"{path}: {', '.join(missing)} is missing; {rebuild}")
         problem = image.problem()
         if problem:
             raise UserError(f"{path}: {problem}; rebuild it (`kubesolo-harness build --out DIR`)")

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import struct
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from harness.artefact import block_digest
+from harness.artefact import IMAGE_FILES, Image, block_digest, sha256_file
 from harness.build import bios_grub, boot_menu, disk_image
 from harness.errors import UserError
 from harness.vm import firmware as fw
@@ -281,3 +282,33 @@ def test_block_digest_ignores_sparseness_and_sees_one_byte(tmp_path):
     grown = tmp_path / "grown.img"
     grown.write_bytes(sparse.read_bytes() + bytes(4096))
     assert block_digest(grown) != block_digest(sparse)
+
+
+# ---- images of earlier releases --------------------------------------------------
+def _image_dir(directory: Path, files: tuple[str, ...], named: tuple[str, ...]) -> Path:
+    """An image directory holding `files`, its manifest naming the digests of `named`."""
+    kernel = bytearray(0x300)
+    kernel[0x202:0x206] = b"HdrS"
+    for name in files:
+        (directory / name).write_bytes(bytes(kernel) if name == "vmlinuz" else b"x")
+    manifest = {
+        "files": {n: sha256_file(directory / n) for n in named},
+        "labels": dict.fromkeys(P.SPEC_LABELS, ""),
+        "default_label": "kubesolo",
+    }
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    return directory
+
+
+def test_an_earlier_releases_image_without_a_disk_image_opens(tmp_path):
+    """The upgrade checks boot images built before the disk image existed."""
+    old = tuple(f for f in IMAGE_FILES if f not in ("kubesolo-os.img", "manifest.json"))
+    Image.open(_image_dir(tmp_path, old, old))
+
+
+def test_a_disk_image_its_manifest_names_must_be_there(tmp_path):
+    files = tuple(f for f in IMAGE_FILES if f != "manifest.json")
+    directory = _image_dir(tmp_path, files, files)
+    (directory / "kubesolo-os.img").unlink()
+    with pytest.raises(UserError, match="kubesolo-os.img is missing; build one"):
+        Image.open(directory)
