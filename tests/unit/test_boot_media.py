@@ -310,5 +310,5 @@ def test_a_disk_image_its_manifest_names_must_be_there(tmp_path):
     files = tuple(f for f in IMAGE_FILES if f != "manifest.json")
     directory = _image_dir(tmp_path, files, files)
     (directory / "kubesolo-os.img").unlink()
-    with pytest.raises(UserError, match="kubesolo-os.img is missing; build one"):
+    with pytest.raises(UserError, match=r"kubesolo-os\.img is missing; build one"):
         Image.open(directory)
