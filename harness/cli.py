@@ -16,6 +16,7 @@ from harness.bench import main_bench
 from harness.boot_timeline import main_timeline
 from harness.build.builder import BuildRequest, build
 from harness.build.kernel_audit import main_kernel_audit
+from harness.build.ssh import inject_ssh
 from harness.build.workload_images import REFS, build_workload_images
 from harness.dev.command import add_arguments as add_dev_arguments
 from harness.dev.command import main_dev
@@ -51,6 +52,12 @@ def parser() -> argparse.ArgumentParser:
         help="a kubesolo binary or release tarball (default: the stand-in)",
     )
     b.add_argument("--out", metavar="DIR", help="also put the image files in DIR")
+    ssh = sub.add_parser(
+        "inject-ssh", help="a copy of a test or dev image with SSH (dropbear, key-only)"
+    )
+    ssh.add_argument("image", metavar="IMAGE_DIR", help="a test image directory")
+    ssh.add_argument("--key", metavar="PUBKEY", required=True, help="the public key to let in")
+    ssh.add_argument("--out", metavar="DIR", required=True, help="where to write the new image")
     images = sub.add_parser(
         "images", help="build the workload images (nginx, busybox) as OCI archives (cached)"
     )
@@ -134,6 +141,12 @@ def main_build(flavour: str, kubesolo_bin: str | None, out: str | None) -> int:
     return 0
 
 
+def main_inject_ssh(image: str, key: str, out: str) -> int:
+    """`kubesolo-harness inject-ssh`: the new image directory's path."""
+    print(inject_ssh(Image.open(Path(image)), Path(key), Path(out)).path)
+    return 0
+
+
 def main_images(out: str) -> int:
     """`kubesolo-harness images`: one line per archive, its path and references."""
     for name, archive in build_workload_images(Path(out)).items():
@@ -161,6 +174,7 @@ def run_kernel_audit(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "build": lambda a: main_build(a.flavour, a.kubesolo_bin, a.out),
     "images": lambda a: main_images(a.out),
+    "inject-ssh": lambda a: main_inject_ssh(a.image, a.key, a.out),
     "soak": lambda a: main_soak(a.runs, [x for x in a.pytest_args if x != "--"]),
     "release-check": lambda a: main_release_check(
         a.previous, a.baseline, a.boots, Path(a.artifacts)

@@ -11,6 +11,7 @@ HOST_PACKAGES=(
     gdisk                        # sgdisk: the disk image's GPT
     grub-common                  # grub-mkimage: the disk image's BIOS GRUB
     ovmf                         # UEFI firmware for the VMs, with Secure Boot
+    openssh-client               # the SSH tests log in as a user would
     e2fsprogs                    # mkfs.ext4 for the blank data disk
     shellcheck                   # the OS's shell files are checked
     busybox-static               # unit tests run the OS's shell logic in busybox sh

@@ -23,12 +23,11 @@ from filelock import FileLock
 
 from harness import guest
 from harness.artefact import FLAVOURS, IMAGE_FILES, Image, cache_root, file_digest, sha256_file
-from harness.build import boot_menu, cpio, debian, kmod, prune
-from harness.build.boot_files import boot_files
-from harness.build.disk_image import esp_files, guid, make_disk_image
-from harness.build.iso import make_iso
+from harness.build import cpio, debian, kmod, prune
+from harness.build.disk_image import guid
 from harness.build.kubesolo_bin import KubeSoloBinary, binary_version
 from harness.build.kubesolo_bin import load as load_kubesolo
+from harness.build.media import make_media
 from harness.disk import ext4_qcow2
 from harness.errors import UserError
 from harness.log import logger
@@ -322,21 +321,8 @@ def _build_into(
             # of every boot (docs/architecture.md "Speed").
             (work / "initramfs").write_bytes(rootfs.archive())
             shutil.copy2(next((kernel_root / "boot").glob("vmlinuz-*")), work / "vmlinuz")
-        menu = boot_menu.load(BUILD_DIR / "boot-menu.toml")
-        grub_cfg, files = boot_menu.grub_cfg(menu), boot_files(unpacked)
-        kernel, initramfs = work / "vmlinuz", work / "initramfs"
-        with step("make the ISO"):
-            iso = work / "kubesolo-os.iso"
-            make_iso(iso, kernel, initramfs, boot_menu.isolinux_cfg(menu), grub_cfg, files)
-        with step("make the disk image"):
-            esp = {
-                **files.efi_boot("grub-efi"),
-                "boot/vmlinuz": kernel,
-                "boot/initramfs": initramfs,
-            }
-            make_disk_image(
-                work / "kubesolo-os.img", key, esp_files(esp, grub_cfg), files["grub-pc"]
-            )
+        with step("make the ISO and the disk image"):
+            menu = make_media(work, key, unpacked, BUILD_DIR)
         with step("make the blank data disk"):
             ext4_qcow2(work / "data.qcow2", DATA_DISK_SIZE, uuid=guid(key, "data.qcow2"))
         manifest = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -13,8 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from harness.artefact import Image
+from harness.artefact import Image, cache_root
 from harness.build.builder import BuildRequest, build
+from harness.build.ssh import inject_ssh, public_key
 from harness.dev.server import request
 from harness.dev.session import Session, Settings, running_names
 from harness.dev.terminal import Terminal, forward_argument
@@ -45,6 +47,12 @@ def add_arguments(d: argparse.ArgumentParser) -> None:
     d.add_argument("--cpus", type=int, default=1)
     d.add_argument("--iso", action="store_true", help="boot the ISO (isolinux) instead")
     d.add_argument("--watch", action="store_true", help="rebuild and reboot when build/ changes")
+    d.add_argument(
+        "--ssh",
+        metavar="PUBKEY",
+        help="SSH for debugging: boot a copy of the image with dropbear letting in this key "
+        "(inject-ssh), port 22 forwarded to 127.0.0.1",
+    )
     d.add_argument(
         "--build-dir",
         metavar="DIR",
@@ -111,8 +119,33 @@ def attach(session: Session) -> int:
     return 0
 
 
+SSH_PORT = 22
+
+
+def ssh_image(image: Image, key: Path) -> Image:
+    """The image with SSH letting in `key`, made once per image and key (cached)."""
+    line = public_key(key)
+    digest = hashlib.sha256(line.encode()).hexdigest()[:12]
+    out = cache_root() / "ssh-images" / f"{image.manifest['cache_key']}-{digest}"
+    if (out / "manifest.json").is_file():
+        return Image.open(out)
+    return inject_ssh(image, key, out)
+
+
+def ssh_command(key: Path, port: int) -> str:
+    """How to log in: the private key beside the public one, the forwarded
+    port; the host key is made anew at each boot, so none is remembered."""
+    private = key.with_suffix("") if key.suffix == ".pub" else key
+    return (
+        f"ssh -i {private} -p {port} -o StrictHostKeyChecking=no "
+        "-o UserKnownHostsFile=/dev/null root@127.0.0.1"
+    )
+
+
 def settings_from(args: argparse.Namespace, image: Image) -> Settings:
-    forwards = args.forward or DEFAULT_FORWARDS
+    forwards = list(args.forward or DEFAULT_FORWARDS)
+    if args.ssh and all(f["guest"] != SSH_PORT for f in forwards):
+        forwards.append({"host": 0, "guest": SSH_PORT})
     return Settings(
         name=args.name,
         image=str(image.path),
@@ -139,6 +172,10 @@ def start(args: argparse.Namespace) -> int:
         image = build(BuildRequest(flavour=args.flavour, kubesolo_bin=kubesolo))
     if args.watch and args.iso:
         raise UserError("--watch boots the kernel directly: leave out --iso")
+    if args.watch and args.ssh:
+        raise UserError("--watch rebuilds the image without SSH: leave out --ssh or --watch")
+    if args.ssh:
+        image = ssh_image(image, Path(args.ssh))
     session.create(settings_from(args, image))
     server = _spawn(session, detached=args.detach)
     ready = _wait_ready(session, server)
@@ -146,6 +183,8 @@ def start(args: argparse.Namespace) -> int:
     for guest_port, host in ready["forwards"].items():
         print(f"[dev] 127.0.0.1:{host} -> guest port {guest_port}")
     print(f"[dev] data disk {ready['data_disk']}")
+    if args.ssh:
+        print(f"[dev] ssh: {ssh_command(Path(args.ssh), ready['forwards'][str(SSH_PORT)])}")
     print(
         f"[dev] attach: kubesolo-harness dev --attach {session.name} · "
         f"run: kubesolo-harness dev --run {session.name} 'CMD' · "

@@ -265,3 +265,30 @@ def wait_for_event(session: Session) -> dict:
             return events[-1]
         time.sleep(0.5)
     pytest.fail(f"the watcher booted nothing within {BOOT_TIMEOUT}s")
+
+
+def test_dev_ssh_forwards_port_22_and_prints_the_command(kubesolo_image, dev_env, tmp_path):
+    """docs/architecture.md "SSH": `dev --ssh PUBKEY` boots a copy of the image with
+    SSH, forwards port 22 to 127.0.0.1 and prints the ssh command, which logs in."""
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    session = Session(f"ssh-{os.getpid()}")
+    started = run(
+        dev_env, "--name", session.name, "--image", str(kubesolo_image.path), "--detach",
+        "--ssh", f"{key}.pub",
+    )  # fmt: skip
+    try:
+        (line,) = [x for x in started.stdout.splitlines() if x.startswith("[dev] ssh: ")]
+        command = line.removeprefix("[dev] ssh: ").split()
+        assert command[:3] == ["ssh", "-i", str(key)]
+        port = json.loads(request(session, "status")["message"])["forwards"]["22"]
+        assert command[command.index("-p") + 1] == str(port)
+        wait_for_stage90(dev_env, session)
+        login = subprocess.run(
+            [*command[:-1], "-o", "BatchMode=yes", command[-1], "echo via-ssh"],
+            capture_output=True, text=True, timeout=BOOT_TIMEOUT,
+        )  # fmt: skip
+        assert login.stdout == "via-ssh\n", login.stderr
+    finally:
+        run(dev_env, "--stop", session.name, check=False)
+    assert_all_gone(session)
