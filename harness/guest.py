@@ -54,6 +54,9 @@ SHELL_PROMPT = r"\(kubesolo-shell\) # "
 ISOLINUX_PROMPT = r"(?<![^\r\n])boot: "  # at a line start: not "reboot: Restarting"
 GRUB_MENU = r"Use the \S+ and \S+ keys to select which entry is highlighted"
 MENU_DOWN = "\x1b[B"  # the down-arrow key, as a VT100 terminal sends it
+# GRUB's editor shows an entry as `setparams 'LABEL'`, then the entry's lines
+# (harness.build.boot_menu.grub_cfg): the empty one after `{`, then `linux`
+GRUB_EDITOR_LINUX_LINE = 2
 
 # ---- boot parameters and labels (docs/boot-flow.md "Bootloader") ----
 LABELS = ("kubesolo", "kubesolo-debug", "kubesolo-shell", "kubesolo-nopersist")

@@ -23,7 +23,7 @@ from labgrid.resource.common import Resource
 from harness import guest
 from harness.artefact import Image
 from harness.errors import MachineNotRunning, UserError
-from harness.lab.strategy import KubeSoloStrategy, LabError, boot_line, lab_error_line
+from harness.lab.strategy import KubeSoloStrategy, LabError, lab_error_line
 from harness.vm.console import Console, failures_except
 from harness.vm.console_session import ConsoleSession
 from harness.vm.driver import GuestDriver
@@ -171,6 +171,11 @@ class BoardTarget(GuestDriver):
                 f"needs the MAC {', '.join(config.macs)}; board {board.role} has "
                 f"{board_mac or 'an unknown MAC (set mac: in the strategy)'}"
             )
+        if board.strategy.data_on_boot_medium and config.data_disk is not True:
+            raise WrongBoard(
+                "needs a data disk of its own; this board boots the disk image, "
+                "whose data partition is on its boot medium"
+            )
         self.board = board
         self.image = board.image
         self.config = config
@@ -208,9 +213,11 @@ class BoardTarget(GuestDriver):
         path = Path(disk).resolve()  # type: ignore[arg-type]
         return f"path:{path}", path
 
-    def _line(self) -> str:
+    def _type_boot_line(self) -> None:
         label = self.config.label or self.image.manifest.get("default_label", guest.DEFAULT_LABEL)
-        return boot_line(label, self.config.kernel_args, self.board_args)
+        self.board.strategy.type_boot_line(
+            self.console, self._boot_cursor, label, self.config.kernel_args
+        )
 
     def start(self) -> None:
         """Take the board, write its media if they do not hold what this target
@@ -220,10 +227,15 @@ class BoardTarget(GuestDriver):
         with self._step("start"):
             self.board.take(self)
             strategy = self.board.strategy
-            strategy.write_boot_medium(self.image.iso)
             key, disk = self._data_disk()
-            if strategy.data_written != key:
-                strategy.write_data_medium(disk, key)
+            if strategy.data_on_boot_medium:  # a fresh data partition: the image again
+                if strategy.data_written != key:
+                    strategy.write_boot_medium(self.image.disk_image, again=True)
+                    strategy.data_written = key
+            else:
+                strategy.write_boot_medium(self.image.iso)
+                if strategy.data_written != key:
+                    strategy.write_data_medium(disk, key)
             self._power_on()
 
     def _power_on(self) -> None:
@@ -234,7 +246,7 @@ class BoardTarget(GuestDriver):
         self._powered = self._booted = True
         self._shell = strategy.open_shell()
         self._boots_seen = 1
-        strategy.type_boot_line(self.console, self._boot_cursor, self._line())
+        self._type_boot_line()
 
     def _run(self, command: str, timeout: float) -> Result:
         if not self.is_up and self._booted:
@@ -305,7 +317,7 @@ class BoardTarget(GuestDriver):
             shell = self._shell_ready(30)
             self._new_boot()
             shell.send_detached("sync; reboot -f")
-            self.board.strategy.type_boot_line(self.console, self._boot_cursor, self._line())
+            self._type_boot_line()
 
     def hard_reset(self) -> None:
         """The board's power cycled at once (no sync): what a reset button does."""

@@ -8,10 +8,14 @@ labgrid (fixtures/labgrid/qemu-board.yaml):
 - its power is this command, run by labgrid's ExternalPowerDriver:
   `python -m harness.lab.qemu_board on|off --dir DIR ...` starts or kills the
   QEMU process (off is the plug pulled: no guest shutdown);
-- it boots from its boot medium, a raw disk file holding the image (the ISO,
-  isohybrid, as a USB stick would hold it), and keeps its data on a second
-  medium, a disk file that survives power cycles; labgrid writes both before
-  power-on (harness.lab.media);
+- it boots from its boot medium, a disk file holding the image (the ISO,
+  isohybrid, as a USB stick would hold it, or the disk image), and keeps its
+  data on a second medium, a disk file that survives power cycles (none when
+  it boots the disk image, whose data partition is on it); labgrid writes
+  them before power-on (harness.lab.media);
+- its firmware is SeaBIOS, or OVMF (with Secure Boot, Microsoft's keys
+  enrolled) whose variables are a file in its state directory, kept across
+  power cycles like a board's NVRAM;
 - no QMP, no virtio console or shell: nothing the tests use is QEMU's own.
   User networking is restricted (restrict=on) and every port binds 127.0.0.1.
 
@@ -24,6 +28,7 @@ import argparse
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +36,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.errors import UserError
+from harness.vm.firmware import FIRMWARES, firmware_args, firmware_files, machine_options
 
 PR_SET_PDEATHSIG = 1
 LISTEN_TIMEOUT = 30.0  # seconds for QEMU to open its serial ports
@@ -42,13 +50,15 @@ class BoardWiring:
     """Everything the QEMU board's command line depends on."""
 
     boot_medium: Path
-    data_medium: Path
+    data_medium: Path | None  # None: the boot medium holds the data partition
     console_port: int
     shell_port: int  # 0: no second UART
     mac: str = "52:54:00:12:34:56"
     memory_mb: int = 512
     accel: str = "tcg"
     boot_bus: str = "usb"  # usb: a USB stick (xHCI); sata: a disk on the AHCI controller
+    firmware: str = "bios"  # harness.vm.firmware.FIRMWARES
+    efi_vars: Path | None = None  # UEFI: the board's variables (its NVRAM), a file
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -56,13 +66,31 @@ class BoardWiring:
         return (self.console_port, self.shell_port) if self.shell_port else (self.console_port,)
 
 
+def disk_format(path: Path) -> str:
+    return "qcow2" if path.suffix == ".qcow2" else "raw"
+
+
 def board_command(w: BoardWiring, qemu: str = "qemu-system-x86_64") -> list[str]:
-    """The QEMU command line of the board (pure; unit-tested)."""
-    data_format = "qcow2" if w.data_medium.suffix == ".qcow2" else "raw"
+    """The QEMU command line of the board (pure but for finding the firmware's
+    files; unit-tested)."""
+    firmware = FIRMWARES[w.firmware]
+    files = firmware_files(firmware)
+    uefi = firmware_args(firmware, files[0], w.efi_vars) if files and w.efi_vars else []
+    data = (
+        [
+            "-drive",
+            f"file={w.data_medium},format={disk_format(w.data_medium)},if=none,id=data0",
+            "-device",
+            "virtio-blk-pci,drive=data0,id=datadisk",
+        ]
+        if w.data_medium
+        else []
+    )
     return [
         qemu,
         "-machine",
-        "q35",
+        "q35" + machine_options(firmware),
+        *uefi,
         "-accel",
         w.accel,
         "-cpu",
@@ -83,15 +111,11 @@ def board_command(w: BoardWiring, qemu: str = "qemu-system-x86_64") -> list[str]
         ),
         "-device",
         "virtio-rng-pci",
-        # the boot medium, holding the hybrid ISO's bytes
+        # the boot medium, holding the hybrid ISO's bytes or the disk image
         "-drive",
-        f"file={w.boot_medium},format=raw,if=none,id=bootstick",
+        f"file={w.boot_medium},format={disk_format(w.boot_medium)},if=none,id=bootstick",
         *BOOT_BUSES[w.boot_bus],
-        # the data medium: the board's own disk
-        "-drive",
-        f"file={w.data_medium},format={data_format},if=none,id=data0",
-        "-device",
-        "virtio-blk-pci,drive=data0,id=datadisk",
+        *data,  # the data medium: the board's own disk
         "-netdev",
         "user,id=net0,restrict=on",
         "-device",
@@ -161,12 +185,15 @@ def power_on(state: Path, wiring: BoardWiring, owner: int) -> int:
     if pid and _alive(pid):
         return 0  # already on: a PDU outlet switched on twice stays on
     for medium in (wiring.boot_medium, wiring.data_medium):
-        if not medium.is_file():
+        if medium and not medium.is_file():
             return _fail(f"no medium {medium}: write the image first (the strategy's 'flashed')")
     for port in wiring.ports:
         if not port_free(port):
             return _fail(f"127.0.0.1:{port} is taken: another QEMU board runs, or pick other ports")
     state.mkdir(parents=True, exist_ok=True)
+    files = firmware_files(FIRMWARES[wiring.firmware])
+    if files and wiring.efi_vars and not wiring.efi_vars.exists():  # a new board's NVRAM
+        shutil.copyfile(files[1], wiring.efi_vars)
     args = [sys.executable, "-m", "harness.lab.qemu_board", "supervise", "--dir", str(state)]
     args += [*_wiring_args(wiring), "--owner-pid", str(owner)]
     log = (state / "qemu-stderr.log").open("wb")
@@ -223,8 +250,9 @@ def _fail(message: str) -> int:
 
 
 def _wiring_args(w: BoardWiring) -> list[str]:
+    data = ["--data-medium", str(w.data_medium)] if w.data_medium else []
     return [
-        "--boot-medium", str(w.boot_medium), "--data-medium", str(w.data_medium),
+        "--boot-medium", str(w.boot_medium), *data, "--firmware", w.firmware,
         "--console-port", str(w.console_port), "--shell-port", str(w.shell_port),
         "--mac", w.mac, "--memory", str(w.memory_mb), "--accel", w.accel,
         "--boot-bus", w.boot_bus,
@@ -243,20 +271,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", type=int, default=BoardWiring.memory_mb)
     parser.add_argument("--accel", default=BoardWiring.accel, choices=("tcg", "kvm"))
     parser.add_argument("--boot-bus", default=BoardWiring.boot_bus, choices=sorted(BOOT_BUSES))
+    parser.add_argument("--firmware", default=BoardWiring.firmware, choices=list(FIRMWARES))
     parser.add_argument("--owner-pid", type=int, default=os.getppid())
     a = parser.parse_args(argv)
     state = a.dir.resolve()
     if a.action == "off":
         return power_off(state)
-    if not (a.boot_medium and a.data_medium and a.console_port):
-        parser.error("on needs --boot-medium, --data-medium and --console-port")
+    if not (a.boot_medium and a.console_port):
+        parser.error("on needs --boot-medium and --console-port")
+    data = a.data_medium.resolve() if a.data_medium else None
+    efi_vars = state / "efi-vars.fd" if FIRMWARES[a.firmware].uefi else None
     wiring = BoardWiring(
-        a.boot_medium.resolve(), a.data_medium.resolve(), a.console_port, a.shell_port,
-        a.mac, a.memory, a.accel, a.boot_bus,
+        a.boot_medium.resolve(), data, a.console_port, a.shell_port,
+        a.mac, a.memory, a.accel, a.boot_bus, a.firmware, efi_vars,
     )  # fmt: skip
-    if a.action == "on":
-        return power_on(state, wiring, a.owner_pid)
-    return supervise(state, wiring, a.owner_pid)
+    try:
+        if a.action == "on":
+            return power_on(state, wiring, a.owner_pid)
+        return supervise(state, wiring, a.owner_pid)
+    except UserError as err:  # a missing firmware file
+        return _fail(str(err))
 
 
 if __name__ == "__main__":

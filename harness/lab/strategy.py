@@ -7,9 +7,12 @@
   the host) with the image, once per image: never again while that image is
   on it, so never during a test. The data medium is written only when a test
   asks for a fresh or a given data disk (`write_data_medium`).
-- booted: power on, connect the console, type the bootloader line at the
-  serial `boot:` prompt (the label and `kubesolo.testshell=ttyS1`), wait for
-  the stage 90 marker.
+- booted: power on, connect the console, type the boot line (the label and
+  `kubesolo.testshell=ttyS1`) at the bootloader's serial menu, wait for the
+  stage 90 marker. The board's `firmware` and `medium` say which menu that
+  is: isolinux's `boot:` prompt (BIOS, the ISO), or GRUB's menu (UEFI, or
+  the disk image), where the label is chosen with the arrow keys and the
+  parameters are typed at the end of its `linux` line (`e`, then Ctrl-E).
 - shell: the test shell answers on its own serial line, or, on a board with
   one UART (the strategy's `testshell` bound to a `SharedConsoleDriver` over
   the console, and `kubesolo.testshell=ttyS0` typed), on the console's line,
@@ -45,9 +48,15 @@ from harness.errors import UserError
 from harness.lab.media import write_medium
 from harness.lab.stream import SerialStream, SharedLine
 from harness.vm.console import Console, ConsoleTimeout, failures_except
+from harness.vm.firmware import FIRMWARES, bootloader
 from harness.vm.shell import GuestShell
 
 TESTSHELL_ARG = "kubesolo.testshell=ttyS1"
+# what a board's boot medium holds: the ISO (the data partition on a medium of
+# its own), or the disk image (the OS and its data partition on one medium)
+BOOT_MEDIA = {"iso": "kubesolo-os.iso", "disk": "kubesolo-os.img"}
+# GRUB's entry editor (emacs keys): the next line, the end of the line, boot
+GRUB_NEXT_LINE, GRUB_END_OF_LINE, GRUB_BOOT_EDITED = "\x0e", "\x05", "\x18"
 
 
 class LabError(UserError):
@@ -68,6 +77,20 @@ def boot_line(label: str, kernel_args: str, board_args: str) -> str:
     return " ".join(p for p in (label, board_args, kernel_args) if p)
 
 
+def boot_keys(loader: str, label: str, kernel_args: str, board_args: str) -> str:
+    """The keys that boot `label` with the parameters after its command line:
+    at isolinux's prompt the boot line and Enter; in GRUB's menu one
+    down-arrow per place (the table's order), then, with parameters, `e` (the
+    editor), down to the entry's `linux` line (guest.GRUB_EDITOR_LINUX_LINE),
+    its end, the parameters and Ctrl-X; else Enter."""
+    if loader == "isolinux":
+        return boot_line(label, kernel_args, board_args) + "\r"
+    extra = " ".join(p for p in (board_args, kernel_args) if p)
+    keys = guest.MENU_DOWN * guest.LABELS.index(label)
+    to_linux = GRUB_NEXT_LINE * guest.GRUB_EDITOR_LINUX_LINE + GRUB_END_OF_LINE
+    return keys + (f"e{to_linux} {extra}{GRUB_BOOT_EDITED}" if extra else "\r")
+
+
 def image_id(path: Path) -> str:
     """Which image a medium holds: path, size and mtime (cheap; a rebuilt image
     is a new file in the image cache)."""
@@ -85,7 +108,7 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
         "console": "ConsoleProtocol",
         "testshell": "ConsoleProtocol",
         "boot_medium": {"USBStorageDriver", "DiskImageDriver"},
-        "data_medium": {"USBStorageDriver", "DiskImageDriver"},
+        "data_medium": {"USBStorageDriver", "DiskImageDriver", None},  # None: medium "disk"
         "boot_mux": {"USBSDMuxDriver", None},
         "data_mux": {"USBSDMuxDriver", None},
     }
@@ -100,6 +123,10 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
     # images: keys for transition() without the harness (labgrid-client, a script)
     image = attr.ib(default="kubesolo-iso", validator=attr.validators.instance_of(str))
     data_image = attr.ib(default="kubesolo-data", validator=attr.validators.instance_of(str))
+    # the board's firmware (Secure Boot on or off is the board's setting) and
+    # what its boot medium holds (BOOT_MEDIA)
+    firmware = attr.ib(default="bios", validator=attr.validators.in_(list(FIRMWARES)))
+    medium = attr.ib(default="iso", validator=attr.validators.in_(list(BOOT_MEDIA)))
     status = attr.ib(default=Status.unknown)
 
     def __attrs_post_init__(self) -> None:
@@ -112,6 +139,15 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
         self._shell_line: Any = None  # the test shell's end of a shared console line
         # raw copies of qcow2 data disks for USB media, transition()'s console log
         self.work_dir = Path(tempfile.gettempdir()) / f"kubesolo-lab-{os.getpid()}"
+
+    @property
+    def bootloader(self) -> str:
+        return bootloader(self.firmware, self.medium)
+
+    @property
+    def data_on_boot_medium(self) -> bool:
+        """The disk image: a fresh data partition is the image written again."""
+        return self.medium == "disk"
 
     @property
     def shares_console(self) -> bool:
@@ -150,9 +186,10 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
             raise self.fail(f"writing {image.name} failed: {_last_line(err)}") from None
 
     @step(args=["image"])  # type: ignore[misc]
-    def write_boot_medium(self, image: Path) -> None:
-        """Write the boot medium, unless it holds this image already."""
-        if self._boot_written == image_id(image):
+    def write_boot_medium(self, image: Path, again: bool = False) -> None:
+        """Write the boot medium, unless it holds this image already (`again`:
+        write it anyway, a disk image's data partition blank again)."""
+        if self._boot_written == image_id(image) and not again:
             return
         self.power_off()
         self._write(self.boot_medium, self.boot_mux, image)
@@ -162,6 +199,8 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
     def write_data_medium(self, image: Path, key: str) -> None:
         """Give the board this data disk (a blank one resets it); `key` names
         what the medium then holds, so the same key is never written twice."""
+        if self.data_medium is None:
+            raise self.fail("it has no data medium: its data partition is on its boot medium")
         self.power_off()
         self._write(self.data_medium, self.data_mux, image)
         self.data_written = key
@@ -208,21 +247,24 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
                     ) from None
                 time.sleep(0.1)
 
-    def type_boot_line(self, console: Console, since: int, line: str) -> None:
-        """At the bootloader's serial `boot:` prompt (this boot's), type `line`."""
+    def type_boot_line(self, console: Console, since: int, label: str, kernel_args: str) -> None:
+        """At the bootloader's serial menu (this boot's), boot `label` with
+        `kernel_args` and the board's own parameters after its command line."""
+        menu = guest.ISOLINUX_PROMPT if self.bootloader == "isolinux" else guest.GRUB_MENU
         try:
-            console.wait_for(guest.ISOLINUX_PROMPT, self.prompt_timeout, since, failures_except(()))
+            console.wait_for(menu, self.prompt_timeout, since, failures_except(()))
         except ConsoleTimeout:
             if console.cursor() == since:
                 raise self.fail(
                     f"the console ({self.where(self.console)}) showed nothing within "
                     f"{self.prompt_timeout:.0f}s of power-on: check its wiring, speed and the power"
                 ) from None
+            what = "prompt (boot:)" if self.bootloader == "isolinux" else "menu (GRUB)"
             raise self.fail(
-                f"no bootloader prompt (boot:) on the console within {self.prompt_timeout:.0f}s: "
+                f"no bootloader {what} on the console within {self.prompt_timeout:.0f}s: "
                 "does the boot medium hold the image, and is the board set to boot from it?"
             ) from None
-        console.send(line.encode() + b"\r")
+        console.send(boot_keys(self.bootloader, label, kernel_args, self.board_args).encode())
 
     def open_shell(self) -> GuestShell:
         """The test shell's line, as a GuestShell (its READY lines count boots)."""
@@ -251,7 +293,7 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
                 raise StrategyError(f"no boot image: set boot_image or images: {self.image}")
             self.write_boot_medium(image)
             data = self._env_image(self.data_image)
-            if data is not None and self.data_written is None:
+            if data is not None and self.data_written is None and not self.data_on_boot_medium:
                 self.write_data_medium(data, f"blank:{image_id(data)}")
         elif status == Status.booted:
             if self.status not in (Status.flashed, Status.booted, Status.shell):
@@ -261,7 +303,7 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
             self.console_log = Console(self.work_dir / "console.log")
             self.power_on(self.console_log)
             self.open_shell()  # before the guest says KSH-READY: a UART keeps no bytes
-            self.type_boot_line(self.console_log, 0, boot_line("kubesolo", "", self.board_args))
+            self.type_boot_line(self.console_log, 0, guest.DEFAULT_LABEL, "")
             self.console_log.wait_for(guest.BOOT_MARKER, self.boot_timeout, 0)
         elif status == Status.shell:
             if self.status != Status.booted or self.shell is None:

@@ -72,3 +72,50 @@ def test_the_strategy_walks_the_board_to_its_shell_and_the_data_stays(
     finally:
         strategy.power_off()
     assert not os.path.exists(f"/proc/{pid}"), "the QEMU board still runs after off"
+
+
+@pytest.fixture
+def uefi_board_env(tmp_path: Path) -> Path:
+    """qemu-board-uefi.yaml on ports reserved for this test, its medium here."""
+    console, shell = ports.reserve_port(), ports.reserve_port()
+    text = (FIXTURES / "qemu-board-uefi.yaml").read_text()
+    text = text.replace("$BASE/qemu-board-power", str(FIXTURES / "qemu-board-power"))
+    text = text.replace("$BASE/../../artifacts/qemu-board-uefi", str(tmp_path / "board"))
+    text = text.replace("45403", str(console.port)).replace("45404", str(shell.port))
+    env_file = tmp_path / "board.yaml"
+    env_file.write_text(text)
+    yield env_file
+    console.release()
+    shell.release()
+
+
+@pytest.mark.long
+def test_a_secure_boot_board_boots_the_disk_image_through_grub(
+    uefi_board_env: Path, kubesolo_image, tmp_path: Path
+):
+    """docs/architecture.md "Hardware in the loop" (UEFI boards): the strategy
+    flashes the disk image, types the test shell's parameter at the end of
+    GRUB's `linux` line, and the board boots under Secure Boot with its data
+    partition on the boot medium, which keeps its files across a power cycle."""
+    env = labgrid.Environment(str(uefi_board_env))
+    strategy: KubeSoloStrategy = env.get_target("main").get_driver(
+        "KubeSoloStrategy", activate=False
+    )
+    assert (strategy.bootloader, strategy.data_on_boot_medium) == ("grub", True)
+    strategy.boot_image = kubesolo_image.disk_image
+    try:
+        strategy.transition("shell")
+        shell = strategy.shell
+        assert shell is not None
+        cmdline = shell.run("cat /proc/cmdline", 60).stdout.decode().split()
+        assert cmdline[-1] == "kubesolo.testshell=ttyS1"
+        assert "secureboot: Secure boot enabled" in shell.run("dmesg", 60).stdout.decode()
+        mounted = shell.run(f"grep ' {guest.DATA_MNT} ' /proc/mounts", 60).stdout.decode()
+        assert mounted.split()[0] == "/dev/sda3"  # partition 3 of the USB stick
+        marker = f"{guest.KUBESOLO_PATH}/{MARKER}"
+        assert shell.run(f"echo {MARKER} > {marker} && sync", 60).status == 0
+        strategy.transition("off")
+        strategy.transition("shell")
+        assert strategy.shell.run(f"cat {marker}", 60).stdout.decode().strip() == MARKER
+    finally:
+        strategy.power_off()

@@ -6,6 +6,7 @@ images (docs/architecture.md "Hardware in the loop")."""
 from __future__ import annotations
 
 import hashlib
+import re
 import socket
 import subprocess
 import threading
@@ -16,6 +17,7 @@ import pytest
 from labgrid.driver import SerialDriver
 from labgrid.resource import NetworkSerialPort
 
+from harness import guest
 from harness.lab import qemu_board
 from harness.lab.board import (
     QEMU_ONLY,
@@ -32,12 +34,15 @@ from harness.lab.strategy import (
     KubeSoloStrategy,
     LabError,
     SharedConsoleDriver,
+    boot_keys,
     boot_line,
     strategy_shares_console,
 )
 from harness.lab.stream import SerialStream, SharedLine
 from harness.vm.machine import MachineConfig
 from harness.vm.shell import GuestShell, _lines
+
+REPO = Path(__file__).resolve().parents[2]
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "labgrid"
 
@@ -133,6 +138,19 @@ class FakeBoard:
     class strategy:
         mac = "52:54:00:9a:bc:de"
         board_args = "kubesolo.testshell=ttyS1"
+        data_on_boot_medium = False
+
+
+def test_a_disk_image_board_skips_a_test_with_a_data_disk_of_its_own(tmp_path):
+    class DiskBoard(FakeBoard):
+        class strategy(FakeBoard.strategy):
+            data_on_boot_medium = True
+
+    disk = tmp_path / "d.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "1M"], check=True)
+    with pytest.raises(WrongBoard, match="whose data partition is on its boot medium"):
+        BoardTarget(DiskBoard(), MachineConfig(data_disk=disk), tmp_path)  # type: ignore[arg-type]
+    BoardTarget(DiskBoard(), MachineConfig(), tmp_path)  # type: ignore[arg-type]
 
 
 def test_a_board_target_refuses_qemu_only_settings_in_one_line(tmp_path):
@@ -147,12 +165,32 @@ def test_a_test_needing_another_mac_is_told_the_boards(tmp_path):
     assert not target.is_up
 
 
-def test_the_boot_line_typed_at_the_prompt(tmp_path):
-    target = BoardTarget(
-        FakeBoard(), MachineConfig(kernel_args='kubesolo.flags="--debug"'), tmp_path
-    )  # type: ignore[arg-type]
-    assert target._line() == 'kubesolo kubesolo.testshell=ttyS1 kubesolo.flags="--debug"'
+def test_the_boot_line_typed_at_the_prompt():
+    args = ('kubesolo.flags="--debug"', "kubesolo.testshell=ttyS1")
+    line = 'kubesolo kubesolo.testshell=ttyS1 kubesolo.flags="--debug"'
+    assert boot_line("kubesolo", *args) == line
+    assert boot_keys("isolinux", "kubesolo", *args) == line + "\r"
     assert boot_line("kubesolo-shell", "", "") == "kubesolo-shell"
+
+
+def test_the_keys_typed_in_grubs_menu():
+    """docs/architecture.md "Hardware in the loop": one down-arrow per place,
+    then the editor, two lines down to `linux`, its end, the parameters, Ctrl-X."""
+    keys = boot_keys("grub", "kubesolo-shell", "loglevel=4", "kubesolo.testshell=ttyS1")
+    assert keys == "\x1b[B\x1b[Be\x0e\x0e\x05 kubesolo.testshell=ttyS1 loglevel=4\x18"
+    assert boot_keys("grub", "kubesolo", "", "") == "\r"
+    assert boot_keys("grub", "kubesolo-nopersist", "", "") == "\x1b[B" * 3 + "\r"
+
+
+def test_grubs_editor_finds_linux_where_the_board_types():
+    """GRUB's editor shows `setparams 'LABEL'` first, then the entry's lines:
+    the menu's entries start with an empty line, then `linux`."""
+    from harness.build import boot_menu
+
+    text = boot_menu.grub_cfg(boot_menu.load(REPO / "build/boot-menu.toml"))
+    for body in re.findall(r"^menuentry [^\n]*\{(.*?)^\}", text, re.M | re.S):
+        lines = ["setparams 'LABEL'", *body.split("\n")]
+        assert lines[guest.GRUB_EDITOR_LINUX_LINE].lstrip().startswith("linux ")
 
 
 # ---- the QEMU board ----
@@ -360,7 +398,7 @@ def test_a_console_that_shows_nothing_is_one_line(tmp_path):
         console = Console(tmp_path / "console.log")
         strategy.power_on(console)
         with pytest.raises(LabError) as err:
-            strategy.type_boot_line(console, 0, "kubesolo")
+            strategy.type_boot_line(console, 0, "kubesolo", "")
         console.close()
     assert str(err.value) == (
         f"board main: the console (NetworkSerialPort 127.0.0.1:{port}) "
