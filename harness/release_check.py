@@ -1,9 +1,10 @@
 """`kubesolo-harness release-check`: the checks a release manager runs before
 a release, one command, one report (docs/architecture.md "Release check"):
 the upgrade from the previous release, the release image's console suite,
-the boot-time gate, and what changed in the image since the previous
-release. Writes `<artifacts>/release-report.html` with the median boot chart
-inline, and prints one line per check."""
+the firmware x medium matrix, the boot-time gate, and what changed in the
+image since the previous release. Writes `<artifacts>/release-report.html`
+with the matrix and the median boot chart inline, and prints one line per
+check."""
 
 from __future__ import annotations
 
@@ -22,7 +23,18 @@ from harness.build.previous import previous_image
 from harness.vm import boot_gate as gate
 from harness.vm.boot_chart import chart_svg
 
-IMAGE_SIZES = ("vmlinuz", "initramfs", "kubesolo-os.iso")
+IMAGE_SIZES = ("vmlinuz", "initramfs", "kubesolo-os.iso", "kubesolo-os.img")
+# the matrix: every firmware boots every medium (tests/boot/test_boot_media.py
+# records each cell's firmware, medium and boot time as JUnit properties)
+MATRIX_TESTS = ["tests/boot/test_boot_media.py", "tests/boot/test_boot_secure_boot.py"]
+FIRMWARE_NAMES = {"bios": "SeaBIOS", "uefi": "OVMF", "secure-boot": "OVMF + Secure Boot"}
+MEDIUM_NAMES = {
+    "iso": "ISO as CD",
+    "iso-usb": "ISO as USB disk",
+    "disk": "disk image, virtio",
+    "disk-usb": "disk image, USB",
+    "disk-ahci": "disk image, SATA",
+}
 STYLE = (
     "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;margin:1em 0} "
     "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left} .ok{color:#15803d} "
@@ -48,6 +60,50 @@ def junit_counts(path: Path) -> dict[str, int]:
         counts["failures"] += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
         counts["skipped"] += int(suite.get("skipped", 0))
     return counts
+
+
+MATRIX = "firmware x medium"
+
+
+@dataclass(frozen=True)
+class Cell:
+    passed: bool
+    boot_seconds: float | None  # to stage 90, the first boot
+
+
+def matrix_cells(path: Path) -> dict[tuple[str, str], Cell]:
+    """(firmware, medium) -> the cell's outcome, from a JUnit report whose
+    matrix test cases carry `firmware`, `medium` and `boot_seconds`."""
+    cells = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        if "firmware" not in props or "medium" not in props:
+            continue
+        failed = any(case.find(tag) is not None for tag in ("failure", "error", "skipped"))
+        seconds = props.get("boot_seconds")
+        cell = Cell(not failed, float(seconds) if seconds else None)
+        cells[(str(props["firmware"]), str(props["medium"]))] = cell
+    return cells
+
+
+def matrix_html(cells: dict[tuple[str, str], Cell]) -> str:
+    """The matrix as a table: a row per firmware, a column per medium; a cell
+    that did not run says so."""
+    e = html.escape
+    head = "".join(f"<th>{e(name)}</th>" for name in MEDIUM_NAMES.values())
+    rows = ""
+    for firmware, name in FIRMWARE_NAMES.items():
+        row = ""
+        for medium in MEDIUM_NAMES:
+            cell = cells.get((firmware, medium))
+            if cell is None:
+                row += "<td class=bad>not run</td>"
+            elif cell.passed:
+                row += f"<td class=ok>pass, {cell.boot_seconds:.1f} s</td>"
+            else:
+                row += "<td class=bad>FAIL</td>"
+        rows += f"<tr><th>{e(name)}</th>{row}</tr>"
+    return f"<table><tr><th>firmware \\ medium</th>{head}</tr>{rows}</table>"
 
 
 def manifest_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -76,8 +132,10 @@ def report_html(
     sizes: list[tuple[str, int, int]],
     chart: str,
     title: str,
+    matrix: str = "",
 ) -> str:
-    """The release report: the checks, the median boot chart, what changed."""
+    """The release report: the checks, the firmware x medium matrix, the
+    median boot chart, what changed."""
     e = html.escape
     verdict = "PASSED" if checks and all(c.passed for c in checks) else "FAILED"
     rows = "".join(
@@ -101,6 +159,8 @@ def report_html(
 <h1>{e(title)}: <span class={"ok" if verdict == "PASSED" else "bad"}>{verdict}</span></h1>
 <h2>Checks</h2>
 <table><tr><th>check</th><th>result</th><th>what</th><th>wall</th></tr>{rows}</table>
+<h2>Firmware x medium (boot to stage 90 with the default label)</h2>
+{matrix or "<p>the matrix did not run</p>"}
 <h2>Boot chart (median plain boot)</h2>
 {chart or "<p>no boots were timed</p>"}
 <h2>Changes since the previous release</h2>
@@ -160,13 +220,16 @@ def main_release_check(previous: str, baseline: str | None, boots: int, artifact
                    artifacts),
         run_pytest("release image", ["-n", "auto", "--flavour", "release", "tests/boot",
                                      "tests/persistence"], artifacts),
+        run_pytest(MATRIX, ["-n", "auto", *MATRIX_TESTS], artifacts),
     ]  # fmt: skip
+    junit = artifacts / f"{MATRIX}.xml"
+    matrix = matrix_html(matrix_cells(junit)) if junit.is_file() else ""
     check, chart = gate_check(Path(baseline) if baseline else None, boots, artifacts)
     checks.append(check)
     report = artifacts / "release-report.html"
     report.write_text(
         report_html(checks, manifest_changes(old.manifest, new.manifest), size_changes(old, new),
-                    chart, f"Release check against {previous}")
+                    chart, f"Release check against {previous}", matrix)
     )  # fmt: skip
     for c in checks:
         verdict = "pass" if c.passed else "FAIL"

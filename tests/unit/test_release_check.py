@@ -72,3 +72,43 @@ def test_the_report_shows_checks_chart_and_changes():
     passing = rc.report_html(checks[:1], [], [], "", "x")
     assert "x: <span class=ok>PASSED</span>" in passing
     assert "no package, kernel or KubeSolo change" in passing
+
+
+JUNIT = """<testsuites><testsuite tests="4">
+<testcase classname="tests.boot.test_boot_media.TestSeaBios" name="test_boots[iso]">
+ <properties><property name="firmware" value="bios"/><property name="medium" value="iso"/>
+ <property name="boot_seconds" value="12.5"/></properties></testcase>
+<testcase classname="tests.boot.test_boot_media.TestOvmf" name="test_boots[disk]">
+ <properties><property name="firmware" value="uefi"/><property name="medium" value="disk"/>
+ <property name="boot_seconds" value="20.25"/></properties><failure message="x"/></testcase>
+<testcase classname="tests.boot.test_boot_media.TestOvmf" name="test_boots[iso]">
+ <properties><property name="firmware" value="uefi"/><property name="medium" value="iso"/>
+ </properties><skipped message="s"/></testcase>
+<testcase classname="tests.boot.test_boot_secure_boot" name="test_a_changed_kernel"/>
+</testsuite></testsuites>"""
+
+
+def test_the_matrix_reads_each_cell_from_junit(tmp_path):
+    """docs/architecture.md "Release check": a cell passes only if its test ran and
+    passed; its boot time is the test's recorded property."""
+    path = tmp_path / "m.xml"
+    path.write_text(JUNIT)
+    assert rc.matrix_cells(path) == {
+        ("bios", "iso"): rc.Cell(True, 12.5),
+        ("uefi", "disk"): rc.Cell(False, 20.25),
+        ("uefi", "iso"): rc.Cell(False, None),
+    }
+
+
+def test_the_matrix_table_has_every_firmware_and_medium():
+    cells = {("bios", "iso"): rc.Cell(True, 12.5), ("uefi", "disk"): rc.Cell(False, 20.2)}
+    parser = Text()
+    parser.feed(rc.matrix_html(cells))
+    text = " ".join(" ".join(parser.text).split())
+    assert text.startswith("firmware \\ medium ISO as CD ISO as USB disk disk image, virtio")
+    assert "SeaBIOS pass, 12.5 s not run not run" in text
+    assert "OVMF not run not run FAIL not run" in text
+    assert text.count("not run") == 13
+    assert "OVMF + Secure Boot" in text
+    page = rc.report_html([], [], [], "", "x", rc.matrix_html(cells))
+    assert "Firmware x medium" in page and "pass, 12.5 s" in page
