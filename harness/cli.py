@@ -93,7 +93,8 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("--json", metavar="FILE", help="also write the findings as JSON")
     r = sub.add_parser(
         "release-check",
-        help="upgrade, release-image suite and boot-time gate: artifacts/release-report.html",
+        help="upgrade, release-image suite, firmware x medium matrix and boot-time gate: "
+        "artifacts/release-report.html",
     )
     r.add_argument(
         "--previous",
