@@ -33,6 +33,7 @@ from harness.disk import create_overlay
 from harness.errors import HarnessError, MachineNotRunning
 from harness.k8s.client import rewrite_kubeconfig
 from harness.log import logger
+from harness.private import write_private
 from harness.pytest.leftovers import pid_alive
 from harness.tools import run_tool
 from harness.vm.console import ConsoleClosed
@@ -188,7 +189,7 @@ class DevServer:
                 status, text = machine.execute(f"cat {guest.ADMIN_KUBECONFIG}", timeout=30)
                 if status == 0 and text.strip():
                     config = rewrite_kubeconfig(text, self.forwards[6443])
-                    self.session.kubeconfig.write_text(yaml.safe_dump(config))
+                    write_private(self.session.kubeconfig, yaml.safe_dump(config).encode())
                     self.note(f"kubeconfig: {self.session.kubeconfig}")
                     return
 

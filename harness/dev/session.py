@@ -1,6 +1,8 @@
 """Where a dev VM's session lives: one directory per name, holding the server's
 pid, its sockets, its settings and the VM's run directory. A directory whose
-server is dead is stale and is removed by the next use of the name."""
+server is dead is stale and is removed by the next use of the name. The
+sessions' root and each session are private to the user (harness.private):
+what the server boots, and the pid --stop kills, come only from there."""
 
 from __future__ import annotations
 
@@ -8,11 +10,11 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.errors import UserError
+from harness.private import private_dir, runtime_root, user_scoped
 from harness.pytest.leftovers import pid_alive
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
@@ -20,7 +22,14 @@ SOCKET_PATH_MAX = 107
 
 
 def sessions_root() -> Path:
-    return Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / "kubesolo-dev"
+    """$XDG_RUNTIME_DIR/kubesolo-dev, /run/kubesolo-dev for root, else
+    kubesolo-dev-UID in the temporary directory (private_root checks it)."""
+    return runtime_root() / user_scoped("kubesolo-dev")
+
+
+def private_root() -> Path:
+    """The sessions' root, made private, or refused in one line."""
+    return private_dir(sessions_root())
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,12 @@ class Session:
     kubeconfig = property(lambda self: self.dir / "kubeconfig")
 
     def server_pid(self) -> int | None:
-        """The live server's pid, or None."""
+        """The live server's pid, or None; read only from a session directory
+        of ours (--stop kills it)."""
+        private_root()
+        if not os.path.lexists(self.dir):
+            return None
+        private_dir(self.dir)
         try:
             pid = int(self.pid_file.read_text())
         except (OSError, ValueError):
@@ -93,8 +107,9 @@ class Session:
                 f"{self.name}` or stop it with `--stop {self.name}`"
             )
         self.check_socket_paths()
+        private_root()
         shutil.rmtree(self.dir, ignore_errors=True)
-        self.dir.mkdir(parents=True, mode=0o700)
+        private_dir(self.dir)
         self.settings_file.write_text(json.dumps(asdict(settings)))
 
     def settings(self) -> Settings:
@@ -107,6 +122,6 @@ class Session:
 
 
 def running_names() -> list[str]:
-    root = sessions_root()
-    names = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+    root = private_root()
+    names = sorted(p.name for p in root.iterdir())
     return [n for n in names if NAME.fullmatch(n) and Session(n).server_pid() is not None]

@@ -68,6 +68,7 @@ def write_file_medium(image: Path, medium: Path, medium_format: str) -> None:
         raise UserError("qemu-img not found: install qemu-utils")
     medium.parent.mkdir(parents=True, exist_ok=True)
     tmp = medium.with_name(medium.name + ".writing")
+    tmp.unlink(missing_ok=True)  # what a killed write left, or a link: never written through
     done = subprocess.run(
         [
             "qemu-img",

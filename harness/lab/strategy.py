@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -137,8 +136,20 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
         self.console_log: Console | None = None  # transition()'s own console
         self.shell: GuestShell | None = None
         self._shell_line: Any = None  # the test shell's end of a shared console line
-        # raw copies of qcow2 data disks for USB media, transition()'s console log
-        self.work_dir = Path(tempfile.gettempdir()) / f"kubesolo-lab-{os.getpid()}"
+        self._work_dir: Path | None = None
+
+    @property
+    def work_dir(self) -> Path:
+        """Raw copies of qcow2 data disks for USB media, transition()'s console
+        log: the harness's artifacts (set by its plugin), else a directory of
+        our own (mkdtemp), never a fixed name another user could make first."""
+        if self._work_dir is None:
+            self._work_dir = Path(tempfile.mkdtemp(prefix="kubesolo-lab-"))
+        return self._work_dir
+
+    @work_dir.setter
+    def work_dir(self, path: Path) -> None:
+        self._work_dir = path
 
     @property
     def bootloader(self) -> str:
@@ -299,7 +310,6 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
             if self.status not in (Status.flashed, Status.booted, Status.shell):
                 self.transition(Status.flashed)
             self.power_off()
-            self.work_dir.mkdir(parents=True, exist_ok=True)
             self.console_log = Console(self.work_dir / "console.log")
             self.power_on(self.console_log)
             self.open_shell()  # before the guest says KSH-READY: a UART keeps no bytes

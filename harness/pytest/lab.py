@@ -19,6 +19,7 @@ from harness.artefact import Image
 from harness.errors import UserError
 from harness.lab.board import CONSOLE_SHELL_MARK, Board, open_environment
 from harness.lab.strategy import strategy_shares_console
+from harness.private import private_dir
 
 QEMU_ONLY = "qemu_only"  # the marker (registered with the others in harness.pytest.plugin)
 
@@ -111,7 +112,8 @@ def lab_board(request: pytest.FixtureRequest, kubesolo_image: Image) -> Iterator
         board = Board(env, kubesolo_image)
     except UserError as err:
         pytest.fail(str(err), pytrace=False)
-    board.strategy.work_dir = Path(request.config.getoption("artifacts")).resolve() / "lab"
-    board.strategy.work_dir.mkdir(parents=True, exist_ok=True)
+    artifacts = Path(request.config.getoption("artifacts")).resolve()
+    artifacts.mkdir(parents=True, exist_ok=True)
+    board.strategy.work_dir = private_dir(artifacts / "lab")
     yield board
     board.close()

@@ -1,0 +1,93 @@
+"""Directories only this user may use, on hosts other users share
+(docs/architecture.md "Shared hosts"). A fixed name under /tmp is a name
+another user can take first: every directory the harness keeps at a fixed
+path is made here, 0700, and checked before use (ours, not a symlink, closed
+to others), under a parent that no other user can write (or a sticky one,
+like /tmp, where nobody may rename or remove what is ours)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from harness.errors import UserError
+
+CLOSED = 0o077  # no bit for group or others
+
+
+def runtime_root() -> Path:
+    """Where per-user runtime state lives: $XDG_RUNTIME_DIR (the user's own,
+    made by logind), /run for root, else the temporary directory (whose
+    entries are then checked one by one)."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base:
+        return Path(base)
+    if os.geteuid() == 0 and Path("/run").is_dir():
+        return Path("/run")
+    return Path(tempfile.gettempdir())
+
+
+def user_scoped(name: str) -> str:
+    """`name` with the uid in it where several users share the parent."""
+    shared = not os.environ.get("XDG_RUNTIME_DIR") and runtime_root() != Path("/run")
+    return f"{name}-{os.geteuid()}" if shared else name
+
+
+def problem_with(path: Path, st: os.stat_result) -> str | None:
+    """Why `path` (its lstat) is no private directory of ours, or None."""
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symlink"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    if st.st_uid != os.geteuid():
+        return f"belongs to uid {st.st_uid}, not to uid {os.geteuid()}"
+    if st.st_mode & CLOSED:
+        return f"is open to others (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def check_parents(path: Path) -> None:
+    """No ancestor of `path` lets another user swap what is below it: each is
+    ours or root's, and one that others may write is sticky. A missing one is
+    made, 0700: then it is ours."""
+    for parent in reversed(path.parents):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(parent, 0o700)
+        st = os.lstat(parent)
+        if st.st_uid not in (0, os.geteuid()):
+            raise UserError(
+                f"{parent} belongs to uid {st.st_uid}: the harness keeps nothing under it; "
+                "set XDG_RUNTIME_DIR to a directory of your own"
+            )
+        if stat.S_ISLNK(st.st_mode):
+            continue  # root's or ours (above): its target is checked in turn
+        writable = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        if writable and not st.st_mode & stat.S_ISVTX:
+            raise UserError(
+                f"{parent} is writable by others and not sticky: the harness keeps nothing "
+                "under it; set XDG_RUNTIME_DIR to a directory of your own"
+            )
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a directory only we may use: made 0700 if missing, else
+    refused in one line (what is wrong, what to remove) unless it is ours,
+    not a symlink and closed to others."""
+    check_parents(path)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    problem = problem_with(path, os.lstat(path))
+    if problem:
+        raise UserError(f"{path} {problem}: remove it (rm -rf {path}) and run again")
+    return path
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """`data` in a file only we may read (0600), never through a symlink."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), 0o600)  # an older file of ours keeps no wider mode
+        f.write(data)

@@ -1,0 +1,123 @@
+"""Shared hosts: another local user cannot take a path the harness uses, reach
+a guest's shell or console, read a node's secrets or poison the cache
+(docs/architecture.md "Shared hosts"). The tests run as root and play her
+as nobody (tests/harness/other_user.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import labgrid
+import pytest
+from other_user import NOBODY, as_other_user, needs_root, shared_directory
+
+from harness.lab.media import image_format, raw_image, write_file_medium
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def shared(monkeypatch):
+    needs_root()
+    path = shared_directory()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def harness(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+# ---- the dev VM's sessions --------------------------------------------------------
+@pytest.mark.parametrize("planted", ["directory", "symlink"])
+def test_dev_refuses_a_session_root_another_user_made(kubesolo_image, shared, planted):
+    """She makes the sessions' root first (open to all, or a link to her own
+    directory) with a session of hers in it: `dev` boots nothing and says in
+    one line what to remove."""
+    root = shared / "kubesolo-dev"
+    hers = shared / "hers"
+    if planted == "directory":
+        made = as_other_user("sh", "-c", f"mkdir -m 0777 {root} && mkdir -m 0777 {root}/evil")
+    else:
+        made = as_other_user("sh", "-c", f"mkdir -m 0777 {hers} && ln -s {hers} {root}")
+    assert made.returncode == 0, made.stderr
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(shared)}
+    done = harness("dev", "--name", "evil", "--image", str(kubesolo_image.path), "--detach",
+                   env=env)  # fmt: skip
+    assert done.returncode == 2
+    why = "is a symlink" if planted == "symlink" else f"belongs to uid {NOBODY}, not to uid 0"
+    assert done.stderr == (
+        f"kubesolo-harness dev: error: {root} {why}: remove it (rm -rf {root}) and run again\n"
+    )
+    assert "[dev]" not in done.stdout  # no VM was started
+
+
+def test_dev_sessions_are_private_to_their_user(kubesolo_image, shared):
+    """Our own sessions' root: 0700 and ours; she cannot list it, nor reach a
+    session's sockets or files."""
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(shared)}
+    done = harness("dev", "--name", "mine", "--image", str(kubesolo_image.path), "--detach",
+                   env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    try:
+        root = shared / "kubesolo-dev"
+        st = root.stat()
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o700)
+        for target in (root, root / "mine", root / "mine/console.sock"):
+            peek = as_other_user("ls", "-la", str(target))
+            assert peek.returncode != 0 and "Permission denied" in peek.stderr, target
+    finally:
+        harness("dev", "--stop", "mine", env=env)
+
+
+# ---- the lab board's work directory ------------------------------------------------
+def test_the_lab_work_directory_is_never_a_planted_one(kubesolo_image, tmp_path):
+    """She makes the old fixed work directory, /tmp/kubesolo-lab-PID, with links
+    where root writes (a raw copy being written, the console log): the
+    strategy's directory is its own (mkdtemp, 0700), and nothing of hers is
+    written through."""
+    needs_root()
+    predictable = Path(tempfile.gettempdir()) / f"kubesolo-lab-{os.getpid()}"
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    planted = as_other_user(
+        "sh", "-c",
+        f"mkdir -m 0777 {predictable} && ln -s {victim} {predictable}/data.raw.writing"
+        f" && ln -s {victim} {predictable}/console.log && ln -s {victim} {predictable}/data.raw",
+    )  # fmt: skip
+    assert planted.returncode == 0, planted.stderr
+    try:
+        env = labgrid.Environment(str(REPO / "fixtures/labgrid/qemu-board.yaml"))
+        strategy = env.get_target("main").get_driver("KubeSoloStrategy", activate=False)
+        work = strategy.work_dir
+        assert work != predictable
+        st = work.stat()
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o700)
+        raw = raw_image(kubesolo_image.data_disk, work)  # what a USB data medium is given
+        assert raw.parent == work and raw.stat().st_size > 0
+        assert victim.read_text() == "precious\n"
+    finally:
+        shutil.rmtree(predictable, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_a_medium_is_never_written_through_a_planted_link(kubesolo_image, tmp_path):
+    """A `.writing` file where a medium is written (what a killed write left, or
+    a link someone put there) is replaced, not written through."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    medium = tmp_path / "board" / "data.qcow2"
+    medium.parent.mkdir()
+    (medium.parent / "data.qcow2.writing").symlink_to(victim)
+    write_file_medium(kubesolo_image.data_disk, medium, "qcow2")
+    assert victim.read_text() == "precious\n"
+    assert image_format(medium) == "qcow2"
