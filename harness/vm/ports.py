@@ -1,19 +1,25 @@
 """Host ports for forwards: free on 127.0.0.1 and reserved by a lock file, so
 concurrent machines and pytest-xdist workers never pick the same one. The
 lock is held for the machine's life; QEMU binding the port is the final
-check, and a lost race is retried by the caller."""
+check, and a lost race is retried by the caller. The locks live in a
+directory private to the user (harness.private), and are never opened
+through a link."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
-import tempfile
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.private import private_dir, runtime_root, user_scoped
 
-LOCK_DIR = Path(tempfile.gettempdir()) / "kubesolo-harness-ports"
+
+def lock_dir() -> Path:
+    """The user's lock directory: made private, or refused in one line."""
+    return private_dir(runtime_root() / user_scoped("kubesolo-harness-ports"))
 
 
 def free_port() -> int:
@@ -23,7 +29,7 @@ def free_port() -> int:
 
 
 class PortReservation:
-    """A port held by an exclusive flock on LOCK_DIR/<port>."""
+    """A port held by an exclusive flock on <lock directory>/<port>."""
 
     def __init__(self, port: int, fd: int) -> None:
         self.port = port
@@ -35,9 +41,16 @@ class PortReservation:
             self._fd = None
 
 
-def try_reserve(port: int, lock_dir: Path = LOCK_DIR) -> PortReservation | None:
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_dir / str(port), os.O_RDWR | os.O_CREAT, 0o666)
+def try_reserve(port: int, directory: Path | None = None) -> PortReservation | None:
+    """The port's lock, if no other process holds it; a lock file that is a
+    link is never followed (that port is not taken)."""
+    path = (directory or lock_dir()) / str(port)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return None
+        raise
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -46,10 +59,11 @@ def try_reserve(port: int, lock_dir: Path = LOCK_DIR) -> PortReservation | None:
     return PortReservation(port, fd)
 
 
-def reserve_port(lock_dir: Path = LOCK_DIR, attempts: int = 200) -> PortReservation:
-    """A free port that no other harness process holds."""
+def reserve_port(directory: Path | None = None, attempts: int = 200) -> PortReservation:
+    """A free port that no other harness process of this user holds."""
+    directory = directory or lock_dir()
     for _ in range(attempts):
-        reservation = try_reserve(free_port(), lock_dir)
+        reservation = try_reserve(free_port(), directory)
         if reservation:
             return reservation
     raise HarnessError("no free 127.0.0.1 port could be reserved")

@@ -17,7 +17,9 @@ import labgrid
 import pytest
 from other_user import NOBODY, as_other_user, needs_root, shared_directory
 
+from harness.errors import UserError
 from harness.lab.media import image_format, raw_image, write_file_medium
+from harness.vm import ports
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -121,3 +123,49 @@ def test_a_medium_is_never_written_through_a_planted_link(kubesolo_image, tmp_pa
     write_file_medium(kubesolo_image.data_disk, medium, "qcow2")
     assert victim.read_text() == "precious\n"
     assert image_format(medium) == "qcow2"
+
+
+# ---- port locks ------------------------------------------------------------------
+def test_port_locks_refuse_a_directory_another_user_made(shared, monkeypatch, tmp_path):
+    """She makes the lock directory first, every lock a link to one file of
+    root's choosing (or to one inode, so that no port could be reserved):
+    reserving refuses it in one line, and nothing is created through a link."""
+    root = shared / "kubesolo-harness-ports"
+    victim = tmp_path / "nologin"
+    made = as_other_user(
+        "sh", "-c",
+        f"mkdir -m 0777 {root} && for p in $(seq 1024 1100); do ln -s {victim} {root}/$p; done",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(shared))
+    with pytest.raises(UserError) as err:
+        ports.reserve_port()
+    assert str(err.value) == (
+        f"{root} belongs to uid {NOBODY}, not to uid 0: remove it (rm -rf {root}) and run again"
+    )
+    assert not victim.exists()
+
+
+def test_a_lock_file_that_is_a_link_is_not_followed(tmp_path):
+    """In the user's own lock directory, a link where a lock would be is left
+    alone and its port not taken."""
+    victim = tmp_path / "victim"
+    locks = tmp_path / "locks"
+    locks.mkdir(mode=0o700)
+    port = ports.free_port()
+    (locks / str(port)).symlink_to(victim)
+    assert ports.try_reserve(port, locks) is None
+    assert not victim.exists()
+
+
+def test_our_port_locks_are_closed_to_others(shared, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(shared))
+    reservation = ports.reserve_port()
+    try:
+        root = shared / "kubesolo-harness-ports"
+        assert stat.S_IMODE(root.stat().st_mode) == 0o700
+        assert stat.S_IMODE((root / str(reservation.port)).stat().st_mode) == 0o600
+        peek = as_other_user("ls", str(root))
+        assert peek.returncode != 0 and "Permission denied" in peek.stderr
+    finally:
+        reservation.release()
