@@ -60,7 +60,7 @@ def check_parents(path: Path) -> None:
         if st.st_uid not in (0, os.geteuid()):
             raise UserError(
                 f"{parent} belongs to uid {st.st_uid}: the harness keeps nothing under it; "
-                "set XDG_RUNTIME_DIR to a directory of your own"
+                "use a directory of your own (runtime files: set XDG_RUNTIME_DIR)"
             )
         if stat.S_ISLNK(st.st_mode):
             continue  # root's or ours (above): its target is checked in turn
@@ -68,7 +68,7 @@ def check_parents(path: Path) -> None:
         if writable and not st.st_mode & stat.S_ISVTX:
             raise UserError(
                 f"{parent} is writable by others and not sticky: the harness keeps nothing "
-                "under it; set XDG_RUNTIME_DIR to a directory of your own"
+                "under it; use a directory of your own (runtime files: set XDG_RUNTIME_DIR)"
             )
 
 

@@ -1,10 +1,12 @@
 """A board made of QEMU, wired exactly like hardware and reached only through
 labgrid (fixtures/labgrid/qemu-board.yaml):
 
-- its serial console (ttyS0) and the test-shell line (ttyS1) are raw TCP
-  serial ports on 127.0.0.1, as a ser2net serial server offers a board's
-  UARTs (labgrid NetworkSerialPort, protocol raw); with no shell port it has
-  one UART, which the test shell shares (fixtures/labgrid/qemu-board-1uart.yaml);
+- its serial console (ttyS0) and the test-shell line (ttyS1) are Unix
+  sockets in DIR/serial, a directory only its user may enter
+  (harness.lab.unix_serial): no other local user can type at them, take
+  them first or serve a fake board there (a TCP port on 127.0.0.1 is open to
+  every local user); with one UART the test shell shares the console's line
+  (fixtures/labgrid/qemu-board-1uart.yaml);
 - its power is this command, run by labgrid's ExternalPowerDriver:
   `python -m harness.lab.qemu_board on|off --dir DIR ...` starts or kills the
   QEMU process (off is the plug pulled: no guest shutdown);
@@ -17,7 +19,7 @@ labgrid (fixtures/labgrid/qemu-board.yaml):
   enrolled) whose variables are a file in its state directory, kept across
   power cycles like a board's NVRAM;
 - no QMP, no virtio console or shell: nothing the tests use is QEMU's own.
-  User networking is restricted (restrict=on) and every port binds 127.0.0.1.
+  User networking is restricted (restrict=on).
 
 `on` starts a small supervisor that owns QEMU and kills it when the process
 that powered the board on (pytest) dies, so a killed run leaves no QEMU."""
@@ -30,7 +32,7 @@ import ctypes
 import os
 import shutil
 import signal
-import socket
+import stat
 import subprocess
 import sys
 import time
@@ -38,11 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UserError
+from harness.private import private_dir
 from harness.vm.firmware import FIRMWARES, firmware_args, firmware_files, machine_options
 
 PR_SET_PDEATHSIG = 1
-LISTEN_TIMEOUT = 30.0  # seconds for QEMU to open its serial ports
-TCP_LISTEN = "0A"  # the LISTEN state in /proc/net/tcp
+LISTEN_TIMEOUT = 30.0  # seconds for QEMU to open its serial sockets
+UART_NAMES = ("console", "testshell")  # ttyS0, ttyS1: DIR/serial/<name>.sock
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,8 @@ class BoardWiring:
 
     boot_medium: Path
     data_medium: Path | None  # None: the boot medium holds the data partition
-    console_port: int
-    shell_port: int  # 0: no second UART
+    serial_dir: Path  # where the UARTs' sockets are (a private directory)
+    uarts: int = 2  # 1: the test shell shares the console's line
     mac: str = "52:54:00:12:34:56"
     memory_mb: int = 512
     accel: str = "tcg"
@@ -61,9 +64,9 @@ class BoardWiring:
     efi_vars: Path | None = None  # UEFI: the board's variables (its NVRAM), a file
 
     @property
-    def ports(self) -> tuple[int, ...]:
-        """The UARTs' TCP ports, ttyS0 first."""
-        return (self.console_port, self.shell_port) if self.shell_port else (self.console_port,)
+    def sockets(self) -> tuple[Path, ...]:
+        """The UARTs' Unix sockets, ttyS0 first."""
+        return tuple(self.serial_dir / f"{name}.sock" for name in UART_NAMES[: self.uarts])
 
 
 def disk_format(path: Path) -> str:
@@ -104,11 +107,7 @@ def board_command(w: BoardWiring, qemu: str = "qemu-system-x86_64") -> list[str]
         "-vga",
         "none",
         # ttyS0: the console; ttyS1: the test shell's line (kubesolo.testshell=ttyS1)
-        *(
-            arg
-            for port in w.ports
-            for arg in ("-serial", f"tcp:127.0.0.1:{port},server=on,wait=off,nodelay=on")
-        ),
+        *(arg for path in w.sockets for arg in ("-serial", f"unix:{path},server=on,wait=off")),
         "-device",
         "virtio-rng-pci",
         # the boot medium, holding the hybrid ISO's bytes or the disk image
@@ -132,29 +131,12 @@ BOOT_BUSES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
-def listening(port: int, tables: tuple[str, ...] = ("/proc/net/tcp",)) -> bool:
-    """Is a socket listening on 127.0.0.1:port? (read from /proc: connecting
-    would take the serial port's one client slot)."""
-    local = f"0100007F:{port:04X}"
-    for table in tables:
-        with contextlib.suppress(OSError), open(table) as f:
-            for line in f.readlines()[1:]:
-                fields = line.split()
-                if fields[1] == local and fields[3] == TCP_LISTEN:
-                    return True
-    return False
-
-
-def port_free(port: int) -> bool:
-    """Could QEMU listen on 127.0.0.1:port? (with SO_REUSEADDR, as QEMU binds:
-    the last power cycle's connections in TIME_WAIT do not count)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
+def listening(path: Path) -> bool:
+    """Has QEMU made the UART's socket? (it listens once it has)"""
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def _alive(pid: int) -> bool:
@@ -187,10 +169,10 @@ def power_on(state: Path, wiring: BoardWiring, owner: int) -> int:
     for medium in (wiring.boot_medium, wiring.data_medium):
         if medium and not medium.is_file():
             return _fail(f"no medium {medium}: write the image first (the strategy's 'flashed')")
-    for port in wiring.ports:
-        if not port_free(port):
-            return _fail(f"127.0.0.1:{port} is taken: another QEMU board runs, or pick other ports")
     state.mkdir(parents=True, exist_ok=True)
+    private_dir(wiring.serial_dir)
+    for path in wiring.sockets:  # a killed board's
+        path.unlink(missing_ok=True)
     files = firmware_files(FIRMWARES[wiring.firmware])
     if files and wiring.efi_vars and not wiring.efi_vars.exists():  # a new board's NVRAM
         shutil.copyfile(files[1], wiring.efi_vars)
@@ -202,13 +184,13 @@ def power_on(state: Path, wiring: BoardWiring, owner: int) -> int:
     )
     supervisor.write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + LISTEN_TIMEOUT
-    while not all(listening(port) for port in wiring.ports):
+    while not all(listening(path) for path in wiring.sockets):
         if proc.poll() is not None:
             tail = (state / "qemu-stderr.log").read_text(errors="replace").strip()[-400:]
             return _fail(f"QEMU board did not start: {tail}")
         if time.monotonic() > deadline:
             power_off(state)
-            return _fail(f"QEMU board opened no serial port within {LISTEN_TIMEOUT:.0f}s")
+            return _fail(f"QEMU board opened no serial socket within {LISTEN_TIMEOUT:.0f}s")
         time.sleep(0.02)
     return 0
 
@@ -253,7 +235,7 @@ def _wiring_args(w: BoardWiring) -> list[str]:
     data = ["--data-medium", str(w.data_medium)] if w.data_medium else []
     return [
         "--boot-medium", str(w.boot_medium), *data, "--firmware", w.firmware,
-        "--console-port", str(w.console_port), "--shell-port", str(w.shell_port),
+        "--uarts", str(w.uarts),
         "--mac", w.mac, "--memory", str(w.memory_mb), "--accel", w.accel,
         "--boot-bus", w.boot_bus,
     ]  # fmt: skip
@@ -265,8 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", required=True, type=Path, help="the board's state directory")
     parser.add_argument("--boot-medium", type=Path)
     parser.add_argument("--data-medium", type=Path)
-    parser.add_argument("--console-port", type=int, default=0)
-    parser.add_argument("--shell-port", type=int, default=0)
+    parser.add_argument("--uarts", type=int, default=2, choices=(1, 2))
     parser.add_argument("--mac", default=BoardWiring.mac)
     parser.add_argument("--memory", type=int, default=BoardWiring.memory_mb)
     parser.add_argument("--accel", default=BoardWiring.accel, choices=("tcg", "kvm"))
@@ -277,12 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     state = a.dir.resolve()
     if a.action == "off":
         return power_off(state)
-    if not (a.boot_medium and a.console_port):
-        parser.error("on needs --boot-medium and --console-port")
+    if not a.boot_medium:
+        parser.error("on needs --boot-medium")
     data = a.data_medium.resolve() if a.data_medium else None
     efi_vars = state / "efi-vars.fd" if FIRMWARES[a.firmware].uefi else None
     wiring = BoardWiring(
-        a.boot_medium.resolve(), data, a.console_port, a.shell_port,
+        a.boot_medium.resolve(), data, state / "serial", a.uarts,
         a.mac, a.memory, a.accel, a.boot_bus, a.firmware, efi_vars,
     )  # fmt: skip
     try:

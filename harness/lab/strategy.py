@@ -172,6 +172,8 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
             return f"{type(port).__name__} {port.host}:{port.port}"
         if port is not None and hasattr(port, "port"):
             return f"{type(port).__name__} {port.port}"
+        if port is not None and hasattr(port, "path"):
+            return f"{type(port).__name__} {port.path}"
         return type(driver).__name__
 
     def fail(self, what: str) -> LabError:

@@ -14,7 +14,6 @@ import pytest
 
 from harness import guest
 from harness.lab.strategy import KubeSoloStrategy, Status
-from harness.vm import ports
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "labgrid"
 MARKER = "written-before-the-power-cycle"
@@ -22,18 +21,18 @@ MARKER = "written-before-the-power-cycle"
 
 @pytest.fixture
 def board_env(tmp_path: Path) -> Path:
-    """The nightly env (qemu-board.yaml) on ports reserved for this test and
-    media in its own directory, so that it runs beside any other board."""
-    console, shell = ports.reserve_port(), ports.reserve_port()
-    text = (FIXTURES / "qemu-board.yaml").read_text()
+    """The nightly env (qemu-board.yaml) with its media and UART sockets in
+    this test's own directory, so that it runs beside any other board."""
+    return board_env_file(tmp_path, "qemu-board")
+
+
+def board_env_file(tmp_path: Path, name: str) -> Path:
+    text = (FIXTURES / f"{name}.yaml").read_text()
     text = text.replace("$BASE/qemu-board-power", str(FIXTURES / "qemu-board-power"))
-    text = text.replace("$BASE/../../artifacts/qemu-board", str(tmp_path / "board"))
-    text = text.replace("45401", str(console.port)).replace("45402", str(shell.port))
+    text = text.replace(f"$BASE/../../artifacts/{name}", str(tmp_path / "board"))
     env_file = tmp_path / "board.yaml"
     env_file.write_text(text)
-    yield env_file
-    console.release()
-    shell.release()
+    return env_file
 
 
 @pytest.mark.long
@@ -76,17 +75,8 @@ def test_the_strategy_walks_the_board_to_its_shell_and_the_data_stays(
 
 @pytest.fixture
 def uefi_board_env(tmp_path: Path) -> Path:
-    """qemu-board-uefi.yaml on ports reserved for this test, its medium here."""
-    console, shell = ports.reserve_port(), ports.reserve_port()
-    text = (FIXTURES / "qemu-board-uefi.yaml").read_text()
-    text = text.replace("$BASE/qemu-board-power", str(FIXTURES / "qemu-board-power"))
-    text = text.replace("$BASE/../../artifacts/qemu-board-uefi", str(tmp_path / "board"))
-    text = text.replace("45403", str(console.port)).replace("45404", str(shell.port))
-    env_file = tmp_path / "board.yaml"
-    env_file.write_text(text)
-    yield env_file
-    console.release()
-    shell.release()
+    """qemu-board-uefi.yaml with its medium and sockets here."""
+    return board_env_file(tmp_path, "qemu-board-uefi")
 
 
 @pytest.mark.long

@@ -17,7 +17,9 @@ import labgrid
 import pytest
 from other_user import NOBODY, as_other_user, needs_root, shared_directory
 
+from harness.disk import create_overlay
 from harness.errors import UserError
+from harness.lab import qemu_board
 from harness.lab.media import image_format, raw_image, write_file_medium
 from harness.vm import ports
 
@@ -169,3 +171,46 @@ def test_our_port_locks_are_closed_to_others(shared, monkeypatch):
         assert peek.returncode != 0 and "Permission denied" in peek.stderr
     finally:
         reservation.release()
+
+
+# ---- the QEMU board's serial lines ----------------------------------------------------
+def test_no_other_user_reaches_the_qemu_boards_uarts(kubesolo_image, tmp_path):
+    """The QEMU board's console and test-shell lines are Unix sockets in a
+    directory only root may enter: she can neither connect to them (to type at
+    the console or send a test-shell frame) nor put a socket of her own there
+    first (to play a fake board)."""
+    needs_root()
+    state = tmp_path / "board"
+    data = create_overlay(kubesolo_image.data_disk, tmp_path / "data.qcow2")
+    wiring = qemu_board.BoardWiring(kubesolo_image.iso, data, state / "serial")
+    assert qemu_board.power_on(state, wiring, owner=os.getpid()) == 0
+    try:
+        for path in wiring.sockets:
+            assert qemu_board.listening(path)
+            knock = as_other_user(
+                sys.executable, "-I", "-c",
+                "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])",
+                str(path),
+            )  # fmt: skip
+            assert knock.returncode != 0 and "PermissionError" in knock.stderr, knock.stderr
+        fake = as_other_user("sh", "-c", f"echo x > {state}/serial/fake")
+        assert fake.returncode != 0 and "Permission denied" in fake.stderr
+        assert stat.S_IMODE((state / "serial").stat().st_mode) == 0o700
+    finally:
+        qemu_board.power_off(state)
+
+
+def test_a_qemu_board_refuses_a_serial_directory_another_user_made(kubesolo_image, shared, capsys):
+    state = shared / "board"
+    made = as_other_user("sh", "-c", f"mkdir -m 0777 {state} {state}/serial")
+    assert made.returncode == 0, made.stderr
+    wiring = qemu_board.BoardWiring(kubesolo_image.iso, None, state / "serial")
+    assert (
+        qemu_board.main(["on", "--dir", str(state), "--boot-medium", str(kubesolo_image.iso)]) == 1
+    )
+    err = capsys.readouterr().err
+    assert (
+        f"{state} belongs to uid {NOBODY}" in err
+        or f"{state}/serial belongs to uid {NOBODY}" in err
+    )
+    assert not any(qemu_board.listening(p) for p in wiring.sockets)

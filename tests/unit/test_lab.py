@@ -39,6 +39,7 @@ from harness.lab.strategy import (
     strategy_shares_console,
 )
 from harness.lab.stream import SerialStream, SharedLine
+from harness.lab.unix_serial import UnixSerialDriver, UnixSerialPort
 from harness.vm.machine import MachineConfig
 from harness.vm.shell import GuestShell, _lines
 
@@ -77,9 +78,9 @@ def test_the_qemu_board_env_is_wired_like_hardware():
     env = labgrid.Environment(str(FIXTURES / "qemu-board.yaml"))
     strategy = env.get_target("main").get_driver("KubeSoloStrategy", activate=False)
     assert type(strategy.power).__name__ == "ExternalPowerDriver"
-    for line in (strategy.console, strategy.testshell):
-        assert isinstance(line.port, NetworkSerialPort)
-        assert (line.port.host, line.port.protocol) == ("127.0.0.1", "raw")
+    for line, name in ((strategy.console, "console"), (strategy.testshell, "testshell")):
+        assert isinstance(line, UnixSerialDriver) and isinstance(line.port, UnixSerialPort)
+        assert line.port.path.endswith(f"/artifacts/qemu-board/serial/{name}.sock")
     assert isinstance(strategy.boot_medium, DiskImageDriver)
     assert "qemu-board-power on" in strategy.power.cmd_on
     assert strategy.boot_mux is None and strategy.data_mux is None
@@ -93,7 +94,7 @@ def test_the_one_uart_qemu_board_shares_its_console_with_the_test_shell():
     assert isinstance(strategy.testshell, SharedConsoleDriver)
     assert strategy.testshell.console is strategy.console and strategy.shares_console
     assert strategy.board_args == "kubesolo.testshell=ttyS0"
-    assert "--shell-port" not in strategy.power.cmd_on
+    assert "--uarts 1" in strategy.power.cmd_on
     for name in ("qemu-board.yaml", "x86-board.example.yaml"):
         two = labgrid.Environment(str(FIXTURES / name)).config.get_targets()["main"]["drivers"]
         assert not strategy_shares_console(two), name
@@ -195,40 +196,41 @@ def test_grubs_editor_finds_linux_where_the_board_types():
 
 # ---- the QEMU board ----
 def test_the_qemu_board_command_line_has_no_qmp_and_no_virtio_console():
-    wiring = qemu_board.BoardWiring(Path("/b/boot.img"), Path("/b/data.qcow2"), 45401, 45402)
+    wiring = qemu_board.BoardWiring(Path("/b/boot.img"), Path("/b/data.qcow2"), Path("/b/serial"))
     cmd = qemu_board.board_command(wiring)
     line = " ".join(cmd)
     assert "-qmp" not in cmd and "virtserialport" not in line and "virtconsole" not in line
     serials = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-serial"]
     assert serials == [
-        "tcp:127.0.0.1:45401,server=on,wait=off,nodelay=on",
-        "tcp:127.0.0.1:45402,server=on,wait=off,nodelay=on",
+        "unix:/b/serial/console.sock,server=on,wait=off",
+        "unix:/b/serial/testshell.sock,server=on,wait=off",
     ]
+    assert "tcp:" not in line  # no UART on a port another local user could reach
     assert "user,id=net0,restrict=on" in cmd
     assert "file=/b/boot.img,format=raw,if=none,id=bootstick" in cmd
     assert "file=/b/data.qcow2,format=qcow2,if=none,id=data0" in cmd
 
 
 def test_the_one_uart_qemu_board_has_one_serial_port():
-    wiring = qemu_board.BoardWiring(Path("/b/boot.img"), Path("/b/data.qcow2"), 45411, 0)
+    wiring = qemu_board.BoardWiring(
+        Path("/b/boot.img"), Path("/b/data.qcow2"), Path("/b/serial"), uarts=1
+    )
     cmd = qemu_board.board_command(wiring)
     serials = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-serial"]
-    assert serials == ["tcp:127.0.0.1:45411,server=on,wait=off,nodelay=on"]
-    assert wiring.ports == (45411,)
+    assert serials == ["unix:/b/serial/console.sock,server=on,wait=off"]
+    assert wiring.sockets == (Path("/b/serial/console.sock"),)
 
 
-def test_listening_reads_proc_without_connecting():
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        port = server.getsockname()[1]
-        assert not qemu_board.listening(port)
-        assert qemu_board.port_free(port) is False
-        server.listen()
-        assert qemu_board.listening(port)
+def test_listening_looks_for_the_socket_without_connecting(tmp_path):
+    path = tmp_path / "console.sock"
+    assert not qemu_board.listening(path)
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        assert qemu_board.listening(path)
 
 
 def test_power_on_without_media_is_one_line(tmp_path, capsys):
-    wiring = qemu_board.BoardWiring(tmp_path / "boot.img", tmp_path / "data.qcow2", 1, 2)
+    wiring = qemu_board.BoardWiring(tmp_path / "boot.img", tmp_path / "data.qcow2", tmp_path)
     assert qemu_board.power_on(tmp_path, wiring, owner=1) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("qemu-board: no medium ") and "\n" not in err
@@ -343,9 +345,11 @@ def test_a_failing_power_command_is_its_last_output_line():
 
 
 def test_the_qemu_boards_boot_medium_is_a_usb_stick_or_a_sata_disk():
-    stick = qemu_board.BoardWiring(Path("/b/boot.img"), Path("/b/data.raw"), 1, 2)
+    stick = qemu_board.BoardWiring(Path("/b/boot.img"), Path("/b/data.raw"), Path("/b/s"))
     assert "usb-storage,bus=xhci.0,drive=bootstick,bootindex=0" in qemu_board.board_command(stick)
-    disk = qemu_board.BoardWiring(Path("/b/boot.img"), Path("/b/data.raw"), 1, 2, boot_bus="sata")
+    disk = qemu_board.BoardWiring(
+        Path("/b/boot.img"), Path("/b/data.raw"), Path("/b/s"), boot_bus="sata"
+    )
     line = qemu_board.board_command(disk)
     assert (
         "ide-hd,bus=ide.0,drive=bootstick,bootindex=0" in line and "qemu-xhci,id=xhci" not in line
