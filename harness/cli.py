@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from harness.dev.command import add_arguments as add_dev_arguments
 from harness.dev.command import main_dev
 from harness.errors import UserError
 from harness.log import ROOT
+from harness.private import PRIVATE_UMASK
 from harness.release_check import main_release_check
 from harness.soak import main_soak
 from harness.vm import boot_gate
@@ -189,6 +191,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    os.umask(PRIVATE_UMASK)  # what it writes is ours alone (harness.private)
     show_progress()
     try:
         return COMMANDS[args.command](args)

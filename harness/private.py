@@ -91,3 +91,20 @@ def write_private(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as f:
         os.fchmod(f.fileno(), 0o600)  # an older file of ours keeps no wider mode
         f.write(data)
+
+
+PRIVATE_UMASK = 0o077  # what the harness writes is its user's alone...
+
+
+def write_shared(path: Path, text: str) -> Path:
+    """...but for what a user shares on purpose (a report, a chart, JUnit): a
+    file every local user may read, in a directory they may enter."""
+    path.write_text(text)
+    share(path)
+    return path
+
+
+def share(path: Path) -> None:
+    """Make a file readable, and its directory enterable, by every local user."""
+    path.chmod(0o644)
+    path.parent.chmod(path.parent.stat().st_mode | 0o755)

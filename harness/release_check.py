@@ -20,6 +20,7 @@ from typing import Any
 from harness.artefact import Image
 from harness.build.builder import BuildRequest, build
 from harness.build.previous import previous_image
+from harness.private import write_shared
 from harness.vm import boot_gate as gate
 from harness.vm.boot_chart import chart_svg
 
@@ -226,10 +227,10 @@ def main_release_check(previous: str, baseline: str | None, boots: int, artifact
     matrix = matrix_html(matrix_cells(junit)) if junit.is_file() else ""
     check, chart = gate_check(Path(baseline) if baseline else None, boots, artifacts)
     checks.append(check)
-    report = artifacts / "release-report.html"
-    report.write_text(
+    report = write_shared(
+        artifacts / "release-report.html",
         report_html(checks, manifest_changes(old.manifest, new.manifest), size_changes(old, new),
-                    chart, f"Release check against {previous}", matrix)
+                    chart, f"Release check against {previous}", matrix),
     )  # fmt: skip
     for c in checks:
         verdict = "pass" if c.passed else "FAIL"

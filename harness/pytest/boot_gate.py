@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from harness.errors import UserError
+from harness.private import write_shared
 from harness.pytest import leftovers, snapshots
 from harness.pytest.run_name import run_name
 from harness.vm import boot_gate as gate
@@ -113,16 +114,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     artifacts = Path(config.getoption("artifacts")).resolve()
     report = boot_report(records, restores)
-    (artifacts / "boots.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_shared(artifacts / "boots.json", json.dumps(report, indent=2) + "\n")
     values, boots = gate.medians(records)
     lines = report_lines(report)
     lines.append(f"boot timeline: {len(records)} boots, {boots} complete plain boots")
     if boots:
-        (artifacts / "boot-timeline.json").write_text(
-            json.dumps({"boots": boots, "medians": values}, indent=2) + "\n"
+        write_shared(
+            artifacts / "boot-timeline.json",
+            json.dumps({"boots": boots, "medians": values}, indent=2) + "\n",
         )
         title = f"median of {boots} plain boots (seconds after the first console byte)"
-        (artifacts / "boot-chart.svg").write_text(chart_svg(title, gate.median_bars(records)))
+        write_shared(artifacts / "boot-chart.svg", chart_svg(title, gate.median_bars(records)))
         lines[-1] += f": medians in {artifacts / 'boot-timeline.json'}, chart boot-chart.svg"
     if baseline:
         passed, verdict = gate.verdict(

@@ -20,6 +20,7 @@ from harness.build.builder import BuildRequest, build
 from harness.errors import UserError
 from harness.lab.board import Board, BoardTarget, WrongBoard
 from harness.log import logger
+from harness.private import PRIVATE_UMASK, share
 from harness.pytest import boot_gate, leftovers, run_name, schedule, snapshots
 from harness.pytest.shared_nodes import SharedNodes
 from harness.pytest.snapshots import SnapshotStore
@@ -149,6 +150,9 @@ OPTION_RULES: tuple[tuple[str, str, Callable[[Any], bool], str], ...] = (
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # run directories, disks, snapshots (guest RAM), kubeconfigs: ours alone;
+    # what is shared on purpose is made readable (harness.private.share)
+    os.umask(PRIVATE_UMASK)
     if hasattr(config, "workerinput"):  # an xdist worker: die with the controller
         die_with_parent()
     for name, text in MARKERS.items():
@@ -506,3 +510,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(
             f"kubesolo-harness: accelerator {verdict.accel}: {verdict.reason}"
         )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The JUnit report is shared on purpose (pytest wrote it at the session's end)."""
+    xml = getattr(config.option, "xmlpath", None)
+    if xml and not hasattr(config, "workerinput") and Path(xml).is_file():
+        share(Path(xml))

@@ -21,6 +21,7 @@ from harness.disk import create_overlay
 from harness.errors import UserError
 from harness.lab import qemu_board
 from harness.lab.media import image_format, raw_image, write_file_medium
+from harness.private import write_shared
 from harness.vm import ports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -214,3 +215,42 @@ def test_a_qemu_board_refuses_a_serial_directory_another_user_made(kubesolo_imag
         or f"{state}/serial belongs to uid {NOBODY}" in err
     )
     assert not any(qemu_board.listening(p) for p in wiring.sockets)
+
+
+# ---- a run's artefacts ------------------------------------------------------------
+@pytest.mark.qemu_only("a snapshot of QEMU's RAM")
+def test_a_runs_guest_ram_disks_and_command_lines_are_closed_to_others(machine_factory):
+    """What a run writes is its user's alone (umask 077): she cannot read a
+    machine's disk, its QEMU command line or a snapshot of its RAM and disk,
+    which hold a node's keys."""
+    needs_root()
+    vm = machine_factory()
+    vm.start()
+    vm.wait_for_boot()
+    snap = vm.save_snapshot(vm.run_dir / "snapshot")
+    secrets = [vm.run_dir / "data-overlay.qcow2", vm.run_dir / "qemu-cmdline.txt"]
+    secrets += [snap.ram, snap.disk, snap.state, vm.run_dir / "console.log"]
+    for path in secrets:
+        assert path.is_file(), path
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+        peek = as_other_user("cat", str(path))
+        assert peek.returncode != 0 and "Permission denied" in peek.stderr, path
+    assert stat.S_IMODE(vm.run_dir.stat().st_mode) == 0o700
+
+
+def test_shared_artefacts_are_readable_by_everyone():
+    """A report, a chart or JUnit is shared on purpose: readable, in a directory
+    others may enter, though the harness's umask is private."""
+    needs_root()
+    top = Path(tempfile.mkdtemp(dir="/tmp"))
+    old = os.umask(0o077)
+    try:
+        top.chmod(0o755)  # a checkout others may read
+        directory = top / "artifacts"
+        directory.mkdir()
+        write_shared(directory / "release-report.html", "<p>report</p>\n")
+        seen = as_other_user("cat", str(directory / "release-report.html"))
+        assert seen.returncode == 0 and seen.stdout == "<p>report</p>\n"
+    finally:
+        os.umask(old)
+        shutil.rmtree(top)

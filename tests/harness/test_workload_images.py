@@ -413,6 +413,14 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def as_a_system_daemon() -> None:
+    """containerd as a node runs it: its tasks take the StopSignal (SIGQUIT), and
+    it keeps the system's umask, not the harness's private one: nginx's
+    workers (www-data) read the layers it unpacks."""
+    as_from_a_terminal()
+    os.umask(0o022)
+
+
 @pytest.fixture(scope="module")
 def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]:
     if os.geteuid() != 0:
@@ -432,7 +440,7 @@ def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]
             [str(bin_dir / "containerd"), "--config", str(config), "--root", str(base / "root"),
              "--state", str(base / "state"), "--address", str(socket)],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-            preexec_fn=as_from_a_terminal,  # its tasks must take the StopSignal (SIGQUIT)
+            preexec_fn=as_a_system_daemon,
         )  # fmt: skip
     tool = Containerd(bin_dir / "ctr", runc, socket, base)
     try:
