@@ -19,12 +19,17 @@ def create_overlay(backing: Path, path: Path, backing_format: str = "qcow2") -> 
 
 
 def ext4_qcow2(
-    path: Path, size: str, files: dict[str, str] | None = None, uuid: str | None = None
+    path: Path,
+    size: str,
+    files: dict[str, str] | None = None,
+    uuid: str | None = None,
+    executable: frozenset[str] = frozenset(),
 ) -> Path:
     """A qcow2 disk holding one ext4 file system labelled KSOLODATA (no partition
     table, as stage 20 finds it by label). `files` (paths relative to the file
     system's root) are written into it, as a node configured earlier would have it.
-    With a `uuid` (its UUID and hash seed) and no files, equal calls give equal bytes."""
+    With a `uuid` (its UUID and hash seed) and no files, equal calls give equal bytes.
+    The files named in `executable` are mode 0755."""
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         root, raw = Path(tmp) / "root", Path(tmp) / "data.raw"
         root.mkdir()
@@ -32,6 +37,7 @@ def ext4_qcow2(
             target = root / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content)
+            target.chmod(0o755 if relative in executable else 0o644)
         eager = "lazy_itable_init=0,lazy_journal_init=0"  # no background init on first boot
         mkfs = ["mkfs.ext4", "-q", "-F", "-L", DATA_LABEL, "-m", "0"]
         if uuid:

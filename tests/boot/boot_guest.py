@@ -127,8 +127,13 @@ def whole_line(line: str) -> str:
     return rf"^{re.escape(line)}\r?$"
 
 
-def preseeded_data_disk(directory: Path, files: dict[str, str], size: str = "64M") -> Path:
+def preseeded_data_disk(
+    directory: Path,
+    files: dict[str, str],
+    size: str = "64M",
+    executable: frozenset[str] = frozenset(),
+) -> Path:
     """A qcow2 KSOLODATA ext4 disk whose file system already holds `files`
     (paths relative to the data partition's root), as a node configured on
     an earlier boot or by an installer would have it."""
-    return ext4_qcow2(directory / "data.qcow2", size, files)
+    return ext4_qcow2(directory / "data.qcow2", size, files, executable=executable)
