@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +34,32 @@ FLAVOURS = ("test", "release")
 
 
 def cache_root() -> Path:
-    """$XDG_CACHE_HOME/kubesolo-harness (default ~/.cache/kubesolo-harness)."""
+    """$XDG_CACHE_HOME/kubesolo-harness (default ~/.cache/kubesolo-harness),
+    refused in one line if another user could have put things in it: the
+    builder runs what it caches (busybox) and boots what it built."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "kubesolo-harness"
+    root = Path(base) / "kubesolo-harness"
+    for path in (root, root.parent):
+        problem = cache_problem(path)
+        if problem:
+            raise UserError(
+                f"the cache {root}: {path} {problem}: the harness trusts nothing in it; "
+                "remove it, or point XDG_CACHE_HOME at a directory of your own"
+            )
+    return root
+
+
+def cache_problem(path: Path) -> str | None:
+    """Why `path` cannot hold a cache we trust, or None (also when it is missing)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if st.st_uid != os.geteuid():
+        return f"belongs to uid {st.st_uid}, not to uid {os.geteuid()}"
+    if stat.S_IMODE(st.st_mode) & 0o022 and not stat.S_ISLNK(st.st_mode):
+        return f"is writable by others (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
 
 
 def sha256_file(path: Path) -> str:

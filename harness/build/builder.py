@@ -28,6 +28,7 @@ from harness.build.disk_image import guid
 from harness.build.kubesolo_bin import KubeSoloBinary, binary_version
 from harness.build.kubesolo_bin import load as load_kubesolo
 from harness.build.media import make_media
+from harness.build.tree import tree_digest
 from harness.disk import ext4_qcow2
 from harness.errors import UserError
 from harness.log import logger
@@ -79,19 +80,6 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     for part in re.split(r"(\*\*|\*|\?)", pattern):
         out += {"**": ".*", "*": "[^/]*", "?": "[^/]"}.get(part, re.escape(part))
     return re.compile(out + r"\Z")
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    """path -> sha256 of content (or link target), with the exec bit."""
-    digest = {}
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if path.is_symlink():
-            digest[rel] = "link:" + os.readlink(path)
-        elif path.is_file():
-            mode = "x" if os.access(path, os.X_OK) else "-"
-            digest[rel] = mode + hashlib.sha256(path.read_bytes()).hexdigest()
-    return digest
 
 
 def cache_key(inputs: dict) -> str:
@@ -207,7 +195,10 @@ def build(request: BuildRequest) -> Image:
     images.mkdir(parents=True, exist_ok=True)
     target = images / f"{request.flavour}-{key}"
     with FileLock(str(target) + ".lock"):
-        if (target / "manifest.json").is_file():
+        damaged = (target / "manifest.json").is_file() and Image(target).problem()
+        if damaged:  # a cache entry is checked as any image directory is
+            log.info(f"[build] the cached {target.name} is damaged ({damaged}): building it again")
+        if (target / "manifest.json").is_file() and not damaged:
             prune.touch(target)
             log.info(f"[build] cache hit: {target} ({time.monotonic() - started:.2f}s)")
         else:

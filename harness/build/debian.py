@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import tomllib
 from collections.abc import Callable
@@ -17,8 +18,13 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from harness.artefact import sha256_file
+from harness.build.tree import tree_digest
 from harness.errors import UserError
+from harness.log import logger
 from harness.tools import run_tool
+
+log = logger("build")
 
 
 @dataclass(frozen=True)
@@ -188,16 +194,54 @@ def deb_filename(package: str, version: str, arch: str = "amd64") -> str:
     return f"{package}_{version.replace(':', '%3a')}_{arch}.deb"
 
 
+_APT_SHA256: dict[tuple[str, str], str] = {}  # (package, version) -> apt's SHA256
+
+
+def parse_show(text: str) -> dict[tuple[str, str], str]:
+    """(package, version) -> SHA256 of each record of `apt-cache show` output."""
+    found = {}
+    for record in text.split("\n\n"):
+        fields = dict(re.findall(r"^(Package|Version|SHA256): (\S+)$", record, re.M))
+        if len(fields) == 3:
+            found[(fields["Package"], fields["Version"])] = fields["SHA256"]
+    return found
+
+
+def apt_sha256s(pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+    """apt's SHA256 of each (package, version), asked once per process in one
+    apt-cache call; None for a version apt does not know."""
+    unknown = [p for p in pairs if p not in _APT_SHA256]
+    if unknown:
+        shown = subprocess.run(
+            ["apt-cache", "show", *(f"{name}={version}" for name, version in unknown)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        _APT_SHA256.update(parse_show(shown.stdout))
+    return {p: _APT_SHA256.get(p) for p in pairs}
+
+
 def download(pkg: ResolvedPackage, cache: Path) -> Path:
-    """The .deb of a package, downloaded once into the cache. apt-get writes
-    into a private directory first and the file is renamed into place, so a
-    killed or out-of-space download never leaves a truncated .deb behind, and
-    concurrent builds never read each other's half-written files."""
+    """The .deb of a package, downloaded once into the cache and checked
+    against apt's SHA256 for that version, on every use: a cached .deb that
+    does not match (damaged, or put there by someone else) is downloaded
+    again. apt-get writes into a private directory first and the file is
+    renamed into place, so a killed or out-of-space download never leaves a
+    truncated .deb behind, and concurrent builds never read each other's
+    half-written files."""
+    expected = apt_sha256s([(pkg.package, pkg.version)])[(pkg.package, pkg.version)]
+    if expected is None:
+        raise UserError(
+            f"apt knows no {pkg.package} {pkg.version}, so its .deb cannot be checked: "
+            "run apt-get update"
+        )
     cache.mkdir(parents=True, exist_ok=True)
     for arch in ("amd64", "all"):
         path = cache / deb_filename(pkg.package, pkg.version, arch)
         if path.exists():
-            return path
+            if sha256_file(path) == expected:
+                return path
+            log.info(f"[build] {path.name} does not match apt's SHA256: downloading it again")
+            path.unlink()
     with tempfile.TemporaryDirectory(prefix=".download-", dir=cache) as tmp:
         wanted = f"{pkg.package}={pkg.version}"
         run_tool(
@@ -206,6 +250,8 @@ def download(pkg: ResolvedPackage, cache: Path) -> Path:
         for arch in ("amd64", "all"):
             name = deb_filename(pkg.package, pkg.version, arch)
             if (Path(tmp) / name).exists():
+                if sha256_file(Path(tmp) / name) != expected:
+                    raise UserError(f"apt-get download of {name} does not match apt's SHA256")
                 os.replace(Path(tmp) / name, cache / name)
                 return cache / name
     raise UserError(f"apt-get download of {pkg.package} wrote no file in {cache}")
@@ -218,16 +264,33 @@ def unpack(deb: Path, dest: Path) -> Path:
     return dest
 
 
+DONE = ".done"  # an unpacked tree's table of contents (harness.build.tree), made at unpacking
+
+
 def unpacked(pkg: ResolvedPackage, cache: Path) -> Path:
     """A package's files, downloaded and unpacked once into the cache and shared
-    by every build (a lock keeps two builds from unpacking it at once)."""
+    by every build (a lock keeps two builds from unpacking it at once). On
+    every use the tree is checked against the table made when it was
+    unpacked: a changed, added or removed file means it is unpacked again."""
     deb = download(pkg, cache / "debs")
     dest = cache / "unpacked" / deb.stem
-    if (dest / ".done").exists():
-        return dest
     with FileLock(str(dest) + ".lock"):
-        if not (dest / ".done").exists():
+        if not _intact(dest):
+            if (dest / DONE).exists():
+                log.info(f"[build] unpacked {deb.stem} was changed: unpacking it again")
             shutil.rmtree(dest, ignore_errors=True)
             unpack(deb, dest)
-            (dest / ".done").touch()
+            (dest / DONE).write_text(json.dumps(_contents(dest), sort_keys=True))
     return dest
+
+
+def _contents(tree: Path) -> dict[str, str]:
+    return {k: v for k, v in tree_digest(tree).items() if k != DONE}
+
+
+def _intact(tree: Path) -> bool:
+    try:
+        table = json.loads((tree / DONE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(table, dict) and table == _contents(tree)

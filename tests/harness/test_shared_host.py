@@ -17,6 +17,8 @@ import labgrid
 import pytest
 from other_user import NOBODY, as_other_user, needs_root, shared_directory
 
+from harness.artefact import cache_root, sha256_file
+from harness.build import debian
 from harness.disk import create_overlay
 from harness.errors import UserError
 from harness.lab import qemu_board
@@ -254,3 +256,73 @@ def test_shared_artefacts_are_readable_by_everyone():
     finally:
         os.umask(old)
         shutil.rmtree(top)
+
+
+# ---- the cache ---------------------------------------------------------------------
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch):
+    """A cache of this test's own, holding the downloaded packages (linked)."""
+    store = tmp_path / "cache" / "kubesolo-harness"
+    (store / "debs").mkdir(parents=True)
+    for deb in (cache_root() / "debs").glob("*.deb"):
+        os.link(deb, store / "debs" / deb.name)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(store.parent))
+    return store
+
+
+def flip_a_byte(path: Path, at: int = 4096) -> None:
+    path.chmod(0o644)  # a cache file may be read-only; whoever tampers can write it
+    with path.open("r+b") as f:
+        f.seek(at)
+        byte = f.read(1)
+        f.seek(at)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+@pytest.mark.long
+def test_a_damaged_cached_image_is_built_again(own_cache):
+    """One byte of a cached image's initramfs changed: the next build sees it
+    and builds the image again, instead of handing out the changed one."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(own_cache.parent)}
+    first = harness("build", env=env)
+    assert first.returncode == 0, first.stderr
+    image = Path(first.stdout.strip().splitlines()[-1])
+    good = image.joinpath("initramfs").read_bytes()
+    flip_a_byte(image / "initramfs")
+    again = harness("build", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "initramfs does not match manifest.json" in again.stdout + again.stderr
+    assert "cache hit" not in again.stdout + again.stderr
+    assert (image / "initramfs").read_bytes() == good
+
+
+def test_a_changed_deb_and_unpacked_tree_are_not_used(own_cache):
+    """A cached .deb with one byte changed is downloaded again (apt's SHA256 for
+    its version says so); an unpacked tree with a changed busybox is unpacked
+    again: what the builder runs as root is Debian's."""
+    (pkg,) = debian.resolve([debian.PackageSpec("busybox-static", "rootfs", ("bin/busybox",))])
+    deb = debian.download(pkg, own_cache / "debs")
+    expected = debian.apt_sha256s([(pkg.package, pkg.version)])[(pkg.package, pkg.version)]
+    assert sha256_file(deb) == expected
+    flip_a_byte(deb)
+    assert debian.download(pkg, own_cache / "debs") == deb
+    assert sha256_file(deb) == expected
+    tree = debian.unpacked(pkg, own_cache)
+    busybox = (tree / "bin/busybox").read_bytes()
+    flip_a_byte(tree / "bin/busybox")
+    assert debian.unpacked(pkg, own_cache) == tree
+    assert (tree / "bin/busybox").read_bytes() == busybox
+
+
+def test_a_cache_another_user_made_is_refused(shared):
+    """She makes the cache first: the build trusts nothing in it, in one line."""
+    made = as_other_user("mkdir", "-m", "0777", str(shared / "kubesolo-harness"))
+    assert made.returncode == 0, made.stderr
+    done = harness("build", env={**os.environ, "XDG_CACHE_HOME": str(shared)})
+    assert done.returncode == 2
+    root = shared / "kubesolo-harness"
+    assert done.stderr == (
+        f"kubesolo-harness build: error: the cache {root}: {root} belongs to uid {NOBODY}, "
+        "not to uid 0: the harness trusts nothing in it; remove it, or point XDG_CACHE_HOME "
+        "at a directory of your own\n"
+    )
