@@ -4,6 +4,7 @@ files with a manifest, found under the harness's cache root. The builder
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -101,6 +102,18 @@ def file_digest(path: Path) -> str:
     return block_digest(path) if path.name in SPARSE_FILES else sha256_file(path)
 
 
+def in_use_file(entry: Path) -> Path:
+    """Held (a shared flock) by every machine that runs an image: the cache's
+    pruning passes over an image someone's disks are built on."""
+    return entry.with_name(entry.name + ".in-use")
+
+
+def kept_refs(entry: Path) -> Path:
+    """Where a run that keeps a disk built on an image says so (one file per
+    kept run directory, naming it): the image stays while that directory does."""
+    return entry.with_name(entry.name + ".kept")
+
+
 @dataclass(frozen=True)
 class Image:
     """A built image directory and its manifest."""
@@ -141,6 +154,20 @@ class Image:
             raise UserError(
                 f"no boot label {name!r}; the image has {', '.join(manifest['labels'])}"
             ) from None
+
+    def lease(self) -> int:
+        """A shared lock on this image (in_use_file) for as long as the
+        returned descriptor is open."""
+        fd = os.open(in_use_file(self.path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return fd
+
+    def keep_for(self, run_dir: Path) -> None:
+        """`run_dir` keeps disks built on this image past its run."""
+        refs = kept_refs(self.path)
+        refs.mkdir(exist_ok=True)
+        name = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
+        (refs / name).write_text(f"{run_dir.resolve()}\n")
 
     @classmethod
     def open(cls, path: Path) -> Image:

@@ -242,19 +242,17 @@ def out_of_space_is_one_line(where: Path) -> Iterator[None]:
 
 
 def export(image: Image, out: Path) -> Image:
-    """Put an image's files in `out`: hard links where possible (they are only
-    read), but always a copy of the data disk, which a user may boot directly."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Put copies of an image's files in `out` (a user may edit or boot them:
+    a hard link would change the cache's entry with them), sparse where the
+    file is, readable by everyone (an image holds no secret)."""
+    if not out.exists():
+        out.mkdir(parents=True)
+        out.chmod(0o755)
     for name in IMAGE_FILES:
         src, dst = image.path / name, out / name
         dst.unlink(missing_ok=True)
-        if name == "data.qcow2":
-            shutil.copy2(src, dst)
-            continue
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
+        run_tool(["cp", "--sparse=always", "--reflink=auto", str(src), str(dst)])
+        dst.chmod(0o644)
     return Image(out)
 
 

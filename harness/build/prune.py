@@ -5,12 +5,16 @@ directory with a sibling `<name>.lock`; a cache hit touches it."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import time
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+
+from harness.artefact import in_use_file, kept_refs
 
 KEEP = 8  # the most recently used entries always stay
 MIN_IDLE = 3600.0  # and so does anything used within the last hour (a concurrent run)
@@ -34,13 +38,39 @@ def stale_entries(directory: Path, now: float, keep: int = KEEP) -> list[Path]:
     return [p for p in entries[keep:] if now - p.stat().st_mtime > MIN_IDLE]
 
 
+def in_use(entry: Path) -> bool:
+    """A machine runs on the image (its lease), or a kept run directory holds
+    disks built on it (harness.artefact.Image.keep_for)."""
+    refs = kept_refs(entry)
+    if refs.is_dir():
+        for ref in refs.iterdir():
+            with contextlib.suppress(OSError):
+                if Path(ref.read_text().strip()).exists():
+                    return True
+    lock = in_use_file(entry)
+    if not lock.exists():
+        return False
+    fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def prune(directory: Path, keep: int = KEEP) -> list[Path]:
-    """Remove the stale entries of a cache directory whose lock is free."""
+    """Remove the stale entries of a cache directory whose lock is free and
+    that nobody uses."""
     removed = []
     for entry in stale_entries(directory, time.time(), keep):
+        if in_use(entry):
+            continue
         try:
             with FileLock(str(lock_of(entry)), timeout=0):
                 shutil.rmtree(entry, ignore_errors=True)
+                shutil.rmtree(kept_refs(entry), ignore_errors=True)
         except Timeout:  # being built or checked right now
             continue
         # the empty lock file stays: unlinking it could let a process waiting on

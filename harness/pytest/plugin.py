@@ -301,6 +301,7 @@ def _teardown(machines: list[Target], settings: Settings, failed: bool, owner: s
     for machine in machines:
         if keep and isinstance(machine, Machine):
             machine.detach_disk_from_snapshot()  # the run's snapshots go at its end
+            machine.image.keep_for(machine.run_dir)  # its disks are built on the image
         if not keep and not failed:
             shutil.rmtree(machine.run_dir, ignore_errors=True)
             with contextlib.suppress(OSError):  # the test's directory, once empty

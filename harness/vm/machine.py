@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import shlex
 import shutil
@@ -22,7 +23,7 @@ from typing import Any
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from harness import guest
-from harness.artefact import Image
+from harness.artefact import Image, cache_root
 from harness.disk import create_overlay
 from harness.errors import HarnessError, MachineNotRunning, ToolFailed, UserError
 from harness.log import logger
@@ -48,6 +49,7 @@ SKIP_SHARED_RAM = [{"capability": "x-ignore-shared", "state": True}]
 KEEP_SHARED_RAM = [{"capability": "x-ignore-shared", "state": False}]
 MIGRATION_TIMEOUT = 120.0
 SOCKET_DIR_PREFIX = "ksh-"  # + "<pid>-": QEMU's sockets (short paths: sun_path is 108 bytes)
+SOCKET_DIR_LOCK = "alive"  # flocked by the machine for its life: the leftovers' test
 # gRPC (labgrid's remote client) restarts its poller threads in a forked
 # child. In the child that is to exec QEMU, one of them can fail on a
 # descriptor closed before the exec and take the child with it ("QEMU exited
@@ -215,6 +217,8 @@ class Machine(GuestDriver):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # named after our pid: if we are killed, the next run removes it
         self._sock_dir = Path(tempfile.mkdtemp(prefix=f"{SOCKET_DIR_PREFIX}{os.getpid()}-"))
+        self._alive = os.open(self._sock_dir / SOCKET_DIR_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._alive, fcntl.LOCK_EX)
         self.console = Console(self.run_dir / "console.log")
         self.activity = 0  # public actions so far: tells which machines a test used
         self._proc: subprocess.Popen[bytes] | None = None
@@ -235,6 +239,7 @@ class Machine(GuestDriver):
         self._disk_override: Path | None = None  # restoring: an overlay on the snapshot's disk
         self.restored_in: float | None = None  # seconds the restore took, if restored
         self.restored_at: int | None = None  # when, on the host's clock: the guest's is set to it
+        self._lease: int | None = None  # on a cached image: pruning passes over it
         for guest_port in self.config.forwards:
             self.forward_port(guest_port)
 
@@ -314,6 +319,8 @@ class Machine(GuestDriver):
         if self.is_up:
             return
         with self._step("start"):
+            if self._lease is None and self.image.path.parent == cache_root() / "images":
+                self._lease = self.image.lease()
             self.verdict = accel_mod.resolve(self.config.accel, self.qemu_binary, self.image.kernel)
             for attempt in range(3):
                 plan = self.plan()
@@ -414,6 +421,12 @@ class Machine(GuestDriver):
             reservation.release()
         self._forwards.clear()
         shutil.rmtree(self._sock_dir, ignore_errors=True)
+        if self._alive >= 0:
+            os.close(self._alive)
+            self._alive = -1
+        if self._lease is not None:
+            os.close(self._lease)
+            self._lease = None
 
     # ---- snapshots (docs/architecture.md "Snapshots") ---------------------------
     def save_snapshot(self, directory: Path) -> Snapshot:
