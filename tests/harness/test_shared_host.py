@@ -271,12 +271,12 @@ def own_cache(tmp_path, monkeypatch):
 
 
 def flip_a_byte(path: Path, at: int = 4096) -> None:
-    path.chmod(0o644)  # a cache file may be read-only; whoever tampers can write it
-    with path.open("r+b") as f:
-        f.seek(at)
-        byte = f.read(1)
-        f.seek(at)
-        f.write(bytes([byte[0] ^ 0xFF]))
+    """One byte of `path` changed, in a file of its own (never through a hard
+    link into the cache the test's own was made from)."""
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0xFF
+    path.unlink()
+    path.write_bytes(bytes(data))
 
 
 @pytest.mark.long
