@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.guest import LABELS
+from harness.guest import LABELS, RELEASE_LABELS
 
 IMAGE_FILES = (
     "vmlinuz",
@@ -205,7 +205,8 @@ class Image:
                 continue
             if file_digest(self.path / name) != digest:
                 return f"{name} does not match manifest.json (truncated or replaced)"
-        absent = [label for label in LABELS if label not in labels]
+        promised = RELEASE_LABELS if manifest.get("flavour") == "release" else LABELS
+        absent = [label for label in promised if label not in labels]
         if absent:
             return f"the boot menu lacks the labels {', '.join(absent)}"
         return None

@@ -60,6 +60,8 @@ GRUB_EDITOR_LINUX_LINE = 2
 
 # ---- boot parameters and labels (docs/boot-flow.md "Bootloader") ----
 LABELS = ("kubesolo", "kubesolo-debug", "kubesolo-shell", "kubesolo-nopersist")
+# the release image's menus (docs/boot-flow.md "Release console"): no shell label
+RELEASE_LABELS = ("kubesolo", "kubesolo-debug", "kubesolo-nopersist")
 DEFAULT_LABEL = "kubesolo"
 DATA_LABEL = "KSOLODATA"
 DATA_PARAM = f"kubesolo.data=LABEL={DATA_LABEL}"

@@ -311,7 +311,7 @@ def _build_into(
             (work / "initramfs").write_bytes(rootfs.archive())
             shutil.copy2(next((kernel_root / "boot").glob("vmlinuz-*")), work / "vmlinuz")
         with step("make the ISO and the disk image"):
-            menu = make_media(work, key, unpacked, BUILD_DIR)
+            menu = make_media(work, key, unpacked, BUILD_DIR, request.flavour)
         with step("make the blank data disk"):
             ext4_qcow2(work / "data.qcow2", DATA_DISK_SIZE, uuid=guid(key, "data.qcow2"))
         manifest = {

@@ -16,12 +16,12 @@ MENU_TABLE = "boot-menu.toml"
 
 
 def make_media(
-    work: Path, key: str, unpacked: dict[str, Path], build_dir: Path
+    work: Path, key: str, unpacked: dict[str, Path], build_dir: Path, flavour: str
 ) -> boot_menu.BootMenu:
     """Write kubesolo-os.iso and kubesolo-os.img into `work` from its vmlinuz
     and initramfs, with the bootloaders of the unpacked boot packages; the
-    menu they offer."""
-    menu = boot_menu.load(build_dir / MENU_TABLE)
+    menu they offer (the flavour's: a release's is locked)."""
+    menu = boot_menu.load(build_dir / MENU_TABLE, flavour)
     grub_cfg, files = boot_menu.grub_cfg(menu), boot_files(unpacked)
     kernel, initramfs = work / "vmlinuz", work / "initramfs"
     make_iso(

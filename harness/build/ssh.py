@@ -92,7 +92,7 @@ def inject_ssh(image: Image, key_file: Path, out: Path) -> Image:
         with (work / "initramfs").open("wb") as f, image.initramfs.open("rb") as base:
             shutil.copyfileobj(base, f)
             f.write(archive)  # the kernel unpacks the archives in order: ours last
-        make_media(work, new_key, boot_packages(BUILD_DIR, cache_root()), BUILD_DIR)
+        make_media(work, new_key, boot_packages(BUILD_DIR, cache_root()), BUILD_DIR, "test")
         files = {n: file_digest(work / n) for n in IMAGE_FILES if n != "manifest.json"}
         ssh = {"authorized_key": key, "packages": list(SSH_PACKAGES), "of": manifest["cache_key"]}
         derived = {**manifest, "cache_key": new_key, "files": files, "ssh": ssh}

@@ -39,6 +39,12 @@ def answering(console, prompt: str, shown: bool = True):
     raise AssertionError(f"the shell at {prompt!r} never answered a typed line")
 
 
+def console_shell_args(image) -> str:
+    """kubesolo.shell, with kubesolo.debug on the release image, which opens no
+    console shell without it (docs/boot-flow.md "Release console")."""
+    return "kubesolo.shell" + (" kubesolo.debug" if image.manifest["flavour"] == "release" else "")
+
+
 def typed(console, command: str, prompt: str) -> str:
     """Type a command at a shell on the console; its output up to the next prompt."""
     console.sendline(command)
@@ -60,7 +66,9 @@ def test_markers_in_order_on_the_console(machine_factory):
 
 
 @pytest.mark.console_shell
-def test_shell_label_then_a_failing_stage_keeps_state_through_console_shells(machine_factory):
+def test_shell_label_then_a_failing_stage_keeps_state_through_console_shells(
+    machine_factory, kubesolo_image
+):
     """docs/boot-flow.md "Failure Handling" and "Stage 20 — Persistent
     Mount", through the console only: kubesolo.shell stops after stage 10 in a
     shell; a KubeSolo made non-executable there fails stage 90, whose
@@ -68,7 +76,9 @@ def test_shell_label_then_a_failing_stage_keeps_state_through_console_shells(mac
     survives a power cycle; fixing the cause and typing `exit` retries the
     boot from stage 00, which stops at stage 10's shell again and, with
     `exit` there, reaches KubeSolo."""
-    vm = machine_factory(kernel_args="kubesolo.shell", allow_failures=frozenset({"stage-error"}))
+    vm = machine_factory(
+        kernel_args=console_shell_args(kubesolo_image), allow_failures=frozenset({"stage-error"})
+    )
     token = "kept-across-boots"
     for boot in (1, 2):
         since = vm.console_cursor()
@@ -102,13 +112,15 @@ def test_shell_label_then_a_failing_stage_keeps_state_through_console_shells(mac
 
 
 @pytest.mark.console_shell
-def test_the_release_image_has_no_second_channel(machine_factory):
+def test_the_release_image_has_no_second_channel(machine_factory, kubesolo_image):
     """docs/architecture.md "Release image": seen from the emergency shell
     after stages 20-80 ran, the release image runs no test shell, no getty
     and no other shell, and nothing listens on any port (KubeSolo, the only
     listener it may have, has not started); the test image, by contrast, runs
     its test shell, which proves the check can see one."""
-    vm = machine_factory(kernel_args="kubesolo.shell", allow_failures=frozenset({"stage-error"}))
+    vm = machine_factory(
+        kernel_args=console_shell_args(kubesolo_image), allow_failures=frozenset({"stage-error"})
+    )
     vm.start()
     vm.wait_for_console(guest.SHELL_PROMPT, timeout=vm.config.boot_timeout)
     console = answering(vm.console_session(timeout=vm.config.boot_timeout), guest.SHELL_PROMPT)

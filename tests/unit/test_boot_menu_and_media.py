@@ -312,3 +312,20 @@ def test_a_disk_image_its_manifest_names_must_be_there(tmp_path):
     (directory / "kubesolo-os.img").unlink()
     with pytest.raises(UserError, match=r"kubesolo-os\.img is missing; build one"):
         Image.open(directory)
+
+
+# ---- the release image's menus -------------------------------------------------------
+def test_the_release_menu_is_locked_and_has_no_shell_label():
+    """docs/boot-flow.md "Release console": the table's release menu lacks
+    kubesolo-shell; its GRUB menu has a superuser nobody can log in as and
+    boots every label unrestricted; the test image's menu is open."""
+    release = boot_menu.load(TABLE, "release")
+    assert tuple(release.labels) == ("kubesolo", "kubesolo-debug", "kubesolo-nopersist")
+    assert release.locked and not boot_menu.load(TABLE).locked
+    text = boot_menu.grub_cfg(release)
+    assert 'set superusers="kubesolo-locked"' in text and "password" not in text
+    assert text.count("--unrestricted {") == 3
+    assert boot_menu.parse_grub(text) == release
+    assert "superusers" not in boot_menu.grub_cfg(boot_menu.load(TABLE))
+    with pytest.raises(UserError, match="must each be --unrestricted"):
+        boot_menu.parse_grub(text.replace(" --unrestricted {", " {", 1))

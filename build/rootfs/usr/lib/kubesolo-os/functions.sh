@@ -444,13 +444,35 @@ console_shell() {
     rm -f "$KUBESOLO_RUN/shell"
 }
 
+# console_shells_allowed: a shell on the console, for whoever stands at it?
+# The release image opens one only with kubesolo.debug (its kubesolo-debug
+# label): docs/boot-flow.md "Release console".
+console_shells_allowed() {
+    load_boot_env
+    [ "${KUBESOLO_DEBUG:-0}" = 1 ] && return 0
+    while IFS= read -r line; do
+        [ "$line" = VARIANT_ID=release ] && return 1
+    done < /etc/os-release
+    return 0
+}
+
 emergency_shell() {
+    if ! console_shells_allowed; then
+        log_error "Boot failed; the release image opens the emergency shell only with" \
+            "kubesolo.debug: boot its kubesolo-debug label. Press Enter to retry the boot sequence"
+        read -r _ || sleep 5  # a console that is gone: retry, but not in a busy loop
+        return 0
+    fi
     log_error "Boot failed: emergency shell on the console; type 'exit' to retry the boot sequence"
     log "Useful: dmesg | tail -50; cat /proc/cmdline; cat /proc/mounts; findfs LABEL=KSOLODATA; ip addr"
     console_shell kubesolo-emergency
 }
 
 drop_to_shell() {
+    if ! console_shells_allowed; then
+        log_warn "kubesolo.shell ignored: the release image opens a shell only with kubesolo.debug"
+        return 0
+    fi
     log "kubesolo.shell: shell after stage 10; type 'exit' to continue the boot"
     console_shell kubesolo-shell
 }
