@@ -4,16 +4,17 @@ files with a manifest, found under the harness's cache root. The builder
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UserError
 from harness.guest import LABELS, RELEASE_LABELS
+from harness.private import foreign
 
 IMAGE_FILES = (
     "vmlinuz",
@@ -40,27 +41,15 @@ def cache_root() -> Path:
     builder runs what it caches (busybox) and boots what it built."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     root = Path(base) / "kubesolo-harness"
-    for path in (root, root.parent):
-        problem = cache_problem(path)
+    resolved = Path(os.path.realpath(root))
+    for path in (root, root.parent, resolved, resolved.parent):
+        problem = foreign(path)
         if problem:
             raise UserError(
                 f"the cache {root}: {path} {problem}: the harness trusts nothing in it; "
                 "remove it, or point XDG_CACHE_HOME at a directory of your own"
             )
     return root
-
-
-def cache_problem(path: Path) -> str | None:
-    """Why `path` cannot hold a cache we trust, or None (also when it is missing)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    if st.st_uid != os.geteuid():
-        return f"belongs to uid {st.st_uid}, not to uid {os.geteuid()}"
-    if stat.S_IMODE(st.st_mode) & 0o022 and not stat.S_ISLNK(st.st_mode):
-        return f"is writable by others (mode {stat.S_IMODE(st.st_mode):o})"
-    return None
 
 
 def sha256_file(path: Path) -> str:
@@ -163,11 +152,14 @@ class Image:
         return fd
 
     def keep_for(self, run_dir: Path) -> None:
-        """`run_dir` keeps disks built on this image past its run."""
+        """`run_dir` keeps disks built on this (cached) image past its run."""
+        if self.path.parent != cache_root() / "images":
+            return  # not the cache's: nothing prunes it
         refs = kept_refs(self.path)
-        refs.mkdir(exist_ok=True)
         name = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
-        (refs / name).write_text(f"{run_dir.resolve()}\n")
+        with contextlib.suppress(OSError):
+            refs.mkdir(exist_ok=True)
+            (refs / name).write_text(f"{run_dir.resolve()}\n")
 
     @classmethod
     def open(cls, path: Path) -> Image:
@@ -198,10 +190,13 @@ class Image:
             digests, labels = dict(manifest["files"]), dict(manifest["labels"])
         except (ValueError, KeyError, TypeError):
             return "manifest.json is not a KubeSolo OS image manifest"
+        missing = [n for n in [*digests, "vmlinuz"] if not (self.path / n).is_file()]
+        if missing:
+            return f"{', '.join(sorted(set(missing)))} missing"
         if self.kernel.read_bytes()[BZIMAGE_MAGIC_AT : BZIMAGE_MAGIC_AT + 4] != BZIMAGE_MAGIC:
             return "vmlinuz is not a Linux kernel (no bzImage header)"
         for name, digest in digests.items():
-            if name in MUTABLE_FILES or not (self.path / name).is_file():
+            if name in MUTABLE_FILES:
                 continue
             if file_digest(self.path / name) != digest:
                 return f"{name} does not match manifest.json (truncated or replaced)"

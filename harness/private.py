@@ -49,6 +49,20 @@ def problem_with(path: Path, st: os.stat_result) -> str | None:
     return None
 
 
+def foreign(path: Path) -> str | None:
+    """Why another user could have put things in `path` (it is not ours, or
+    others may write it), or None, also when it is missing."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if st.st_uid != os.geteuid():
+        return f"belongs to uid {st.st_uid}, not to uid {os.geteuid()}"
+    if stat.S_IMODE(st.st_mode) & 0o022 and not stat.S_ISLNK(st.st_mode):
+        return f"is writable by others (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
 def check_parents(path: Path) -> None:
     """No ancestor of `path` lets another user swap what is below it: each is
     ours or root's, and one that others may write is sticky. A missing one is
@@ -56,6 +70,8 @@ def check_parents(path: Path) -> None:
     for parent in reversed(path.parents):
         with contextlib.suppress(FileExistsError):
             os.mkdir(parent, 0o700)
+    resolved = Path(os.path.realpath(path.parent))
+    for parent in [*reversed(path.parents), *reversed(resolved.parents), resolved]:
         st = os.lstat(parent)
         if st.st_uid not in (0, os.geteuid()):
             raise UserError(
@@ -63,7 +79,7 @@ def check_parents(path: Path) -> None:
                 "use a directory of your own (runtime files: set XDG_RUNTIME_DIR)"
             )
         if stat.S_ISLNK(st.st_mode):
-            continue  # root's or ours (above): its target is checked in turn
+            continue  # root's or ours (above); its target is in the resolved chain
         writable = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
         if writable and not st.st_mode & stat.S_ISVTX:
             raise UserError(
@@ -79,7 +95,11 @@ def private_dir(path: Path) -> Path:
     check_parents(path)
     with contextlib.suppress(FileExistsError):
         os.mkdir(path, 0o700)
-    problem = problem_with(path, os.lstat(path))
+    st = os.lstat(path)
+    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & CLOSED:
+        os.chmod(path, 0o700)  # ours, made before the harness closed them: close it
+        st = os.lstat(path)
+    problem = problem_with(path, st)
     if problem:
         raise UserError(f"{path} {problem}: remove it (rm -rf {path}) and run again")
     return path
@@ -105,6 +125,10 @@ def write_shared(path: Path, text: str) -> Path:
 
 
 def share(path: Path) -> None:
-    """Make a file readable, and its directory enterable, by every local user."""
+    """Make a file readable, and its directory (if ours) enterable, by every
+    local user."""
     path.chmod(0o644)
-    path.parent.chmod(path.parent.stat().st_mode | 0o755)
+    st = path.parent.stat()
+    if st.st_uid == os.geteuid():
+        with contextlib.suppress(OSError):
+            path.parent.chmod(stat.S_IMODE(st.st_mode) | 0o755)

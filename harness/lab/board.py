@@ -215,8 +215,9 @@ class BoardTarget(GuestDriver):
 
     def _type_boot_line(self) -> None:
         label = self.config.label or self.image.manifest.get("default_label", guest.DEFAULT_LABEL)
+        labels = tuple(self.image.manifest.get("labels", guest.LABELS))
         self.board.strategy.type_boot_line(
-            self.console, self._boot_cursor, label, self.config.kernel_args
+            self.console, self._boot_cursor, label, self.config.kernel_args, labels
         )
 
     def start(self) -> None:

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.private import private_dir
+from harness.private import foreign, private_dir
 from harness.vm.firmware import FIRMWARES, firmware_args, firmware_files, machine_options
 
 PR_SET_PDEATHSIG = 1
@@ -256,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--owner-pid", type=int, default=os.getppid())
     a = parser.parse_args(argv)
     state = a.dir.resolve()
+    problem = foreign(state)  # its pid files say what `off` kills, as root
+    if problem:
+        return _fail(f"{state} {problem}: remove it and use a directory of your own")
     if a.action == "off":
         return power_off(state)
     if not a.boot_medium:

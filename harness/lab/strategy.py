@@ -76,16 +76,22 @@ def boot_line(label: str, kernel_args: str, board_args: str) -> str:
     return " ".join(p for p in (label, board_args, kernel_args) if p)
 
 
-def boot_keys(loader: str, label: str, kernel_args: str, board_args: str) -> str:
+def boot_keys(
+    loader: str,
+    label: str,
+    kernel_args: str,
+    board_args: str,
+    labels: tuple[str, ...] = guest.LABELS,
+) -> str:
     """The keys that boot `label` with the parameters after its command line:
     at isolinux's prompt the boot line and Enter; in GRUB's menu one
-    down-arrow per place (the table's order), then, with parameters, `e` (the
+    down-arrow per place (in `labels`, the image's menu), then, with parameters, `e` (the
     editor), down to the entry's `linux` line (guest.GRUB_EDITOR_LINUX_LINE),
     its end, the parameters and Ctrl-X; else Enter."""
     if loader == "isolinux":
         return boot_line(label, kernel_args, board_args) + "\r"
     extra = " ".join(p for p in (board_args, kernel_args) if p)
-    keys = guest.MENU_DOWN * guest.LABELS.index(label)
+    keys = guest.MENU_DOWN * labels.index(label)
     to_linux = GRUB_NEXT_LINE * guest.GRUB_EDITOR_LINUX_LINE + GRUB_END_OF_LINE
     return keys + (f"e{to_linux} {extra}{GRUB_BOOT_EDITED}" if extra else "\r")
 
@@ -260,9 +266,16 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
                     ) from None
                 time.sleep(0.1)
 
-    def type_boot_line(self, console: Console, since: int, label: str, kernel_args: str) -> None:
-        """At the bootloader's serial menu (this boot's), boot `label` with
-        `kernel_args` and the board's own parameters after its command line."""
+    def type_boot_line(
+        self,
+        console: Console,
+        since: int,
+        label: str,
+        kernel_args: str,
+        labels: tuple[str, ...] = guest.LABELS,
+    ) -> None:
+        """At the bootloader's serial menu (this boot's), boot `label` (of the
+        menu's `labels`) with `kernel_args` and the board's own parameters."""
         menu = guest.ISOLINUX_PROMPT if self.bootloader == "isolinux" else guest.GRUB_MENU
         try:
             console.wait_for(menu, self.prompt_timeout, since, failures_except(()))
@@ -277,7 +290,8 @@ class KubeSoloStrategy(Strategy):  # type: ignore[misc]
                 f"no bootloader {what} on the console within {self.prompt_timeout:.0f}s: "
                 "does the boot medium hold the image, and is the board set to boot from it?"
             ) from None
-        console.send(boot_keys(self.bootloader, label, kernel_args, self.board_args).encode())
+        keys = boot_keys(self.bootloader, label, kernel_args, self.board_args, labels)
+        console.send(keys.encode())
 
     def open_shell(self) -> GuestShell:
         """The test shell's line, as a GuestShell (its READY lines count boots)."""

@@ -108,12 +108,12 @@ def lab_board(request: pytest.FixtureRequest, kubesolo_image: Image) -> Iterator
     if env is None:  # labgrid's plugin is disabled: make the env here
         coordinator = request.config.getoption("lg_coordinator", None)
         env = open_environment(str(lab_env_path(request.config)), coordinator)
+    artifacts = Path(request.config.getoption("artifacts")).resolve()
     try:
         board = Board(env, kubesolo_image)
+        artifacts.mkdir(parents=True, exist_ok=True)
+        board.strategy.work_dir = private_dir(artifacts / "lab")
     except UserError as err:
         pytest.fail(str(err), pytrace=False)
-    artifacts = Path(request.config.getoption("artifacts")).resolve()
-    artifacts.mkdir(parents=True, exist_ok=True)
-    board.strategy.work_dir = private_dir(artifacts / "lab")
     yield board
     board.close()

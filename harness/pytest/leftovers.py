@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -108,9 +109,13 @@ def leftover_socket_dirs(tmp: Path | None = None) -> list[Path]:
     """Socket directories of machines whose process died."""
     found = []
     for directory in (tmp or Path(tempfile.gettempdir())).glob(f"{SOCKET_DIR_PREFIX}*-*"):
-        if directory.is_symlink() or not directory.is_dir():
+        try:
+            st = os.lstat(directory)
+        except OSError:
             continue
-        if (directory / SOCKET_DIR_LOCK).exists():  # its machine holds it while it lives
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            continue  # a link, or another user's: never ours to judge or remove
+        if os.path.lexists(directory / SOCKET_DIR_LOCK):  # its machine holds it while it lives
             alive = lock_is_held(directory / SOCKET_DIR_LOCK)
         else:  # an older harness's: by its pid
             pid_text = directory.name[len(SOCKET_DIR_PREFIX) :].split("-", 1)[0]

@@ -23,7 +23,7 @@ from harness.disk import create_overlay
 from harness.errors import UserError
 from harness.lab import qemu_board
 from harness.lab.media import image_format, raw_image, write_file_medium
-from harness.private import write_shared
+from harness.private import private_dir, write_shared
 from harness.vm import ports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -326,3 +326,15 @@ def test_a_cache_another_user_made_is_refused(shared):
         "not to uid 0: the harness trusts nothing in it; remove it, or point XDG_CACHE_HOME "
         "at a directory of your own\n"
     )
+
+
+def test_a_link_to_her_directory_is_no_way_in(shared, tmp_path):
+    """A parent that is a link (ours, or root's) to a directory she may write is
+    seen through: nothing private is made inside hers."""
+    hers = shared / "hers"
+    assert as_other_user("mkdir", "-m", "0777", str(hers)).returncode == 0
+    link = tmp_path / "runtime"
+    link.symlink_to(hers)
+    with pytest.raises(UserError, match=f"{hers} belongs to uid {NOBODY}"):
+        private_dir(link / "kubesolo-dev")
+    assert not (hers / "kubesolo-dev").exists()

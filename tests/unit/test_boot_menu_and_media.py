@@ -329,3 +329,13 @@ def test_the_release_menu_is_locked_and_has_no_shell_label():
     assert "superusers" not in boot_menu.grub_cfg(boot_menu.load(TABLE))
     with pytest.raises(UserError, match="must each be --unrestricted"):
         boot_menu.parse_grub(text.replace(" --unrestricted {", " {", 1))
+
+
+def test_an_image_missing_a_file_its_manifest_names_is_damaged(tmp_path):
+    """A cache entry with a file gone is no cache hit (harness.build.builder)."""
+    files = tuple(f for f in IMAGE_FILES if f != "manifest.json")
+    directory = _image_dir(tmp_path, files, files)
+    (directory / "kubesolo-os.iso").unlink()
+    assert Image(directory).problem() == "kubesolo-os.iso missing"
+    (directory / "vmlinuz").unlink()
+    assert Image(directory).problem() == "kubesolo-os.iso, vmlinuz missing"

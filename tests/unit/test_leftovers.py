@@ -103,3 +103,15 @@ def test_a_socket_dir_lives_while_its_machine_holds_it(tmp_path):
     finally:
         os.close(fd)
     assert leftovers.leftover_socket_dirs(tmp_path) == sorted([held, free])
+
+
+def test_another_users_socket_dirs_are_never_judged(tmp_path):
+    """docs/architecture.md "Shared hosts": a socket directory of another user's
+    (closed to us when we are not root) is neither read nor removed."""
+    if os.geteuid() != 0:
+        pytest.skip("chown needs root")
+    theirs = tmp_path / f"ksh-{dead_pid()}-theirs"
+    theirs.mkdir(mode=0o700)
+    (theirs / SOCKET_DIR_LOCK).touch()
+    os.chown(theirs, 65534, 65534)
+    assert leftovers.leftover_socket_dirs(tmp_path) == []

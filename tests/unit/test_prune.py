@@ -58,15 +58,18 @@ def test_an_image_a_machine_runs_on_stays(tmp_path):
     assert prune.prune(tmp_path, keep=0) == [used]
 
 
-def test_an_image_a_kept_run_directory_needs_stays_while_it_does(tmp_path):
-    kept = entry(tmp_path, "kept", 7200)
+def test_an_image_a_kept_run_directory_needs_stays_while_it_does(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    images = tmp_path / "cache" / "kubesolo-harness" / "images"  # only cached images are kept
+    images.mkdir(parents=True)
+    kept = entry(images, "kept", 7200)
     run_dir = tmp_path / "artifacts" / "test_x" / "vm0"
     run_dir.mkdir(parents=True)
     Image(kept).keep_for(run_dir)
-    assert prune.prune(tmp_path, keep=0) == []
+    assert prune.prune(images, keep=0) == []
     shutil.rmtree(run_dir)  # the user removed what was kept
-    assert prune.prune(tmp_path, keep=0) == [kept]
-    assert not (tmp_path / "kept.kept").exists()
+    assert prune.prune(images, keep=0) == [kept]
+    assert not (images / "kept.kept").exists()
 
 
 def test_an_exported_image_is_a_copy(tmp_path):
