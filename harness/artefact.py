@@ -42,8 +42,13 @@ def cache_root() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     root = Path(base) / "kubesolo-harness"
     resolved = Path(os.path.realpath(root))
-    for path in (root, root.parent, resolved, resolved.parent):
-        problem = foreign(path)
+    for path, parent in (
+        (root, False),
+        (resolved, False),
+        (root.parent, True),
+        (resolved.parent, True),
+    ):
+        problem = foreign(path, sticky_ok=parent)  # in a sticky parent, /tmp's, ours stays ours
         if problem:
             raise UserError(
                 f"the cache {root}: {path} {problem}: the harness trusts nothing in it; "

@@ -49,12 +49,15 @@ def problem_with(path: Path, st: os.stat_result) -> str | None:
     return None
 
 
-def foreign(path: Path) -> str | None:
+def foreign(path: Path, sticky_ok: bool = False) -> str | None:
     """Why another user could have put things in `path` (it is not ours, or
-    others may write it), or None, also when it is missing."""
+    others may write it), or None, also when it is missing. `sticky_ok`: a
+    parent of ours or root's that is sticky (others may add, never replace)."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
+        return None
+    if sticky_ok and st.st_uid in (0, os.geteuid()) and st.st_mode & stat.S_ISVTX:
         return None
     if st.st_uid != os.geteuid():
         return f"belongs to uid {st.st_uid}, not to uid {os.geteuid()}"
