@@ -8,6 +8,7 @@ like /tmp, where nobody may rename or remove what is ours)."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
 import tempfile
@@ -106,6 +107,24 @@ def private_dir(path: Path) -> Path:
     if problem:
         raise UserError(f"{path} {problem}: remove it (rm -rf {path}) and run again")
     return path
+
+
+def lock_is_held(path: Path) -> bool:
+    """Does a live process hold this flock? (a missing file: nobody does) The
+    owners of run directories, socket directories and cached images in use
+    hold theirs for their lives: a lock, unlike a pid, is seen across PID
+    namespaces, and the kernel frees it when its holder dies."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def write_private(path: Path, data: bytes) -> None:

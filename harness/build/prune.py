@@ -6,7 +6,6 @@ directory with a sibling `<name>.lock`; a cache hit touches it."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from harness.artefact import in_use_file, kept_refs
+from harness.private import lock_is_held
 
 KEEP = 8  # the most recently used entries always stay
 MIN_IDLE = 3600.0  # and so does anything used within the last hour (a concurrent run)
@@ -47,17 +47,7 @@ def in_use(entry: Path) -> bool:
             with contextlib.suppress(OSError):
                 if Path(ref.read_text().strip()).exists():
                     return True
-    lock = in_use_file(entry)
-    if not lock.exists():
-        return False
-    fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return lock_is_held(in_use_file(entry))
 
 
 def prune(directory: Path, keep: int = KEEP) -> list[Path]:

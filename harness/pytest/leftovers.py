@@ -18,6 +18,7 @@ import stat
 import tempfile
 from pathlib import Path
 
+from harness.private import lock_is_held
 from harness.vm.machine import SOCKET_DIR_LOCK, SOCKET_DIR_PREFIX
 
 OWNER_FILE = "owner"  # names the owner's lock file (and its pid, for people)
@@ -48,21 +49,6 @@ def owner_lock(artifacts: Path) -> Path:
     fcntl.flock(fd, fcntl.LOCK_EX)
     _held[path] = fd
     return path
-
-
-def lock_is_held(path: Path) -> bool:
-    """Does a live process hold this lock? (a missing file: nobody does)"""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
 
 
 def mark_owner(run_dir: Path) -> None:
