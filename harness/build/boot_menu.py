@@ -61,13 +61,17 @@ def load(path: Path, flavour: str = "test") -> BootMenu:
 
 def isolinux_cfg(menu: BootMenu) -> str:
     """isolinux's menu: serial port 0 and the screen, a `boot:` prompt, the
-    default after the wait (isolinux counts tenths of a second)."""
+    default after the wait (isolinux counts tenths of a second). A locked
+    menu has no prompt at all (PROMPT 0, NOESCAPE 1: Shift and Alt do not
+    open one): isolinux's prompt passes whatever is typed after a label to
+    the kernel (it ignores ALLOWOPTIONS 0), so a locked one boots its default."""
     names = ", ".join(f"{n} (default)" if n == menu.default else n for n in menu.labels)
+    prompt = ["PROMPT 0", "NOESCAPE 1"] if menu.locked else ["PROMPT 1"]
     lines = [
         f"# isolinux menu, {GENERATED}",
         f"SERIAL {SERIAL_PORT} {SERIAL_BAUD}",
         "CONSOLE 1",
-        "PROMPT 1",
+        *prompt,
         f"TIMEOUT {menu.timeout_seconds * 10}",
         f"DEFAULT {menu.default}",
         f"SAY KubeSolo OS: labels {names}",
@@ -136,7 +140,7 @@ def parse_isolinux(text: str) -> BootMenu:
             n: (d.get("KERNEL", ""), d.get("INITRD", ""), d.get("APPEND", ""))
             for n, d in labels.items()
         },
-        locked=False,  # isolinux's prompt takes what is typed (docs/boot-flow.md "Release console")
+        locked=top.get("PROMPT") == "0" and top.get("NOESCAPE") == "1",
     )
 
 

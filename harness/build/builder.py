@@ -322,6 +322,7 @@ def _build_into(
             "kernel_version": kernel_version,
             "default_label": menu.default,
             "labels": menu.labels,
+            "menu_locked": menu.locked,
             "packages": inputs,
             "kubesolo_source": kubesolo.source if kubesolo else None,
             "kubesolo_sha256": hashlib.sha256(kubesolo.data).hexdigest() if kubesolo else None,

@@ -385,6 +385,11 @@ class Machine(GuestDriver):
         if not label or loader == "qemu":
             return
         if loader == "isolinux":
+            if self.image.manifest.get("menu_locked"):
+                raise UserError(
+                    f"label {label!r}: a release ISO under BIOS boots its default label (its "
+                    "isolinux has no prompt); choose a label in GRUB: firmware uefi, or a disk boot"
+                )
             self.expect_console([guest.ISOLINUX_PROMPT], timeout=60)
             self.send_console(label + "\r")
             return

@@ -6,11 +6,15 @@ as its KubeSolo) and seen through its console only."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from harness import guest
 from harness.build import boot_menu
 from harness.build.builder import BUILD_DIR, BuildRequest, build
+from harness.errors import UserError
+from harness.vm.machine import Machine, MachineConfig
 
 pytestmark = [pytest.mark.boot, pytest.mark.qemu_only("boots a release image of its own")]
 
@@ -75,3 +79,28 @@ def test_grub_asks_a_login_nobody_has_before_editing(machine_factory, release):
     vm.send_console("e")
     vm.expect_console([r"Enter username:"], timeout=60)
     assert "setparams" not in vm.console_text()
+
+
+def test_the_release_iso_under_bios_takes_nothing_typed(machine_factory, release):
+    """isolinux's prompt would pass what is typed to the kernel: the release
+    ISO has none (PROMPT 0, NOESCAPE 1) and boots its default label exactly,
+    whatever is typed at its console."""
+    vm = machine_factory(image=release, boot="iso")
+    vm.start()
+    for _ in range(3):  # as someone at the console would, while it boots
+        vm.send_console("kubesolo kubesolo.debug kubesolo.shell rdinit=/bin/sh\r")
+    vm.wait_for_console(guest.STANDIN_ACCEPTED, timeout=vm.config.boot_timeout)
+    text = vm.console_text()
+    assert not re.search(guest.ISOLINUX_PROMPT, text)
+    (line,) = re.findall(r"Command line: (.*?)\r?$", text, re.M)[:1]
+    default = release.manifest["labels"]["kubesolo"]
+    assert line == f"BOOT_IMAGE=/boot/vmlinuz {default} initrd=/boot/initramfs"
+
+
+def test_a_label_cannot_be_chosen_at_the_release_isos_bios_menu(release):
+    with pytest.raises(UserError, match="boots its default label"):
+        vm = Machine(release, MachineConfig(boot="iso", label="kubesolo-debug"))
+        try:
+            vm._choose_label()
+        finally:
+            vm.close()
