@@ -224,7 +224,7 @@ def test_a_qemu_board_refuses_a_serial_directory_another_user_made(kubesolo_imag
 def test_a_runs_guest_ram_disks_and_command_lines_are_closed_to_others(machine_factory):
     """What a run writes is its user's alone (umask 077): she cannot read a
     machine's disk, its QEMU command line or a snapshot of its RAM and disk,
-    which hold a node's keys."""
+    which hold a node's keys, nor reach its console, QMP or test shell."""
     needs_root()
     vm = machine_factory()
     vm.start()
@@ -238,6 +238,15 @@ def test_a_runs_guest_ram_disks_and_command_lines_are_closed_to_others(machine_f
         peek = as_other_user("cat", str(path))
         assert peek.returncode != 0 and "Permission denied" in peek.stderr, path
     assert stat.S_IMODE(vm.run_dir.stat().st_mode) == 0o700
+    # the console, QMP and the test shell: sockets in a directory only root may enter
+    assert stat.S_IMODE(vm.socket_dir.stat().st_mode) == 0o700
+    for name in ("console.sock", "qmp.sock", "shell.sock"):
+        knock = as_other_user(
+            sys.executable, "-I", "-c",
+            "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])",
+            str(vm.socket_dir / name),
+        )  # fmt: skip
+        assert knock.returncode != 0 and "PermissionError" in knock.stderr, name
 
 
 def test_shared_artefacts_are_readable_by_everyone():
