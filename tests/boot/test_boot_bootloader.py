@@ -29,6 +29,7 @@ from harness import guest
 from harness.artefact import sha256_file
 from harness.disk import create_overlay
 from harness.tools import run_tool
+from harness.vm.firmware import bootloader
 
 pytestmark = pytest.mark.boot
 
@@ -121,14 +122,29 @@ def test_label_kubesolo_debug_traces_the_stages(machine_factory):
     assert TRACE_LINE.search(after_stage_10), "no sh -x trace after stage 10"
 
 
+GRUB_ONLY = pytest.mark.qemu_only("OVMF and the disk image are QEMU's")
+
+
 @pytest.mark.console_shell
-def test_label_kubesolo_shell_drops_to_a_shell(machine_factory):
-    """docs/boot-flow.md "Bootloader", label `kubesolo-shell`: the boot stops in a shell
-    on the console before stage 20; `exit` continues the boot."""
-    vm = machine_factory(boot="iso", label="kubesolo-shell")
+@pytest.mark.parametrize(
+    ("firmware", "boot"),
+    [
+        ("bios", "iso"),  # isolinux: the label typed at boot:
+        pytest.param("uefi", "iso", marks=GRUB_ONLY),  # GRUB: the arrow keys
+        pytest.param("bios", "disk", marks=GRUB_ONLY),
+    ],
+)
+def test_label_kubesolo_shell_drops_to_a_shell(machine_factory, firmware, boot):
+    """docs/boot-flow.md "Bootloader", label `kubesolo-shell`, from isolinux's
+    prompt and from GRUB's menu over the serial console: the boot stops in a
+    shell on the console before stage 20; `exit` continues the boot."""
+    vm = machine_factory(boot=boot, firmware=firmware, label="kubesolo-shell")
     vm.start()
     vm.wait_for_console(guest.SHELL_PROMPT, timeout=vm.config.boot_timeout)
-    assert_booted_through_isolinux(vm, "kubesolo-shell")
+    if bootloader(firmware, boot) == "isolinux":
+        assert_booted_through_isolinux(vm, "kubesolo-shell")
+    else:
+        assert_booted_through_grub(vm, "kubesolo-shell")
     assert not re.search(guest.stage_started("20-persistent-mount.sh"), vm.console_text())
     assert guest.DATA_MNT not in mounts(vm)
     cursor = vm.console_cursor()
@@ -183,25 +199,6 @@ def assert_booted_through_grub(vm, label: str) -> None:
     """/proc/cmdline is what GRUB passes for the label: its kernel and the
     promised command line (GRUB adds no initrd= word)."""
     assert cmdline_words(vm) == [f"BOOT_IMAGE={SPEC_KERNEL}", *SPEC_APPEND[label].split()]
-
-
-@pytest.mark.console_shell
-@pytest.mark.qemu_only("OVMF and SeaBIOS are QEMU's")
-@pytest.mark.parametrize(("firmware", "boot"), [("uefi", "iso"), ("bios", "disk")])
-def test_grub_label_kubesolo_shell_drops_to_a_shell(machine_factory, firmware, boot):
-    """docs/boot-flow.md "Bootloader", label `kubesolo-shell` chosen in GRUB's menu
-    (the arrow keys over the serial console): the boot stops in a shell before
-    stage 20, as from isolinux; `exit` continues the boot."""
-    vm = machine_factory(boot=boot, firmware=firmware, label="kubesolo-shell")
-    vm.start()
-    vm.wait_for_console(guest.SHELL_PROMPT, timeout=vm.config.boot_timeout)
-    assert_booted_through_grub(vm, "kubesolo-shell")
-    assert guest.DATA_MNT not in mounts(vm)
-    cursor = vm.console_cursor()
-    vm.send_console("exit\r")
-    vm.wait_for_console(guest.stage_started("20-persistent-mount.sh"), 60, since=cursor)
-    vm.wait_for_boot()
-    assert mounts(vm)[guest.DATA_MNT].fstype == "ext4"
 
 
 @pytest.mark.qemu_only("reads the boot disk file back on the host")

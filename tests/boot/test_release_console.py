@@ -11,9 +11,10 @@ import re
 import pytest
 
 from harness import guest
-from harness.build import boot_menu
+from harness.build import boot_menu, disk_image, fat
 from harness.build.builder import BUILD_DIR, BuildRequest, build
 from harness.errors import UserError
+from harness.tools import run_tool
 from harness.vm.machine import Machine, MachineConfig
 
 pytestmark = [pytest.mark.boot, pytest.mark.qemu_only("boots a release image of its own")]
@@ -31,13 +32,23 @@ def release():
     return build(BuildRequest(flavour="release", standin=True))
 
 
-def test_the_release_menus_have_no_shell_label_and_grub_is_locked(release):
-    """The manifest, and so the menus, offer the release labels only; GRUB's
-    menu has its lock (every label unrestricted)."""
+def test_the_release_menus_have_no_shell_label_and_are_locked(release, tmp_path):
+    """The menus inside the built release media (the ISO's isolinux and GRUB
+    menus, GRUB's on the disk image's ESP) offer the release labels only and
+    are locked: isolinux without a prompt, GRUB with its superuser."""
     assert tuple(release.manifest["labels"]) == guest.RELEASE_LABELS
     menu = boot_menu.load(BUILD_DIR / "boot-menu.toml", "release")
     assert menu.locked and tuple(menu.labels) == guest.RELEASE_LABELS
-    assert boot_menu.parse_grub(boot_menu.grub_cfg(menu)) == menu
+    extracted = {}
+    for inside in ("/isolinux/isolinux.cfg", "/boot/grub/grub.cfg"):
+        out = tmp_path / inside.rsplit("/", 1)[1]
+        run_tool(["xorriso", "-osirrox", "on", "-indev", str(release.iso), "-extract", inside,
+                  str(out)])  # fmt: skip
+        extracted[inside] = out.read_text()
+    esp = fat.read_file(release.disk_image, "EFI/debian/grub.cfg", disk_image.ESP.offset).decode()
+    assert boot_menu.parse_isolinux(extracted["/isolinux/isolinux.cfg"]) == menu
+    assert boot_menu.parse_grub(extracted["/boot/grub/grub.cfg"]) == menu
+    assert boot_menu.parse_grub(esp) == menu
 
 
 def test_kubesolo_shell_alone_opens_no_shell(machine_factory, release):

@@ -4,7 +4,6 @@ arguments (docs/boot-flow.md "Bootloader", "Media"): pure parts, no QEMU."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import struct
@@ -12,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from promised_values import P
 
 from harness.artefact import IMAGE_FILES, Image, block_digest, sha256_file
 from harness.build import bios_grub, boot_menu, disk_image
@@ -22,17 +22,6 @@ from harness.vm.qemu import QemuPlan, command_line
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE = REPO / "build/boot-menu.toml"
-
-
-def _promised():
-    spec = importlib.util.spec_from_file_location("promised", REPO / "tests/boot/promised.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-P = _promised()
 
 
 # ---- one table, every menu -----------------------------------------------------

@@ -6,13 +6,13 @@ the same values on a booted guest; these fail in a second when a value in
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from promised_values import P
 
 from harness import guest
 from harness.build import boot_menu
@@ -20,18 +20,6 @@ from harness.build import boot_menu
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "build"
 LIB = BUILD / "rootfs/usr/lib/kubesolo-os"
-
-
-def _load_promised():
-    """tests/boot/promised.py (the boot suite's module of the doc's values)."""
-    spec = importlib.util.spec_from_file_location("promised", REPO / "tests/boot/promised.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-P = _load_promised()
 
 
 def list_words(path: Path) -> list[str]:
