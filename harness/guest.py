@@ -48,6 +48,10 @@ def stage_failed(stage: str = STAGE_NAME) -> str:
 BOOT_MARKER = stage_done(LAST_STAGE)  # a full boot: the success marker
 ERROR_MARKER = rf"{_PREFIX} \[ERROR\]"  # any stage failure
 WARN_MARKER = rf"{_PREFIX} \[WARN\]"
+# init's supervisor (docs/boot-flow.md "Supervision"): KubeSolo exited and
+# starts again (a warning), or it failed too often, too fast (a failure)
+KUBESOLO_RESTART = rf"{_PREFIX} \[WARN\] KubeSolo exited \((.+?) after (\d+)s, fast failure"
+KUBESOLO_GAVE_UP = rf"{_PREFIX} \[ERROR\] Giving up on KubeSolo: (\d+) fast failures in a row"
 STANDIN_ACCEPTED = r"^\[kubesolo-standin\] accepted: (.*?)\r?$"  # the test flavour's KubeSolo
 EMERGENCY_PROMPT = r"\(kubesolo-emergency\) # "
 SHELL_PROMPT = r"\(kubesolo-shell\) # "
@@ -78,6 +82,21 @@ KUBESOLO_BIN = "/usr/local/bin/kubesolo"
 KUBESOLO_IN_IMAGE = "/usr/lib/kubesolo-os/bin/kubesolo"
 INIT_FUNCTIONS = "/usr/lib/kubesolo-os/functions.sh"  # the stages' shared helpers
 STANDIN_ARGV = "/run/kubesolo-standin/argv"
+KUBESOLO_PID_FILE = f"{RUN_DIR}/kubesolo.pid"  # the supervised KubeSolo's PID
+KUBESOLO_PROC = f"/proc/$(cat {KUBESOLO_PID_FILE})"  # a shell word: its /proc directory
+
+
+# ---- power, from a shell in the guest (docs/boot-flow.md "Supervision") ----
+# busybox's reboot and poweroff signal PID 1, which stops KubeSolo and every
+# process, unmounts and syncs. A console shell (kubesolo.shell, the emergency
+# shell) holds PID 1 until it exits, and KubeSolo has not started then: sync
+# and go down at once.
+def _power_command(action: str) -> str:
+    return f"if [ -e {SHELL_MARK} ]; then sync; {action} -f; else {action}; fi"
+
+
+REBOOT_COMMAND = _power_command("reboot")
+POWEROFF_COMMAND = _power_command("poweroff")
 SAVED_NETWORK = f"{DATA_MNT}/network/interfaces.sh"
 # docs/boot-flow.md "Stage 20": (directory on the data partition, mount point)
 BIND_MOUNTS = (

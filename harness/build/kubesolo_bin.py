@@ -2,9 +2,11 @@
 tarball `kubesolo-<ver>-linux-amd64[-musl][-offline].tar.gz` holding one.
 
 Refused in one line: a release below v1.1.3 (older ones hard-code the systemd
-cgroup driver and start no pod on this systemd-less OS) and a release tarball
+cgroup driver and start no pod on this systemd-less OS), a release tarball
 that is not an `-offline` asset (the default one pulls local-path-provisioner
-at start and never gets Ready air-gapped). See docs/kubesolo.md "Images"."""
+at start and never gets Ready air-gapped), see docs/kubesolo.md "Images";
+and a binary whose flags the image's flag table does not describe
+(kubesolo_flags, docs/kubesolo.md "Command line")."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import elf
+from harness.build.kubesolo_flags import check_binary
 from harness.errors import UserError
 from harness.log import logger
 
@@ -127,6 +130,7 @@ def load(path: Path) -> KubeSoloBinary:
             "tarball or a kubesolo binary that answers --version"
         )
     check_version(str(path), version)
+    check_binary(str(path), data)
     log.warning(
         "--kubesolo-bin %s is a bare binary: whether it is the -offline build cannot be told; "
         "a default (online) build never gets Ready without network",
@@ -152,6 +156,7 @@ def _load_tarball(path: Path) -> KubeSoloBinary:
         )
     data = _from_tarball(path)
     _require_x86_64(path, data)
+    check_binary(path.name, data)
     return KubeSoloBinary(data=data, source=str(path), version=name)
 
 

@@ -279,12 +279,17 @@ def _up(server: DevServer) -> Machine:
 
 def _reboot(server: DevServer, _: dict) -> str:
     _up(server).reboot()
-    return "rebooting (sync, then reboot -f)"
+    return "rebooting (init stops KubeSolo, unmounts, then reboots)"
 
 
 def _reset(server: DevServer, _: dict) -> str:
     _up(server).hard_reset()
     return "reset (no sync)"
+
+
+def _shutdown(server: DevServer, _: dict) -> str:
+    _up(server).shutdown()
+    return "shut down (init stopped KubeSolo and unmounted); power on with the menu's p"
 
 
 def _power_off(server: DevServer, _: dict) -> str:
@@ -342,6 +347,7 @@ def _stop(server: DevServer, _: dict) -> str:
 ON_MAIN: dict[str, Callable[[DevServer, dict], str]] = {
     "reboot": _reboot,
     "reset": _reset,
+    "shutdown": _shutdown,
     "poweroff": _power_off,
     "poweron": _power_on,
     "forward": _forward,

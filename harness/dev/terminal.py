@@ -23,6 +23,7 @@ ESCAPE = b"\x1d"  # Ctrl-], as telnet's
 MENU: dict[bytes, tuple[str | None, str]] = {
     b"r": ("reboot", "reboot"),
     b"R": ("reset", "hard reset"),
+    b"O": ("shutdown", "shut down"),
     b"o": ("poweroff", "power off"),
     b"p": ("poweron", "power on"),
     b"f": ("forward", "add a port forward"),

@@ -1,6 +1,6 @@
 """One KubeSolo node in a VM: brought up phase by phase, rebooted, asked for
-clients, waited on, and dumped when a test fails. The workload helpers are
-methods here so the suites read as plain steps."""
+clients, waited on, and dumped when a test fails. The workload steps are its
+methods too (harness.k8s.workloads), so the suites read as plain steps."""
 
 from __future__ import annotations
 
@@ -11,12 +11,10 @@ from typing import Any, TypeVar
 
 import yaml
 from kubernetes import client as k8s
-from kubernetes import utils as k8s_utils
-from kubernetes.client.exceptions import ApiException
 
 from harness.k8s import preload
 from harness.k8s.api_errors import one_line
-from harness.k8s.blockers import pod_blocker
+from harness.k8s.blockers import pod_blocker, pull_images_missing, restart_counts
 from harness.k8s.client import (
     REQUEST_TIMEOUT,
     api_client_from_kubeconfig,
@@ -34,30 +32,25 @@ from harness.k8s.dump import (
     kubesolo_console_lines,
 )
 from harness.k8s.errors import KubeBlocked, KubeconfigError, KubeError
-from harness.k8s.host_http import http_get
 from harness.k8s.image_refs import normalize_image_ref
 from harness.k8s.kubesolo import API_PORT, NODE_LEASE_NAMESPACE, SYSTEM_ROLLOUTS
-from harness.k8s.manifests import load_manifest
 from harness.k8s.predicates import (
     ContainerStarts,
     container_starts,
-    job_complete,
-    job_failed,
     node_boot_id,
     node_ready_after_reboot,
     node_ready_since,
-    pod_finished,
     pod_live,
     pod_running,
-    pvc_bound,
     restarted_and_ready,
     rollout_complete,
 )
 from harness.k8s.settings import KubeSettings
 from harness.k8s.timings import TIMINGS_FILE, PhaseTimer
 from harness.k8s.waits import Budget, wait_for
+from harness.k8s.workloads import NodeWorkloads
 from harness.log import logger, step
-from harness.vm.console import find_failure
+from harness.vm.console import find_failure, find_warnings
 from harness.vm.machine import Machine
 from harness.vm.relay import RemoteMachine
 
@@ -65,7 +58,7 @@ log = logger("k8s")
 T = TypeVar("T")
 
 
-class KubeNode:
+class KubeNode(NodeWorkloads):
     """One KubeSolo node in a VM: brings it up, hands out clients, waits, dumps its state."""
 
     def __init__(
@@ -84,9 +77,12 @@ class KubeNode:
         self.api: Any = None
         self._ports: dict[int, int] = {}
         self._boots = 0
-        # normalized refs of the images the last import left on the node
+        # normalized refs of the images listed on the node in this boot
         self.present_images: frozenset[str] = frozenset()
+        # each container's restartCount before the last reboot, by (pod uid, container)
+        self.restarts_before: dict[tuple[str, str], int] = {}
         self.boot_time: datetime | None = None  # this boot's start, by the guest's clock
+        self._imported_at: int | None = None  # KubeSolo's restarts when images were imported
 
     # ---- clients (every call passes _request_timeout=REQUEST_TIMEOUT) ----
     @property
@@ -147,8 +143,7 @@ class KubeNode:
             budget = Budget(self.settings.timeout)
             self.host_port(API_PORT)
             self._connect(budget, this_boot_only=False)
-            listed = preload.listed_images(self.machine)
-            self.present_images = frozenset(normalize_image_ref(ref) for ref in listed)
+            self._list_images()
             since = datetime.fromtimestamp(restored_at, UTC) if restored_at else None
             self._wait("node Ready", lambda: self._ready_since(since), budget.remaining())
             self.timer.mark("node_ready")
@@ -160,6 +155,7 @@ class KubeNode:
         """Clean reboot from the guest; back when the *new* boot's kubelet reports Ready."""
         old = node_boot_id(self.node())
         before = {d: container_starts(self.deployment_pods(*d)) for d in SYSTEM_ROLLOUTS}
+        self.restarts_before = restart_counts(self._all_pods())  # blockers.START_REPEATS
         self._boots += 1
         with step(log, f"KubeSolo node reboot {self._boots}"):
             self.timer.begin(f"reboot-{self._boots}")
@@ -174,10 +170,14 @@ class KubeNode:
         """Phase by phase to a usable node; after a reboot (`before` given) the system
         rollouts count only once their pods run containers started by the new boot.
 
-        Images are imported as soon as the kubelet answers (docs/kubesolo.md "Images"): not
-        earlier, which races KubeSolo's own import, and after every boot, since each start
-        of KubeSolo wipes side-loaded images. Pods the kubelet restarts from the stored
-        state (nginx after a reboot) find them on their next pull."""
+        Images are imported after every boot, since each start of KubeSolo wipes side-loaded
+        ones (docs/kubesolo.md "Images"), and only once the system rollouts are done: until
+        then KubeSolo is deploying CoreDNS and local-path under short request deadlines, and
+        an import would take the CPUs they need under TCG. Pods the kubelet restarts from the
+        stored state (nginx after a reboot) find the images on their next pull. What an
+        earlier boot listed is stale: the blockers start this boot knowing no image."""
+        self.present_images = frozenset()
+        self._imported_at = None
         self.machine.wait_for_boot()
         budget = Budget(self.settings.timeout)  # KubeSolo's own start, after the OS boot
         self.timer.mark("boot")
@@ -185,7 +185,6 @@ class KubeNode:
         self.timer.mark("api")
         self._wait("kubelet /healthz", self._kubelet_healthy, budget.remaining())
         self.timer.mark("kubelet_healthz")
-        self.import_images()
         self._wait("node Ready", lambda: self._fresh_ready_node(old_boot_id), budget.remaining())
         self.timer.mark("node_ready")
         if old_boot_id is None:  # after a reboot, pod phases are stale until the kubelet syncs
@@ -196,6 +195,7 @@ class KubeNode:
             if before is not None:
                 self.wait_restarted(namespace, name, before[namespace, name], budget.remaining())
             self.timer.mark(f"{name}_rollout")
+        self.import_images()
 
     def wait_restarted(
         self, namespace: str, name: str, before: ContainerStarts, timeout: float | None = None
@@ -263,13 +263,31 @@ class KubeNode:
             )
         return node if node_ready_since(node, lease, since) else None
 
+    def _all_pods(self) -> list[Any]:
+        return list(self.core.list_pod_for_all_namespaces(_request_timeout=REQUEST_TIMEOUT).items)
+
     def _any_running_pod(self) -> Any:
-        pods = self.core.list_pod_for_all_namespaces(_request_timeout=REQUEST_TIMEOUT).items
-        return next((p for p in pods if pod_running(p)), None)
+        return next((p for p in self._all_pods() if pod_running(p)), None)
 
     # ---- images ----
+    def _list_images(self) -> None:
+        """Learn which images the node has now (one `ctr images ls`)."""
+        listed = preload.listed_images(self.machine)
+        self.present_images = frozenset(normalize_image_ref(ref) for ref in listed)
+
+    def _kubesolo_restarts(self) -> int:
+        """How many times init has started KubeSolo again, by the console (all boots)."""
+        warnings = find_warnings(self.machine.console_text())
+        return sum(1 for pattern, _ in warnings if pattern.name == "kubesolo-restart")
+
+    def _restarted_since_import(self) -> bool:
+        """Did init restart KubeSolo after this boot's import? A start wipes side-loaded
+        images (docs/kubesolo.md "Images"), so they are imported again."""
+        return self._imported_at is not None and self._kubesolo_restarts() > self._imported_at
+
     def import_images(self) -> list[str]:
-        """Import --kubesolo-images with ctr into this boot's containerd."""
+        """Import --kubesolo-images with ctr into this boot's containerd (after the system
+        rollouts: see _come_up)."""
         if self.settings.images_dir is None:
             return []
         with step(log, f"import images from {self.settings.images_dir}"):
@@ -281,42 +299,11 @@ class KubeNode:
                 timeout=max(600.0, self.settings.timeout),
             )
         self.present_images = frozenset(normalize_image_ref(ref) for ref in present)
+        self._imported_at = self._kubesolo_restarts()
         self.timer.mark("images_imported")
         return names
 
-    # ---- workloads ----
-    def values(self, **extra: object) -> dict[str, object]:
-        """Manifest values: the image names the user chose plus per-call ones."""
-        base: dict[str, object] = {
-            "NGINX_IMAGE": self.settings.nginx_image,
-            "BUSYBOX_IMAGE": self.settings.busybox_image,
-        }
-        return {**base, **extra}
-
-    def apply(self, manifest: str, namespace: str, **values: object) -> list[Any]:
-        """Create every object of a fixture manifest in `namespace`."""
-        created = []
-        for doc in load_manifest(manifest, self.values(**values)):
-            created.extend(
-                k8s_utils.create_from_dict(
-                    self.api, doc, namespace=namespace, _request_timeout=REQUEST_TIMEOUT
-                )
-            )
-        return created
-
-    def create_namespace(self, name: str) -> None:
-        """Create a namespace and wait for its `default` ServiceAccount: until the controller
-        manager adds it, the ServiceAccount admission plugin rejects every pod there."""
-        namespace = k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name))
-        self.core.create_namespace(namespace, _request_timeout=REQUEST_TIMEOUT)
-        self._wait(
-            f"ServiceAccount {name}/default",
-            lambda: self.core.read_namespaced_service_account(
-                "default", name, _request_timeout=REQUEST_TIMEOUT
-            ),
-            self.settings.timeout,
-        )
-
+    # ---- the node's state ----
     def node(self) -> Any:
         nodes = self.core.list_node(_request_timeout=REQUEST_TIMEOUT).items
         if len(nodes) != 1:
@@ -345,84 +332,30 @@ class KubeNode:
         )
 
     def _raise_if_blocked(self, namespace: str, pods: Sequence[Any]) -> None:
-        """KubeBlocked when one of these pods can never start (blockers.pod_blocker)."""
+        """KubeBlocked when one of these pods can never start (blockers.pod_blocker). A pull
+        back-off on an image not known to be there is checked on the node first: before the
+        import (system rollouts) the node may well have it, from KubeSolo's own import."""
         if not pods:
             return
         events = self.core.list_namespaced_event(
             namespace, field_selector="involvedObject.kind=Pod", _request_timeout=REQUEST_TIMEOUT
         ).items
+        if any(pull_images_missing(pod, self.present_images) for pod in pods):
+            self._list_images()
+            if self._restarted_since_import():
+                self.import_images()  # that start of KubeSolo wiped them
+        now = datetime.now(UTC)
         for pod in pods:
-            reason = pod_blocker(pod, self.present_images, events, self.boot_time)
+            reason = pod_blocker(
+                pod,
+                self.present_images,
+                events,
+                self.boot_time,
+                now=now,
+                restarts_before=self.restarts_before,
+            )
             if reason:
                 raise KubeBlocked(reason)
-
-    def wait_pod(
-        self, namespace: str, name: str, done: Callable[[Any], bool] = pod_finished
-    ) -> Any:
-        def probe() -> Any:
-            pod = self.core.read_namespaced_pod(name, namespace, _request_timeout=REQUEST_TIMEOUT)
-            if done(pod):
-                return pod
-            self._raise_if_blocked(namespace, [pod])
-            return None
-
-        return self._wait(f"pod {namespace}/{name}", probe, self.settings.timeout)
-
-    def run_pod(
-        self, namespace: str, manifest: str, name: str, **values: object
-    ) -> tuple[str, str]:
-        """Run a one-shot pod to completion: (phase, log)."""
-        self.apply(manifest, namespace, NAME=name, **values)
-        pod = self.wait_pod(namespace, name)
-        return pod.status.phase, self.pod_log(namespace, name)
-
-    def pod_log(self, namespace: str, name: str) -> str:
-        return str(
-            self.core.read_namespaced_pod_log(name, namespace, _request_timeout=REQUEST_TIMEOUT)
-        )
-
-    def delete_pod(self, namespace: str, name: str) -> None:
-        """Delete and wait until the API no longer has it."""
-        self.core.delete_namespaced_pod(
-            name, namespace, grace_period_seconds=0, _request_timeout=REQUEST_TIMEOUT
-        )
-
-        def gone() -> bool | None:
-            try:
-                self.core.read_namespaced_pod(name, namespace, _request_timeout=REQUEST_TIMEOUT)
-            except ApiException as error:
-                if error.status == 404:
-                    return True
-                raise
-            return None
-
-        self._wait(f"deletion of pod {namespace}/{name}", gone, self.settings.timeout)
-
-    def wait_job(self, namespace: str, name: str) -> Any:
-        def probe() -> Any:
-            job = self.batch.read_namespaced_job(name, namespace, _request_timeout=REQUEST_TIMEOUT)
-            if job_failed(job):
-                raise KubeBlocked(f"job {namespace}/{name} failed")
-            if job_complete(job):
-                return job
-            self._raise_if_blocked(namespace, self._pods(namespace, {"job-name": name}))
-            return None
-
-        return self._wait(f"job {namespace}/{name}", probe, self.settings.timeout)
-
-    def wait_pvc_bound(self, namespace: str, name: str) -> Any:
-        def probe() -> Any:
-            pvc = self.core.read_namespaced_persistent_volume_claim(
-                name, namespace, _request_timeout=REQUEST_TIMEOUT
-            )
-            return pvc if pvc_bound(pvc) else None
-
-        return self._wait(f"PVC {namespace}/{name} Bound", probe, self.settings.timeout)
-
-    def http_from_host(self, guest_port: int, path: str = "/") -> tuple[int, str]:
-        """GET through a host forward, retried while kube-proxy programs its rules."""
-        url = f"http://127.0.0.1:{self.host_port(guest_port)}{path}"
-        return self._wait(f"GET {url}", lambda: http_get(url), self.settings.timeout)
 
     # ---- diagnostics ----
     def dump(self) -> str:

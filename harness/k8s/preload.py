@@ -1,7 +1,8 @@
 """Side-loading the suites' images into KubeSolo's containerd from the
 --kubesolo-images share (docs/kubesolo.md "Images"): which archives, and the
 import itself. KubeSolo wipes side-loaded images at every start, so the node
-imports them after every boot."""
+imports them after every boot, once its system rollouts (CoreDNS, local-path)
+are done: an import while KubeSolo deploys them takes the CPUs they need."""
 
 from __future__ import annotations
 

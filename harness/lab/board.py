@@ -317,7 +317,7 @@ class BoardTarget(GuestDriver):
         with self._step("reboot"):
             shell = self._shell_ready(30)
             self._new_boot()
-            shell.send_detached("sync; reboot -f")
+            shell.send_detached(guest.REBOOT_COMMAND)
             self._type_boot_line()
 
     def hard_reset(self) -> None:

@@ -57,8 +57,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=float,
         metavar="SECONDS",
         default=DEFAULT_K8S_TIMEOUT,
-        help=f"budget for API, node Ready and rollouts (default {DEFAULT_K8S_TIMEOUT:.0f}, "
-        "sized for TCG)",
+        help=f"budget for API, node Ready and rollouts, and each workload wait (default "
+        f"{DEFAULT_K8S_TIMEOUT:.0f}, sized for TCG: see the README's timing budget)",
     )
     group.addoption(
         "--k8s-nginx-image",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import GuestAssertion, HarnessTimeout, MachineNotRunning, UserError
-from harness.guest import ERROR_MARKER
+from harness.guest import ERROR_MARKER, KUBESOLO_GAVE_UP, KUBESOLO_RESTART
 from harness.vm.shell import ByteStream
 
 
@@ -30,14 +30,21 @@ def _pattern(name: str, description: str, regex: str) -> FailurePattern:
     return FailurePattern(name, description, re.compile(regex, re.M))
 
 
-# kola-style table: what on a console means the boot has failed.
+# kola-style table: what on a console means the boot has failed. The give-up
+# comes before the stage error its line also is, so that it is named.
 FAILURE_PATTERNS: tuple[FailurePattern, ...] = (
     _pattern("kernel-panic", "kernel panic", r"Kernel panic - not syncing"),
     _pattern("init-died", "init died", r"Attempted to kill init"),
     _pattern("kernel-oops", "kernel oops", r"^(?:\[[ \d.]+\] )?Oops: "),
     _pattern("kernel-bug", "kernel BUG", r"^(?:\[[ \d.]+\] )?(?:kernel )?BUG: "),
+    _pattern("kubesolo-gave-up", "init gave up on KubeSolo", KUBESOLO_GAVE_UP),
     _pattern("stage-error", "init stage error", ERROR_MARKER),
     _pattern("kubesolo-flags", "KubeSolo rejected its command line", r"^kubesolo: error: .*"),
+)
+# What a console shows that a failure report should mention, though the
+# node goes on: init's supervisor starts KubeSolo again after each.
+WARNING_PATTERNS: tuple[FailurePattern, ...] = (
+    _pattern("kubesolo-restart", "KubeSolo exited and was restarted", KUBESOLO_RESTART),
     _pattern(
         "kubesolo-shutdown", "KubeSolo shut down early", r"shutdown requested before \S+ was ready"
     ),
@@ -67,6 +74,12 @@ def find_failure(
         return None
     _, pattern, match = min(found, key=lambda f: f[0])
     return pattern, match
+
+
+def find_warnings(text: str) -> list[tuple[FailurePattern, re.Match[str]]]:
+    """Every warning in `text` (WARNING_PATTERNS), in console order."""
+    found = [(m.start(), p, m) for p in WARNING_PATTERNS for m in p.regex.finditer(text)]
+    return [(pattern, match) for _, pattern, match in sorted(found, key=lambda f: f[0])]
 
 
 class ConsoleTimeout(HarnessTimeout):

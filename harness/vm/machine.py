@@ -25,7 +25,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 from harness import guest
 from harness.artefact import Image, cache_root
 from harness.disk import create_overlay
-from harness.errors import HarnessError, MachineNotRunning, ToolFailed, UserError
+from harness.errors import HarnessError, HarnessTimeout, MachineNotRunning, ToolFailed, UserError
 from harness.log import logger
 from harness.tools import run_tool
 from harness.vm import accel as accel_mod
@@ -41,6 +41,8 @@ from harness.vm.snapshot import Snapshot, copy_sparse, memfd_of
 # The one boot timeout: a boot to stage 90 under TCG, two workers on two cores.
 # A KubeSolo node's boot is the same OS boot (KubeSolo starts after stage 90).
 DEFAULT_BOOT_TIMEOUT = 240.0
+# A clean poweroff: KubeSolo's stop (60 s), every other process's (10 s), then unmounts.
+SHUTDOWN_TIMEOUT = 120.0
 PR_SET_PDEATHSIG = 1
 QMP_CONNECT_TIMEOUT = 30.0
 MIGRATION_BANDWIDTH = 8 << 30  # bytes/s: no limit worth the name (QEMU's default is 128 MiB/s)
@@ -563,11 +565,12 @@ class Machine(GuestDriver):
 
     # ---- power --------------------------------------------------------------
     def reboot(self) -> None:
-        """A clean reboot from inside the guest: sync, then reboot(2)."""
+        """A clean reboot from inside the guest: PID 1 stops KubeSolo and every
+        process, unmounts and syncs (docs/boot-flow.md "Supervision")."""
         with self._step("reboot"):
             shell = self._shell_ready(30)
             self._new_boot()
-            shell.send_detached("sync; reboot -f")
+            shell.send_detached(guest.REBOOT_COMMAND)
             self._choose_label()
 
     def hard_reset(self) -> None:
@@ -576,6 +579,26 @@ class Machine(GuestDriver):
             self._new_boot()
             self.qmp("system_reset")
             self._choose_label()
+
+    def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT, button: bool = False) -> None:
+        """A clean poweroff from inside the guest, as `reboot` is; back once QEMU has
+        exited (docs/boot-flow.md "Supervision"). `button`: press the power button
+        (ACPI, QMP system_powerdown) instead of typing `poweroff`."""
+        with self._step("shutdown"):
+            if button:
+                self.qmp("system_powerdown")
+            else:
+                self._shell_ready(30).send_detached(guest.POWEROFF_COMMAND)
+            proc = self._proc
+            try:
+                if proc:
+                    proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                raise HarnessTimeout(
+                    f"[{self.config.name}] still running {timeout:.0f}s after poweroff"
+                ) from None
+            finally:
+                self._kill()
 
     def power_off(self) -> None:
         """Pull the plug: QEMU stops at once (no guest shutdown)."""

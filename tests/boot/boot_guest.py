@@ -72,7 +72,7 @@ def mounts(vm: Machine) -> dict[str, Mount]:
 
 
 def standin_argv(vm: Machine) -> list[str]:
-    """The argv the KubeSolo stand-in received (it records it as PID 1)."""
+    """The argv the KubeSolo stand-in received (it records it as init's child)."""
     return vm.succeed(f"cat {guest.STANDIN_ARGV}").splitlines()
 
 
@@ -102,8 +102,8 @@ def physical_ifaces(vm: Machine) -> list[str]:
 
 
 def wait_for_kubesolo(vm: Machine) -> None:
-    """Stage 90 complete, the stand-in accepted its argv and, as PID 1,
-    recorded it."""
+    """Stage 90 complete, the stand-in accepted its argv and, as the node's
+    main process, recorded it."""
     vm.wait_for_boot()
     vm.wait_for_console(ACCEPTED.pattern, timeout=60)
     vm.wait_until_succeeds(f"test -s {guest.STANDIN_ARGV}", timeout=60)

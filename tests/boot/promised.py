@@ -196,6 +196,9 @@ SPEC_BOOT_MODULES = (
     # 9p shares
     "9p",
     "9pnet_virtio",
+    # the power button
+    "button",
+    "evdev",
 )
 
 
@@ -318,3 +321,15 @@ SPEC_INIT_PREFIX = "[kubesolo-init] "  # every init line starts with it
 SPEC_BOOT_MARKER = "[kubesolo-init] [OK] Stage 90-kubesolo.sh complete"
 SPEC_ERROR_PREFIX = "[kubesolo-init] [ERROR]"
 SPEC_WARN_PREFIX = "[kubesolo-init] [WARN]"
+
+# docs/boot-flow.md "Supervision": init's supervisor of KubeSolo
+SPEC_SUPERVISOR = {
+    "KUBESOLO_FAST_EXIT_SECONDS": 120,
+    "KUBESOLO_MAX_FAST_FAILURES": 5,
+    "KUBESOLO_FIRST_BACKOFF": 2,
+    "KUBESOLO_MAX_BACKOFF": 30,
+    "KUBESOLO_LAST_LINES": 20,
+    "KUBESOLO_STOP_SECONDS": 60,
+    "PROCESS_STOP_SECONDS": 10,
+}
+SPEC_BACKOFFS = (2, 4, 8, 16, 30, 30)  # before starts 2, 3, ...: doubling, at most 30

@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 from boot_guest import preseeded_data_disk, wait_for_kubesolo
 
+from harness import guest
+
 pytestmark = pytest.mark.boot
 
 PLANTED = ("modprobe", "sysctl", "iptables", "mount")
@@ -34,6 +36,7 @@ def test_planted_programs_on_the_data_partition_never_run(machine_factory, tmp_p
         assert not found.startswith("/usr/local/"), found
         vm.succeed(f"{name} --help >/dev/null 2>&1 || true")  # the shell's lookup, run
     assert vm.succeed("ls /run/planted-* 2>/dev/null || echo none").strip() == "none"
-    environ = vm.succeed("tr '\\0' '\\n' < /proc/1/environ | grep ^PATH=").strip()
-    assert environ == f"PATH={OS_PATH}"  # KubeSolo (the stand-in) is PID 1 and inherits it
+    for proc in ("/proc/1", guest.KUBESOLO_PROC):  # init, and KubeSolo (here the stand-in)
+        environ = vm.succeed(f"tr '\\0' '\\n' < {proc}/environ | grep ^PATH=").strip()
+        assert environ == f"PATH={OS_PATH}", proc
     assert vm.succeed("echo $PATH").strip() == OS_PATH

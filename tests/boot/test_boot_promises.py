@@ -405,9 +405,10 @@ def test_stage90_command_line_is_exactly_the_promised_one(scenario, scenario_nam
 
 
 def test_stage90_kubesolo_runs_with_no_color(scenario):
-    """docs/boot-flow.md "Stage 90 — KubeSolo": KubeSolo runs as PID 1 with
-    NO_COLOR=1 in its environment."""
-    environ = scenario("default").succeed("tr '\\0' '\\n' < /proc/1/environ").splitlines()
+    """docs/boot-flow.md "Stage 90 — KubeSolo": KubeSolo runs with NO_COLOR=1 in
+    its environment."""
+    command = f"tr '\\0' '\\n' < {guest.KUBESOLO_PROC}/environ"
+    environ = scenario("default").succeed(command).splitlines()
     assert P.SPEC_KUBESOLO_ENV in environ
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from boot_guest import wait_for_kubesolo
 
+from harness import guest
 from harness.build.ssh import inject_ssh
 
 pytestmark = [pytest.mark.boot, pytest.mark.qemu_only("builds an image of its own")]
@@ -47,14 +48,15 @@ def ssh_node(kubesolo_image, tmp_path_factory):
 
 def test_the_key_logs_in_and_others_do_not(machine_factory, ssh_node, tmp_path):
     """docs/architecture.md "SSH": the right key runs a command as root after stage
-    90 (KubeSolo, here the stand-in, is PID 1); a wrong key is refused; the
+    90 (KubeSolo, here the stand-in, runs); a wrong key is refused; the
     server offers no password login at all, and root has no password."""
     image, key = ssh_node
     vm = machine_factory(image=image, forwards=(22,))
     vm.start()
     wait_for_kubesolo(vm)
     port = vm.host_port(22)
-    good = ssh(port, "-i", str(key), command="echo logged-in; id -u; cat /proc/1/comm")
+    command = f"echo logged-in; id -u; cat {guest.KUBESOLO_PROC}/comm"
+    good = ssh(port, "-i", str(key), command=command)
     assert good.returncode == 0, good.stderr
     assert good.stdout.split() == ["logged-in", "0", "kubesolo"]
 

@@ -502,10 +502,40 @@ def test_stage90_flags_given_again_are_merged(machine_factory, tmp_path):
     ]
 
 
-def test_stage90_kubesolo_is_pid_1(scenario):
-    """docs/boot-flow.md "Stage 90 — KubeSolo" step 5: init execs KubeSolo, which runs as
-    PID 1 with the recorded command line."""
+def test_stage90_merges_booleans_of_the_flag_table(machine_factory, tmp_path):
+    """docs/kubesolo.md "Command line" (the flag table is the grammar) and
+    docs/boot-flow.md "Stage 90 — KubeSolo": --load-balancer in the flags file
+    and kubesolo.flags="--no-load-balancer --pprof-server", booleans that only
+    the image's flag table names, come out once each, --no-load-balancer in
+    its place; the stand-in, parsing by the same table, accepts that argv."""
+    disk = preseeded_data_disk(tmp_path, {"etc-kubesolo/extra-flags": "--load-balancer\n"})
+    vm = machine_factory(
+        kernel_args='kubesolo.flags="--no-load-balancer --pprof-server"', data_disk=disk
+    )
+    vm.start()
+    wait_for_kubesolo(vm)
+    hostname = vm.succeed("hostname").strip()
+    argv = [
+        "--path",
+        guest.KUBESOLO_PATH,
+        "--local-storage",
+        "--apiserver-extra-sans",
+        hostname,
+        "--no-load-balancer",
+        "--pprof-server",
+    ]
+    assert standin_argv(vm) == argv
+    accepted = re.search(guest.STANDIN_ACCEPTED, vm.console_text(), re.M)
+    assert accepted and accepted.group(1).split() == argv
+    assert not re.search(r"^kubesolo: error:", vm.console_text(), re.M)
+
+
+def test_stage90_kubesolo_is_the_main_process(scenario):
+    """docs/boot-flow.md "Stage 90 — KubeSolo", "Supervision": KubeSolo runs as
+    init's child, with the recorded command line, and PID 1 is init."""
     vm = scenario("default")
-    pid1 = vm.succeed("tr '\\0' '\\n' < /proc/1/cmdline").splitlines()
-    assert guest.KUBESOLO_BIN in pid1, pid1
-    assert pid1[pid1.index(guest.KUBESOLO_BIN) + 1 :] == standin_argv(vm)
+    main = vm.succeed(f"tr '\\0' '\\n' < {guest.KUBESOLO_PROC}/cmdline").splitlines()
+    assert guest.KUBESOLO_BIN in main, main
+    assert main[main.index(guest.KUBESOLO_BIN) + 1 :] == standin_argv(vm)
+    assert vm.succeed(f"awk '/^PPid:/ {{ print $2 }}' {guest.KUBESOLO_PROC}/status") == "1\n"
+    assert vm.succeed("tr '\\0' ' ' < /proc/1/cmdline").split()[-1] == "/sbin/init"

@@ -144,8 +144,9 @@ def test_dev_shows_the_boot_takes_commands_and_quits_clean(kubesolo_image, dev_e
 def test_detached_dev_vm_run_forward_attach_detach_stop(kubesolo_image, dev_env, tmp_path):
     """docs/architecture.md "Developer tools": --detach returns with the ways
     in; --run reaches the test shell; a forward reaches a guest server; an
-    attach and the menu's detach leave the VM running; --stop ends it; the
-    --data disk keeps what the node wrote for the next session."""
+    attach and the menu's detach leave the VM running; the menu's clean shutdown
+    and --stop end it; the --data disk keeps what the node wrote (no sync) for
+    the next session."""
     session = Session(f"detached-{os.getpid()}")
     disk = tmp_path / "node.qcow2"
     started = run(
@@ -181,7 +182,9 @@ def test_detached_dev_vm_run_forward_attach_detach_stop(kubesolo_image, dev_env,
     assert run(dev_env, "--run", session.name, "echo still-up").stdout == "still-up\n"
 
     wait_for_stage90(dev_env, session)  # stage 20 has mounted the data disk
-    run(dev_env, "--run", session.name, f"echo kept > {guest.DATA_MNT}/dev-probe && sync")
+    run(dev_env, "--run", session.name, f"echo kept > {guest.DATA_MNT}/dev-probe")
+    reply = request(session, "shutdown")  # the menu's O: init unmounts, then powers off
+    assert reply["ok"] and reply["message"].startswith("shut down"), reply
     assert run(dev_env, "--stop", session.name).stdout == f"dev VM {session.name} stopped\n"
     assert_all_gone(session)
     assert run(dev_env, "--list").stdout == ""

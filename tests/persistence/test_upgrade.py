@@ -79,11 +79,11 @@ def assert_kept(state: NodeState, marker: Marker, net_source: str) -> None:
 
 
 def assert_runs_its_own_kubesolo(vm: Target) -> None:
-    """PID 1 was exec'd through /usr/local/bin/kubesolo, which links to the
+    """KubeSolo was started through /usr/local/bin/kubesolo, which links to the
     image's own KubeSolo, and it runs with the kept flags (the stand-in is a
-    script: /proc/1/cmdline names it after its interpreter). Had the old
-    binary run, it would have exited and the boot would have panicked."""
-    argv = vm.succeed("tr '\\0' ' ' < /proc/1/cmdline").split()
+    script: its cmdline names it after its interpreter). Had the old binary
+    run, it would have exited at every start and init would have given up."""
+    argv = vm.succeed(f"tr '\\0' ' ' < {guest.KUBESOLO_PROC}/cmdline").split()
     assert guest.KUBESOLO_BIN in argv[:2], argv
     assert vm.succeed(f"readlink {guest.KUBESOLO_BIN}").strip() == guest.KUBESOLO_IN_IMAGE
     assert EXTRA_FLAGS in vm.succeed(f"cat {guest.STANDIN_ARGV}").split()

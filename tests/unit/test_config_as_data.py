@@ -37,6 +37,7 @@ def busybox_sh(
         "KUBESOLO_RUN": str(cwd / "run"),
         "KUBESOLO_DATA_MNT": str(cwd / "data"),
         "CLOUD_INIT_AWK": str(LIB / "cloud-init.awk"),
+        "KUBESOLO_FLAGS_TABLE": str(LIB / "kubesolo-flags"),
     }
     return subprocess.run(
         [BUSYBOX, "sh", "-c", script, "sh", *args],
@@ -396,6 +397,9 @@ hostname() {
 hwclock() { echo "hwclock $*" >> "$CALLS"; return 1; }
 rdate() { echo "rdate $*" >> "$CALLS"; return 1; }
 timeout() { shift; "$@"; }
+# init's supervisor starts KubeSolo once here; its restarts are the boot suite's
+# (tests/boot/test_boot_supervisor.py)
+supervise_kubesolo() { "$@"; }
 """
 ISOLATE = ("unshare", "--user", "--map-root-user", "--net", "--uts")
 
@@ -404,7 +408,8 @@ class RootedOS:
     """A copy of the OS's shell files whose absolute paths (/usr/lib/kubesolo-os,
     /etc, /sys/class/net, /usr/local/bin) point into a temporary root; the
     commands that change a machine (ip, udhcpc, modprobe, hostname, hwclock,
-    rdate) are stubs that log their arguments."""
+    rdate) are stubs that log their arguments, and init's supervisor runs
+    KubeSolo once."""
 
     def __init__(self, root: Path, lib: Path = LIB) -> None:
         self.root = root
@@ -454,6 +459,8 @@ class RootedOS:
                 "KUBESOLO_RUN": str(self.root / "run"),
                 "KUBESOLO_DATA_MNT": str(self.root / "data"),
                 "CLOUD_INIT_AWK": str(self.lib / "cloud-init.awk"),
+                # the stand-in's table (the copied stage files find theirs)
+                "KUBESOLO_FLAGS_TABLE": str(self.lib / "kubesolo-flags"),
                 **(env or {}),
             },
             check=False,

@@ -11,6 +11,7 @@ from harness.vm.console import (
     Console,
     ConsoleTimeout,
     find_failure,
+    find_warnings,
 )
 
 MARKER = r"\[OK\] Stage 90"
@@ -71,12 +72,29 @@ def test_failures_can_be_allowed(console):
         ("[    3.0] Oops: 0002 [#1] SMP", "kernel oops"),
         ("[kubesolo-init] [ERROR] Stage 20-persistent-mount.sh failed", "init stage error"),
         ("kubesolo: error: unexpected true, try --help", "KubeSolo rejected its command line"),
-        ("shutdown requested before apiserver was ready", "KubeSolo shut down early"),
+        (
+            "[kubesolo-init] [ERROR] Giving up on KubeSolo: 5 fast failures in a row (each",
+            "init gave up on KubeSolo",
+        ),
     ],
 )
 def test_failure_table(line, description):
     found = find_failure(f"ok\n{line}\nmore\n")
     assert found is not None and found[0].description == description
+
+
+def test_restarts_are_warnings_not_failures():
+    """docs/architecture.md "Console": KubeSolo's early shutdown and init's restart
+    line are warnings, in console order; the node goes on."""
+    text = (
+        'time=1 msg="shutdown requested before containerd was ready"\n'
+        "[kubesolo-init] [WARN] KubeSolo exited (exit status 1 after 31s, fast failure 1 of 5):"
+        " restarting it in 2s\n"
+    )
+    assert find_failure(text) is None
+    warnings = find_warnings(text)
+    assert [p.name for p, _ in warnings] == ["kubesolo-shutdown", "kubesolo-restart"]
+    assert warnings[1][1].groups() == ("exit status 1", "31")
 
 
 def test_normal_boot_text_is_no_failure():

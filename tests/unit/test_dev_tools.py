@@ -36,7 +36,7 @@ def test_bad_forward_is_one_line(text):
 def test_menu_offers_what_a_developer_needs():
     actions = {what.split(" (")[0] for _, what in MENU.values()}
     assert actions == {
-        "reboot", "hard reset", "power off", "power on", "add a port forward",
+        "reboot", "hard reset", "shut down", "power off", "power on", "add a port forward",
         "save a snapshot", "detach", "quit",
     }  # fmt: skip
     assert MENU_LINE.startswith("[dev] r reboot · R hard reset")

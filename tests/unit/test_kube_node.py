@@ -6,7 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -267,12 +267,15 @@ def test_deployment_pods_are_listed_by_the_deployments_selector(fake_api: FakeAp
 
 
 class Sequenced(KubeNode):
-    """A KubeNode whose phases only record that they ran, in order."""
+    """A KubeNode whose phases only record that they ran, in order (and what images
+    the node was thought to hold while the rollouts ran)."""
 
     def __init__(self, machine: FakeMachine) -> None:
         super().__init__(machine, KubeSettings(timeout=60))  # type: ignore[arg-type]
         self.phases: list[str] = []
         self.boot_id = "boot-0"
+        self.images_during_rollouts: list[frozenset[str]] = []
+        self.pods: list[Any] = []
 
     def _connect(self, budget: Budget) -> None:
         self.phases.append("api")
@@ -283,6 +286,8 @@ class Sequenced(KubeNode):
 
     def import_images(self) -> list[str]:
         self.phases.append("import images")
+        self.present_images = frozenset({"docker.io/library/nginx:stable"})
+        self.timer.mark("images_imported")
         return []
 
     def _fresh_ready_node(self, old_boot_id: str | None) -> Any:
@@ -295,6 +300,7 @@ class Sequenced(KubeNode):
 
     def wait_rollout(self, namespace: str, name: str, timeout: float | None = None) -> Any:
         self.phases.append(f"rollout {name}")
+        self.images_during_rollouts.append(self.present_images)
         return True
 
     def wait_restarted(
@@ -309,11 +315,17 @@ class Sequenced(KubeNode):
     def deployment_pods(self, namespace: str, name: str) -> list[Any]:
         return []
 
+    def _all_pods(self) -> list[Any]:
+        return self.pods
 
-def test_images_are_imported_after_every_boot_once_the_kubelet_answers(tmp_path: Path) -> None:
+
+def test_images_are_imported_after_every_boot_once_the_system_rollouts_are_done(
+    tmp_path: Path,
+) -> None:
     """KubeSolo wipes side-loaded images at every start (docs/kubesolo.md "Images"): the
-    bring-up and every reboot import them again, after the kubelet answers (earlier races
-    KubeSolo's own import) and before anything waits for pods."""
+    bring-up and every reboot import them again, once CoreDNS and local-path are rolled
+    out (and, after a reboot, restarted): an import while KubeSolo deploys them takes the
+    CPUs they need under TCG. The images an earlier boot listed do not count meanwhile."""
     machine = FakeMachine(tmp_path)
     kube = Sequenced(machine)
     machine.start()
@@ -328,23 +340,117 @@ def test_images_are_imported_after_every_boot_once_the_kubelet_answers(tmp_path:
     assert first == [
         "api",
         "kubelet /healthz",
-        "import images",
         "node Ready",
         "first pod",
         "rollout coredns",
         "rollout local-path-provisioner",
+        "import images",
     ]
     after_reboot = [
         "api",
         "kubelet /healthz",
-        "import images",
         "node Ready",
         "rollout coredns",
         "restarted coredns",
         "rollout local-path-provisioner",
         "restarted local-path-provisioner",
+        "import images",
     ]
     assert second == kube.phases == after_reboot
+    assert kube.images_during_rollouts == [frozenset()] * 6  # 2 rollouts x 3 boots
+    assert kube.present_images == {"docker.io/library/nginx:stable"}
+
+
+def test_the_timer_records_the_phases_in_the_order_they_happen(tmp_path: Path) -> None:
+    """k8s-timings.json (README "What to expect"): the import is the last phase."""
+    machine = FakeMachine(tmp_path)
+    kube = Sequenced(machine)
+    kube.come_up()
+    kube.reboot()
+    runs = json.loads(kube.timer.path.read_text())["runs"]
+    rollouts = ["coredns_rollout", "local-path-provisioner_rollout"]
+    assert [r["run"] for r in runs] == ["boot", "reboot-1"]
+    assert list(runs[0]["phases"]) == [
+        "boot",
+        "api",
+        "kubelet_healthz",
+        "node_ready",
+        "first_pod_running",
+        *rollouts,
+        "images_imported",
+    ]
+    assert list(runs[1]["phases"]) == [
+        "boot",
+        "api",
+        "kubelet_healthz",
+        "node_ready",
+        *rollouts,
+        "images_imported",
+    ]
+
+
+def test_a_reboot_keeps_the_restart_counts_it_began_with(tmp_path: Path) -> None:
+    """blockers.START_REPEATS: a start failure repeats only from this boot's second try."""
+    kube = Sequenced(FakeMachine(tmp_path))
+    kube.come_up()
+    assert kube.restarts_before == {}
+    crashed = pod(waiting="CrashLoopBackOff")
+    crashed.metadata.uid = "uid-web"
+    crashed.status.container_statuses[0].restart_count = 4
+    kube.pods = [crashed]
+    kube.reboot()
+    assert kube.restarts_before == {("uid-web", "nginx"): 4}
+
+
+COREDNS = "docker.io/coredns/coredns:1.14.4"
+
+
+def coredns_backing_off() -> Any:
+    p = pod(waiting="ImagePullBackOff")
+    p.metadata.namespace = "kube-system"
+    p.status.container_statuses[0].image = COREDNS
+    return p
+
+
+class TestBlockedPulls:
+    """Before the import (the system rollouts) the node may have an image no listing of this
+    boot has shown yet, from KubeSolo's own import: it is looked for before a pull blocks."""
+
+    def test_an_image_the_node_has_is_no_blocker(self, fake_api: FakeApi, tmp_path: Path) -> None:
+        kube = node_on(fake_api, tmp_path)
+        kube.machine.images = f"{COREDNS}\ndocker.io/portainer/pause:latest\n"
+        kube._raise_if_blocked("kube-system", [coredns_backing_off()])
+        assert COREDNS in kube.present_images
+        listed = [c for c in kube.machine.commands if c.endswith("images ls -q")]
+        assert len(listed) == 1
+        kube._raise_if_blocked("kube-system", [coredns_backing_off()])
+        assert [c for c in kube.machine.commands if c.endswith("images ls -q")] == listed
+
+    def test_an_image_the_node_lacks_blocks_after_one_look(
+        self, fake_api: FakeApi, tmp_path: Path
+    ) -> None:
+        kube = node_on(fake_api, tmp_path)
+        with pytest.raises(KubeBlocked, match=r"coredns.*every KubeSolo build embeds it"):
+            kube._raise_if_blocked("kube-system", [coredns_backing_off()])
+        assert sum(c.endswith("images ls -q") for c in kube.machine.commands) == 1
+
+    def test_a_known_image_needs_no_look(self, fake_api: FakeApi, tmp_path: Path) -> None:
+        kube = node_on(fake_api, tmp_path)
+        kube.present_images = frozenset({COREDNS})
+        kube._raise_if_blocked("kube-system", [coredns_backing_off()])
+        assert kube.machine.commands == []
+
+    def test_a_pod_without_a_node_is_blocked_by_the_hosts_clock(
+        self, fake_api: FakeApi, tmp_path: Path
+    ) -> None:
+        """KubeSolo's webhook never placed it (blockers.WEBHOOK_TIMEOUT)."""
+        stuck = pod(waiting=None)
+        stuck.spec.node_name = None
+        stuck.status.container_statuses = None
+        stuck.metadata.creation_timestamp = datetime.now(UTC) - timedelta(minutes=5)
+        kube = node_on(fake_api, tmp_path)
+        with pytest.raises(KubeBlocked, match=r"^pod t-1/web: Pending with no node 300s"):
+            kube._raise_if_blocked("t-1", [stuck])
 
 
 def test_after_a_restore_ready_needs_a_lease_renewed_since(fake_api: FakeApi, tmp_path: Path):
@@ -371,3 +477,38 @@ def test_after_a_restore_ready_needs_a_lease_renewed_since(fake_api: FakeApi, tm
     fake_api.requests.clear()
     assert kube._ready_since(None) is not None  # not restored: no lease asked for
     assert [r[1] for r in fake_api.requests] == ["/api/v1/nodes"]
+
+
+RESTART_LINE = (
+    "[kubesolo-init] [WARN] KubeSolo exited (exit status 1 after 40s, fast failure 1 of 5):"
+    " restarting it in 2s\n"
+)
+
+
+def test_images_are_imported_again_after_init_restarts_kubesolo(
+    fake_api: FakeApi, tmp_path: Path
+) -> None:
+    """docs/boot-flow.md "Supervision", docs/kubesolo.md "Images": a start of KubeSolo
+    wipes side-loaded images, so a pull back-off after a restart that came after this
+    boot's import imports them again instead of blocking; with no restart since, the
+    missing image blocks."""
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "nginx.tar").write_bytes(b"")
+    listed = "docker.io/library/nginx:stable\ndocker.io/library/busybox:stable\n"
+    machine = FakeMachine(tmp_path, images=listed)
+    kube = KubeNode(machine, KubeSettings(timeout=5, images_dir=images))
+    kube.api = k8s.ApiClient(k8s.Configuration(host=fake_api.url))
+    kube.timer.begin("boot")
+    kube.import_images()
+    backing_off = pod(waiting="ImagePullBackOff")
+    backing_off.status.container_statuses[0].image = "docker.io/library/redis:7"
+    imports = lambda: sum("images import" in c for c in machine.commands)  # noqa: E731
+    assert imports() == 1
+    with pytest.raises(KubeBlocked, match="ImagePullBackOff"):
+        kube._raise_if_blocked("t-1", [backing_off])
+    assert imports() == 1
+    machine.console += RESTART_LINE
+    with pytest.raises(KubeBlocked, match="ImagePullBackOff"):  # the archives hold no redis
+        kube._raise_if_blocked("t-1", [backing_off])
+    assert imports() == 2

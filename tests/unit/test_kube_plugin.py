@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from harness.k8s.commands import IMAGES_SHARE_TAG
-from harness.k8s.settings import KubeSettings, machine_config
+from harness.k8s.settings import DEFAULT_K8S_TIMEOUT, KubeSettings, machine_config
 from harness.pytest import k8s as kube_plugin
 from harness.vm.machine import DEFAULT_BOOT_TIMEOUT
 
@@ -137,6 +137,14 @@ def test_k8s_suites_skip_without_kubesolo_and_boot_with_it(
 
 
 class TestTimeLimit:
+    def test_the_readme_quotes_the_k8s_timeout_default(self) -> None:
+        """The option table and the timing budget state the default the option has."""
+        readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+        row = next(ln for ln in readme.splitlines() if ln.startswith("| `--k8s-timeout"))
+        default = f"{DEFAULT_K8S_TIMEOUT:.0f}"
+        assert f"| {default} |" in row
+        assert f"`--k8s-timeout` (default {default} s)" in readme
+
     def test_limit_covers_the_budgets_and_never_lowers_the_users(self) -> None:
         assert kube_plugin.k8s_time_limit(240, 900, 1800) == 3 * 240 + 6 * 900
         assert kube_plugin.k8s_time_limit(240, 60, 1800) == 1800

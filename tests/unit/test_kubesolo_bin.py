@@ -1,9 +1,11 @@
 """Recognising a KubeSolo binary or release tarball, refusing anything else in one line:
-releases below v1.1.3 and release tarballs that are not -offline assets included."""
+releases below v1.1.3, release tarballs that are not -offline assets and binaries
+whose flags the image's flag table does not describe included."""
 
 import io
 import struct
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,8 @@ from harness.errors import UserError
 
 ELF = b"\x7fELF\x02\x01\x01" + b"\0" * 11 + b"\x3e\x00" + b"\0" * 100
 OFFLINE = "kubesolo-v1.2.2-linux-amd64-musl-offline.tar.gz"
+# kingpin's --help-long of the KubeSolo the flag table describes, as recorded
+HELP_LONG = (Path(__file__).parent / "fixtures/kubesolo-help-long-develop.txt").read_text()
 
 
 def elf_printing(text: str, fd: int = 1) -> bytes:
@@ -107,15 +111,32 @@ def make_tarball(path, members):
 
 def test_a_release_tarball_yields_its_binary(tmp_path):
     path = tmp_path / OFFLINE
-    make_tarball(path, {"kubesolo": ELF})
+    stub = elf_printing(HELP_LONG)  # answers --help-long with the table's flags
+    make_tarball(path, {"kubesolo": stub})
     loaded = kubesolo_bin.load(path)
-    assert loaded.data == ELF
+    assert loaded.data == stub
     assert loaded.version == "v1.2.2"
+
+
+@pytest.mark.parametrize("tarball", [False, True])
+def test_a_binary_with_other_flags_is_refused_in_one_line(tmp_path, tarball):
+    """docs/kubesolo.md "Command line": the table is what stage 90 merges by."""
+    other = HELP_LONG.replace("--[no-]pprof-server", "--[no-]profiler")
+    stub = elf_printing(f"v1.2.2\n{other}")
+    if tarball:
+        path = tmp_path / OFFLINE
+        make_tarball(path, {"kubesolo": stub})
+    else:
+        path = write_binary(tmp_path, stub)
+    with pytest.raises(UserError, match=r"--pprof-server is gone; --profiler is new") as err:
+        kubesolo_bin.load(path)
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("fd", [1, 2])  # kubesolo logs its version line to stderr
 def test_a_bare_binary_answering_its_version_is_accepted_with_a_warning(tmp_path, fd, caplog):
-    stub = elf_printing('{"level":"info","version":"v1.2.1","message":"kubesolo version"}\n', fd)
+    version = '{"level":"info","version":"v1.2.1","message":"kubesolo version"}\n'
+    stub = elf_printing(version + HELP_LONG, fd)
     path = write_binary(tmp_path, stub)
     loaded = kubesolo_bin.load(path)
     assert (loaded.data, loaded.version) == (stub, "v1.2.1")

@@ -13,6 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 LIB = REPO / "build/rootfs/usr/lib/kubesolo-os"
 STANDIN = REPO / "build/standin/kubesolo"
+TABLE = LIB / "kubesolo-flags"  # KubeSolo's flags, read by stage 90 and the stand-in
 BUSYBOX = shutil.which("busybox")
 REPEATED = "kubesolo: error: flag '{}' cannot be repeated, try --help"
 
@@ -27,15 +28,25 @@ def sh(
         [BUSYBOX, "sh", "-c", script, "sh", *args],
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        env={"PATH": "/usr/bin:/bin", "KUBESOLO_FLAGS_TABLE": str(TABLE), **(env or {})},
         check=False,
     )
 
 
 def standin(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [BUSYBOX or "sh", "sh", str(STANDIN), *argv], capture_output=True, text=True, check=False
+        [BUSYBOX or "sh", "sh", str(STANDIN), *argv],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "KUBESOLO_FLAGS_TABLE": str(TABLE)},
+        check=False,
     )
+
+
+def table_flags(kind: str) -> list[str]:
+    """The names of the table's flags of one kind."""
+    rows = [line.split("#", 1)[0].split() for line in TABLE.read_text().splitlines()]
+    return [row[0] for row in rows if row and row[1] == kind]
 
 
 @pytest.mark.parametrize(
@@ -169,6 +180,46 @@ def test_stage90_merges_flags_by_name(file_flags, cmdline_flags, expected):
     assert args == expected
     done = standin(*args)
     assert done.returncode == 0, done.stderr
+
+
+def test_stage90_merges_load_balancer_and_its_negation_to_one():
+    """docs/boot-flow.md "Stage 90 — KubeSolo": --load-balancer (a bool of the
+    table) in the flags file, --no-load-balancer in kubesolo.flags=: KubeSolo
+    gets the one --no-load-balancer, in the order of the later source."""
+    args = kubesolo_args("node-1", "--load-balancer --debug", "--no-load-balancer --pprof-server")
+    assert args == [*DEFAULTS, "--debug", "--no-load-balancer", "--pprof-server"]
+    assert standin(*args).returncode == 0
+
+
+@pytest.mark.parametrize("flag", table_flags("bool"))
+def test_stage90_a_bool_of_the_table_never_swallows_the_next_word(flag):
+    """docs/kubesolo.md "Command line": a bool takes no value, so the word
+    after it is not its value: given again, the flag replaces itself and
+    the word stays where it was (the stand-in then rejects that stray word,
+    as KubeSolo would)."""
+    args = kubesolo_args("node-1", f"--{flag} word --{flag}")
+    assert args[-2:] == ["word", f"--{flag}"]
+    assert args.count(f"--{flag}") == 1
+
+
+def test_stage90_an_int_flag_takes_its_value_and_is_merged():
+    """The table's ints (--mtu) take one value, as strings do."""
+    args = kubesolo_args("node-1", "--mtu 1400", "--mtu=1450")
+    assert args == [*DEFAULTS, "--mtu=1450"]
+    assert standin(*args).returncode == 0
+
+
+def test_stage90_without_the_table_passes_the_words_unmerged():
+    """A missing table is said on the console; nothing is guessed or dropped."""
+    done = sh(
+        f'. {LIB}/functions.sh; kubesolo_args "$@"',
+        "node-1",
+        "--debug",
+        "--debug",
+        env={"KUBESOLO_FLAGS_TABLE": "/nonexistent"},
+    )
+    assert done.stdout.split() == [*DEFAULTS, "--debug", "--debug"]
+    assert "/nonexistent missing" in done.stderr
 
 
 @pytest.mark.parametrize(

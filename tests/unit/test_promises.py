@@ -99,7 +99,7 @@ def sh(script: str, *args: str) -> subprocess.CompletedProcess[str]:
         [busybox, "sh", "-c", script, "sh", *args],
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin", "KUBESOLO_FLAGS_TABLE": str(LIB / "kubesolo-flags")},
         check=False,
     )
 

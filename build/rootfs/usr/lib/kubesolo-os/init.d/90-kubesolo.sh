@@ -1,13 +1,14 @@
 # shellcheck shell=sh
-# Stage 90 (docs/boot-flow.md "Stage 90 — KubeSolo", docs/kubesolo.md
-# "Command line"): build KubeSolo's command line and exec it as PID 1.
-# init sources this file, so `exec` replaces PID 1 and `return` reports a
-# failure. Booleans take no value in KubeSolo's grammar: `--local-storage`,
-# never `--local-storage true`; and a flag given twice is an error. Either
-# would make KubeSolo exit and the kernel panic, so the defaults, the flags
-# file and kubesolo.flags= are merged by flag name (kubesolo_args). The
-# Portainer Edge settings of the cloud-init file come first, so the flags
-# file and kubesolo.flags= override them.
+# Stage 90 (docs/boot-flow.md "Stage 90 — KubeSolo", "Supervision";
+# docs/kubesolo.md "Command line"): build KubeSolo's command line and run it
+# as the node's main process, under init's supervisor (supervisor.sh). init
+# sources this file: `return`, or the supervisor giving up, is a failure.
+# Booleans take no value in KubeSolo's grammar: `--local-storage`, never
+# `--local-storage true`; and a flag given twice is an error. Either would
+# make KubeSolo exit at every start, so the defaults, the flags file and
+# kubesolo.flags= are merged by flag name (kubesolo_args). The Portainer
+# Edge settings of the cloud-init file come first, so the flags file and
+# kubesolo.flags= override them.
 
 KUBESOLO_BIN=/usr/local/bin/kubesolo
 KUBESOLO_FLAGS_FILE=/etc/kubesolo/extra-flags
@@ -36,4 +37,4 @@ set +f
 log "Starting KubeSolo: $KUBESOLO_BIN $(redact_flags "$@")"
 log_ok "Stage 90-kubesolo.sh complete"
 export NO_COLOR=1
-exec "$KUBESOLO_BIN" "$@"
+supervise_kubesolo "$KUBESOLO_BIN" "$@"
