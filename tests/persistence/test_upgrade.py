@@ -82,8 +82,10 @@ def assert_runs_its_own_kubesolo(vm: Target) -> None:
     """KubeSolo was started through /usr/local/bin/kubesolo, which links to the
     image's own KubeSolo, and it runs with the kept flags (the stand-in is a
     script: its cmdline names it after its interpreter). Had the old binary
-    run, it would have exited at every start and init would have given up."""
-    argv = vm.succeed(f"tr '\\0' ' ' < {guest.KUBESOLO_PROC}/cmdline").split()
+    run, it would have exited at every start and init would have given up.
+    An image from before init supervised KubeSolo runs it as PID 1."""
+    proc = f"/proc/$(cat {guest.KUBESOLO_PID_FILE} 2>/dev/null || echo 1)"
+    argv = vm.succeed(f"tr '\\0' ' ' < {proc}/cmdline").split()
     assert guest.KUBESOLO_BIN in argv[:2], argv
     assert vm.succeed(f"readlink {guest.KUBESOLO_BIN}").strip() == guest.KUBESOLO_IN_IMAGE
     assert EXTRA_FLAGS in vm.succeed(f"cat {guest.STANDIN_ARGV}").split()
