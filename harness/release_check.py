@@ -39,7 +39,7 @@ MEDIUM_NAMES = {
 STYLE = (
     "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;margin:1em 0} "
     "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left} .ok{color:#15803d} "
-    ".bad{color:#b91c1c;font-weight:bold}"
+    ".bad{color:#b91c1c;font-weight:bold} .notrun{color:#b45309;font-weight:bold}"
 )
 
 
@@ -49,6 +49,21 @@ class Check:
     passed: bool
     summary: str  # one line: counts, or why it failed
     seconds: float
+    ran: bool = True  # False: nothing was checked (e.g. no baseline), so no verdict
+
+    @property
+    def result(self) -> str:
+        """What the report and the terminal say of it: never "pass" for a check not run."""
+        return "not run" if not self.ran else "pass" if self.passed else "FAIL"
+
+
+def headline(checks: list[Check]) -> str:
+    """The report's verdict, naming what was not checked: a PASSED with a gate
+    that did not run would read as a gate that passed."""
+    if not checks or any(c.ran and not c.passed for c in checks):
+        return "FAILED"
+    skipped = [c.name for c in checks if not c.ran]
+    return f"PASSED, not checked: {', '.join(skipped)}" if skipped else "PASSED"
 
 
 def junit_counts(path: Path) -> dict[str, int]:
@@ -140,13 +155,14 @@ def report_html(
     """The release report: the checks, the firmware x medium matrix, the
     median boot chart, what changed."""
     e = html.escape
-    verdict = "PASSED" if checks and all(c.passed for c in checks) else "FAILED"
+    verdict = headline(checks)
+    css = {"pass": "ok", "FAIL": "bad", "not run": "notrun"}
     rows = "".join(
-        f"<tr><td>{e(c.name)}</td><td class={'ok' if c.passed else 'bad'}>"
-        f"{'pass' if c.passed else 'FAIL'}</td><td>{e(c.summary)}</td>"
-        f"<td>{c.seconds:.0f} s</td></tr>"
+        f"<tr><td>{e(c.name)}</td><td class={css[c.result]}>{c.result}</td>"
+        f"<td>{e(c.summary)}</td><td>{c.seconds:.0f} s</td></tr>"
         for c in checks
     )
+    verdict_class = "bad" if verdict == "FAILED" else "ok" if verdict == "PASSED" else "notrun"
     change_rows = (
         "".join(f"<tr><td>{e(w)}</td><td>{e(a)}</td><td>{e(b)}</td></tr>" for w, a, b in changes)
         or "<tr><td colspan=3>no package, kernel or KubeSolo change</td></tr>"
@@ -159,7 +175,7 @@ def report_html(
 <html><head><meta charset="utf-8"><title>{e(title)}</title>
 <style>{STYLE}</style>
 </head><body>
-<h1>{e(title)}: <span class={"ok" if verdict == "PASSED" else "bad"}>{verdict}</span></h1>
+<h1>{e(title)}: <span class={verdict_class}>{e(verdict)}</span></h1>
 <h2>Checks</h2>
 <table><tr><th>check</th><th>result</th><th>what</th><th>wall</th></tr>{rows}</table>
 <h2>Firmware x medium (boot to stage 90 with the default label)</h2>
@@ -205,8 +221,11 @@ def gate_check(baseline: Path | None, boots: int, artifacts: Path) -> tuple[Chec
     if baseline is None:
         gate.save_baseline(artifacts / "timeline-baseline.json", records)
         total = values.get(gate.TOTAL, 0.0)
-        return Check("boot-time gate", True, f"no baseline: {count} boots saved as one "
-                     f"(stage 90 after {total:.2f} s)", seconds), chart  # fmt: skip
+        summary = (
+            f"not run: no baseline; {count} boots saved as the next one "
+            f"(timeline-baseline.json, stage 90 after {total:.2f} s)"
+        )
+        return Check("boot-time gate", True, summary, seconds, ran=False), chart
     passed, lines = gate.verdict(records, gate.load_baseline(baseline), 0.25, 0.5)
     slower = [line for line in lines if line.endswith("SLOWER |")]
     summary = lines[0] if not slower else f"{len(slower)} slower: " + "; ".join(slower)
@@ -236,7 +255,6 @@ def main_release_check(previous: str, baseline: str | None, boots: int, artifact
                     chart, f"Release check against {previous}", matrix),
     )  # fmt: skip
     for c in checks:
-        verdict = "pass" if c.passed else "FAIL"
-        print(f"[release-check] {c.name}: {verdict} ({c.summary}, {c.seconds:.0f} s)")
-    print(f"[release-check] report: {report}")
+        print(f"[release-check] {c.name}: {c.result} ({c.summary}, {c.seconds:.0f} s)")
+    print(f"[release-check] {headline(checks)}; report: {report}")
     return 0 if all(c.passed for c in checks) else 1

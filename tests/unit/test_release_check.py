@@ -74,6 +74,27 @@ def test_the_report_shows_checks_chart_and_changes():
     assert "no package, kernel or KubeSolo change" in passing
 
 
+def test_a_gate_that_did_not_run_is_never_a_pass():
+    """No baseline: the gate's row says "not run", and the headline names what was not
+    checked; the run still passes (exit 0) when everything that ran passed."""
+    checks = [
+        rc.Check("upgrade", True, "1 passed, 0 failed, 0 skipped", 240.0),
+        rc.Check("boot-time gate", True, "not run: no baseline; 5 boots saved", 60.0, ran=False),
+    ]
+    assert [c.result for c in checks] == ["pass", "not run"]
+    assert rc.headline(checks) == "PASSED, not checked: boot-time gate"
+    page = rc.report_html(checks, [], [], "", "Release check against v1")
+    parser = Text()
+    parser.feed(page)
+    text = " ".join(" ".join(parser.text).split())
+    assert "Release check against v1: PASSED, not checked: boot-time gate" in text
+    assert "boot-time gate not run not run: no baseline" in text
+    assert "boot-time gate pass" not in text
+    failing = [rc.Check("upgrade", False, "1 failed", 1.0), checks[1]]
+    assert rc.headline(failing) == "FAILED"
+    assert rc.headline([]) == "FAILED"
+
+
 JUNIT = """<testsuites><testsuite tests="4">
 <testcase classname="tests.boot.test_boot_media.TestSeaBios" name="test_boots[iso]">
  <properties><property name="firmware" value="bios"/><property name="medium" value="iso"/>
