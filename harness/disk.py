@@ -1,8 +1,11 @@
 """qcow2 disks made without root or loop devices: overlays over a backing
-disk, and ext4 data disks labelled KSOLODATA, optionally preseeded."""
+disk, and ext4 data disks labelled KSOLODATA, optionally preseeded; and the
+sparse copy of a disk-sized file (an image, a guest's RAM)."""
 
 from __future__ import annotations
 
+import errno
+import os
 import tempfile
 from pathlib import Path
 
@@ -49,3 +52,26 @@ def ext4_qcow2(
         )
         run_tool(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(path)])
     return path
+
+
+def copy_sparse(source: Path, target: Path) -> None:
+    """Copy a file's data and keep its holes: the guest's RAM is mostly pages
+    it never touched (a 512 MiB guest at stage 90 has about 115 MiB)."""
+    with source.open("rb") as src, target.open("wb", buffering=0) as dst:
+        size = os.fstat(src.fileno()).st_size
+        offset = 0
+        while offset < size:
+            try:
+                offset = os.lseek(src.fileno(), offset, os.SEEK_DATA)
+            except OSError as err:
+                if err.errno != errno.ENXIO:  # ENXIO: no data after offset
+                    raise
+                break
+            end = os.lseek(src.fileno(), offset, os.SEEK_HOLE)
+            dst.seek(offset)
+            while offset < end:
+                sent = os.sendfile(dst.fileno(), src.fileno(), offset, end - offset)
+                if sent == 0:
+                    raise OSError(f"{source}: shorter than its size")
+                offset += sent
+        dst.truncate(size)

@@ -139,17 +139,20 @@ PRIVATE_UMASK = 0o077  # what the harness writes is its user's alone...
 
 
 def write_shared(path: Path, text: str) -> Path:
-    """...but for what a user shares on purpose (a report, a chart, JUnit): a
-    file every local user may read, in a directory they may enter."""
+    """...but for what a user shares on purpose (a report, a chart): a file
+    every local user may read, in the artifacts directory, which they may enter."""
     path.write_text(text)
-    share(path)
+    share(path, with_directory=True)
     return path
 
 
-def share(path: Path) -> None:
-    """Make a file readable, and its directory (if ours) enterable, by every
-    local user."""
+def share(path: Path, with_directory: bool = False) -> None:
+    """Make a file readable by every local user, and (`with_directory`: only a
+    directory the harness made for it, never one the user named) its directory
+    enterable, if it is ours."""
     path.chmod(0o644)
+    if not with_directory:
+        return
     st = path.parent.stat()
     if st.st_uid == os.geteuid():
         with contextlib.suppress(OSError):

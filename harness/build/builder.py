@@ -29,7 +29,7 @@ from harness.build.kubesolo_bin import KubeSoloBinary, binary_version
 from harness.build.kubesolo_bin import load as load_kubesolo
 from harness.build.media import make_media
 from harness.build.tree import tree_digest
-from harness.disk import ext4_qcow2
+from harness.disk import copy_sparse, ext4_qcow2
 from harness.errors import UserError
 from harness.log import logger
 from harness.log import step as log_step
@@ -251,7 +251,7 @@ def export(image: Image, out: Path) -> Image:
     for name in IMAGE_FILES:
         src, dst = image.path / name, out / name
         dst.unlink(missing_ok=True)
-        run_tool(["cp", "--sparse=always", "--reflink=auto", str(src), str(dst)])
+        copy_sparse(src, dst)
         dst.chmod(0o644)
     return Image(out)
 

@@ -515,7 +515,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """The JUnit report is shared on purpose (pytest wrote it at the session's end)."""
+    """The JUnit report is shared on purpose (pytest wrote it at the session's end); its
+    directory is the user's choice (--junitxml ~/r.xml) and keeps its mode."""
     xml = getattr(config.option, "xmlpath", None)
     if xml and not hasattr(config, "workerinput") and Path(xml).is_file():
         share(Path(xml))

@@ -24,7 +24,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from harness import guest
 from harness.artefact import Image, cache_root
-from harness.disk import create_overlay
+from harness.disk import copy_sparse, create_overlay
 from harness.errors import HarnessError, HarnessTimeout, MachineNotRunning, ToolFailed, UserError
 from harness.log import logger
 from harness.tools import run_tool
@@ -36,7 +36,7 @@ from harness.vm.driver import DEFAULT_COMMAND_TIMEOUT as DEFAULT_COMMAND_TIMEOUT
 from harness.vm.driver import CommandFailed as CommandFailed  # its home before driver.py
 from harness.vm.driver import GuestDriver
 from harness.vm.shell import GuestShell
-from harness.vm.snapshot import Snapshot, copy_sparse, memfd_of
+from harness.vm.snapshot import Snapshot, memfd_of
 
 # The one boot timeout: a boot to stage 90 under TCG, two workers on two cores.
 # A KubeSolo node's boot is the same OS boot (KubeSolo starts after stage 90).

@@ -8,7 +8,6 @@ shell's boot id (its READY line came before the snapshot)."""
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -90,26 +89,3 @@ def memfd_of(pid: int, name: str) -> Path:
         if target.startswith(f"/{name} "):  # "/memfd:NAME (deleted)"
             return fd
     raise FileNotFoundError(f"process {pid} has no memfd {name}")
-
-
-def copy_sparse(source: Path, target: Path) -> None:
-    """Copy a file's data and keep its holes: the guest's RAM is mostly pages
-    it never touched (a 512 MiB guest at stage 90 has about 115 MiB)."""
-    with source.open("rb") as src, target.open("wb", buffering=0) as dst:
-        size = os.fstat(src.fileno()).st_size
-        offset = 0
-        while offset < size:
-            try:
-                offset = os.lseek(src.fileno(), offset, os.SEEK_DATA)
-            except OSError as err:
-                if err.errno != errno.ENXIO:  # ENXIO: no data after offset
-                    raise
-                break
-            end = os.lseek(src.fileno(), offset, os.SEEK_HOLE)
-            dst.seek(offset)
-            while offset < end:
-                sent = os.sendfile(dst.fileno(), src.fileno(), offset, end - offset)
-                if sent == 0:
-                    raise OSError(f"{source}: shorter than its size")
-                offset += sent
-        dst.truncate(size)

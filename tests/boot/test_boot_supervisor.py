@@ -91,6 +91,14 @@ def test_a_kubesolo_that_always_fails_fast_is_given_up(machine_factory):
     assert "Kernel panic" not in text and "Attempted to kill init" not in text
 
 
+def zombies_of(parent: str) -> str:
+    """A guest command printing the status file of each zombie whose parent is `parent`."""
+    return (
+        'for s in /proc/[0-9]*/status; do awk \'/^State:/ { z = $2 == "Z" } '
+        f"/^PPid:/ {{ p = $2 }} END {{ if (z && p == {parent}) print FILENAME }}' $s; done"
+    )
+
+
 def test_pid_1_reaps_every_orphan(machine_factory):
     """docs/boot-flow.md "Supervision": orphans are re-parented to PID 1, which reaps
     them: after 50 test-shell commands that each leave one, and 5 that the stand-in
@@ -98,19 +106,19 @@ def test_pid_1_reaps_every_orphan(machine_factory):
     vm = machine_factory(kernel_args="kubesolo.standin.orphans=5")
     vm.start()
     wait_for_kubesolo(vm)
-    # premise: an orphan's parent is PID 1 (no subreaper between)
+    assert "[kubesolo-standin] leaving 5 orphans (kubesolo.standin.orphans)" in vm.console_text()
+    # premises: an orphan's parent is PID 1 (no subreaper between), and the check
+    # sees a zombie (one whose parent, exec'd into sleep, never waits)
     parent = vm.succeed(
         "( sleep 30 & echo $! > /tmp/orphan ); sleep 0.5; "
         "awk '/^PPid:/ { print $2 }' /proc/$(cat /tmp/orphan)/status"
     )
     assert parent.strip() == "1"
+    keeper = vm.succeed("sh -c 'true & exec sleep 30' >/dev/null & echo $!").strip()
+    vm.wait_until_succeeds(f'test -n "$({zombies_of(keeper)})"', timeout=30)
     for _ in range(50):
         vm.succeed("( true & )")
-    zombies = (
-        'for s in /proc/[0-9]*/status; do awk \'/^State:/ { z = $2 == "Z" } '
-        "/^PPid:/ { p = $2 } END { if (z && p == 1) print FILENAME }' $s; done"
-    )
-    vm.wait_until_succeeds(f'test -z "$({zombies})"', timeout=30)
+    vm.wait_until_succeeds(f'test -z "$({zombies_of("1")})"', timeout=30)
 
 
 def test_a_poweroff_stops_kubesolo_and_unmounts_the_data_partition(machine_factory, tmp_path):
@@ -158,3 +166,18 @@ def test_the_power_button_shuts_the_node_down_cleanly(machine_factory):
     assert f"{guest.INIT_PREFIX} [INFO] Shutting down (poweroff)" in shown
     assert "[kubesolo-standin] stopped (SIGTERM)" in shown
     assert f"{guest.INIT_PREFIX} [OK] File systems unmounted: poweroff" in shown
+
+
+def test_a_reboot_at_a_console_shell_goes_down_at_once(machine_factory):
+    """docs/boot-flow.md "Supervision": while kubesolo.shell's console shell holds
+    PID 1, the harness's reboot syncs and reboots at once (guest.REBOOT_COMMAND):
+    the next boot reaches the shell again, with no shutdown of a KubeSolo that never
+    started."""
+    vm = machine_factory(kernel_args="kubesolo.shell")
+    vm.start()
+    vm.wait_for_console(guest.SHELL_PROMPT, timeout=240)
+    since = vm.console_cursor()
+    vm.reboot()
+    vm.wait_for_console(guest.SHELL_PROMPT, timeout=240)
+    assert vm.succeed(f"cat {guest.SHELL_MARK}").strip() == "kubesolo-shell"
+    assert "Shutting down" not in vm.console_text(since)

@@ -177,13 +177,13 @@ def test_our_port_locks_are_closed_to_others(shared, monkeypatch):
 
 
 # ---- the QEMU board's serial lines ----------------------------------------------------
-def test_no_other_user_reaches_the_qemu_boards_uarts(kubesolo_image, tmp_path):
+def test_no_other_user_reaches_the_qemu_boards_uarts(kubesolo_image, tmp_path, shared):
     """The QEMU board's console and test-shell lines are Unix sockets in a
     directory only root may enter: she can neither connect to them (to type at
     the console or send a test-shell frame) nor put a socket of her own there
-    first (to play a fake board)."""
-    needs_root()
-    state = tmp_path / "board"
+    first (to play a fake board). The board's directory is in one she may enter
+    (sticky, 1777), so the serial directory's own mode is what stops her."""
+    state = shared / "board"
     data = create_overlay(kubesolo_image.data_disk, tmp_path / "data.qcow2")
     wiring = qemu_board.BoardWiring(kubesolo_image.iso, data, state / "serial")
     assert qemu_board.power_on(state, wiring, owner=os.getpid()) == 0

@@ -90,7 +90,7 @@ def probe_all(vm: Machine, names: tuple[str, ...]) -> dict[str, str]:
 
 # Two ways to restart a guest that has written its state.
 def _clean_reboot(vm: Machine) -> None:
-    vm.reboot()  # sync; reboot -f, from the guest
+    vm.reboot()  # busybox reboot: init stops every process and unmounts
 
 
 def _hard_reset_after_sync(vm: Machine) -> None:

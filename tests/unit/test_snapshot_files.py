@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.vm.snapshot import copy_sparse, memfd_of
+from harness.disk import copy_sparse
+from harness.vm.snapshot import memfd_of
 
 MIB = 1 << 20
 

@@ -458,11 +458,15 @@ console_shell() {
 # label): docs/boot-flow.md "Release console".
 console_shells_allowed() {
     load_boot_env
-    [ "${KUBESOLO_DEBUG:-0}" = 1 ] && return 0
+    [ "${KUBESOLO_DEBUG:-0}" = 1 ] || ! is_release_image
+}
+
+# is_release_image: this image is the release flavour (/etc/os-release).
+is_release_image() {
     while IFS= read -r line; do
-        [ "$line" = VARIANT_ID=release ] && return 1
+        [ "$line" = VARIANT_ID=release ] && return 0
     done < /etc/os-release
-    return 0
+    return 1
 }
 
 emergency_shell() {

@@ -2,7 +2,7 @@
 # PID 1's duties once the stages have run (docs/boot-flow.md "Supervision"):
 # run KubeSolo as the node's main process and start it again when it exits,
 # reap every orphan, and take the node down cleanly on reboot, poweroff or
-# halt. init sources this file; so does stage 90, in init's shell.
+# halt. init sources this file; stage 90, sourced by init, calls it.
 
 # A start that ends sooner than this is a fast failure; this many in a row
 # and init gives up, with KubeSolo's last lines, instead of looping.
@@ -168,7 +168,7 @@ shutdown_node() {
     if [ -n "$KUBESOLO_PID" ]; then
         kill -TERM "$KUBESOLO_PID" 2>/dev/null
         wait_gone "$KUBESOLO_STOP_SECONDS" "$KUBESOLO_PID" ||
-            log_warn "KubeSolo still runs after ${KUBESOLO_STOP_SECONDS}s: killing it"
+            log_warn "KubeSolo still runs after ${KUBESOLO_STOP_SECONDS}s: it is killed with the rest"
     fi
     kill -TERM -1 2>/dev/null
     # shellcheck disable=SC2046 # one word per PID
