@@ -87,11 +87,11 @@ class ConsoleTimeout(HarnessTimeout):
 
 
 class ConsoleClosed(MachineNotRunning, EOFError):
-    """QEMU exited (the console socket closed) before the wait was satisfied."""
+    """QEMU exited (the console closed) before the wait was satisfied."""
 
 
 class Console:
-    """A growing byte buffer fed by a reader thread from QEMU's serial socket,
+    """A growing byte buffer fed by a reader thread from QEMU's serial port,
     mirrored to a log file. Cursors are offsets into the buffer."""
 
     def __init__(self, log_path: Path) -> None:
@@ -156,12 +156,15 @@ class Console:
         return fresh
 
     def close(self) -> None:
+        """Wake the reader, let it finish, then close the stream: it never
+        reads a closed descriptor."""
         if self._sock:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)
-            self._sock.close()
         if self._thread:
             self._thread.join(timeout=5)
+        if self._sock:
+            self._sock.close()
         with self._cond:
             self._closed = True
             self._cond.notify_all()

@@ -35,6 +35,7 @@ from harness.vm.console import Console, failures_except
 from harness.vm.driver import DEFAULT_COMMAND_TIMEOUT as DEFAULT_COMMAND_TIMEOUT
 from harness.vm.driver import CommandFailed as CommandFailed  # its home before driver.py
 from harness.vm.driver import GuestDriver
+from harness.vm.serial_pipes import ConsolePipes
 from harness.vm.shell import GuestShell
 from harness.vm.snapshot import Snapshot, memfd_of
 
@@ -301,7 +302,6 @@ class Machine(GuestDriver):
             macs=c.macs or tuple(default_mac(i) for i in range(c.nics)),
             forwards=tuple(qemu.Forward(r.port, g) for g, r in self._forwards.items()),
             shares=tuple(sorted((t, Path(p).resolve()) for t, p in c.shares.items())),
-            console_socket=self._sock_dir / "console.sock",
             qmp_socket=self._sock_dir / "qmp.sock",
             shell_socket=self._sock_dir / "shell.sock",
             incoming=self._incoming,
@@ -325,21 +325,26 @@ class Machine(GuestDriver):
                 self._lease = self.image.lease()
             self.verdict = accel_mod.resolve(self.config.accel, self.qemu_binary, self.image.kernel)
             for attempt in range(3):
+                pipes = ConsolePipes()
                 plan = self.plan()
                 self._qemu_ram_file = plan.ram_file
                 cmd = qemu.command_line(plan, self.qemu_binary)
                 (self.run_dir / "qemu-cmdline.txt").write_text(shlex.join(cmd) + "\n")
                 log.debug("[%s] QEMU (%s): %s", self.config.name, self.verdict.accel, cmd)
-                with (self.run_dir / "qemu-stderr.log").open("wb") as stderr:
+                with (
+                    pipes.closed_on_error(),
+                    (self.run_dir / "qemu-stderr.log").open("wb") as stderr,
+                ):
                     self._proc = subprocess.Popen(
                         cmd,
-                        stdin=subprocess.DEVNULL,
-                        stdout=stderr,
+                        stdin=pipes.stdin,
+                        stdout=pipes.stdout,
                         stderr=stderr,
                         preexec_fn=_die_with_parent,
                     )
+                pipes.started()
                 try:
-                    self._connect()
+                    self._connect(pipes)
                     return
                 except _LostPortRace:
                     self._kill()
@@ -367,11 +372,10 @@ class Machine(GuestDriver):
                 raise MachineNotRunning(f"QEMU did not open {path.name} within {timeout:.0f}s")
             time.sleep(0.02)
 
-    def _connect(self) -> None:
+    def _connect(self, console: ConsolePipes) -> None:
         self._end_boot()
         self._boot_cursor = self.console.cursor()
-        self.console.attach(self._socket_connect(self._sock_dir / "console.sock", 30))
-        # The console socket was wait=on: QEMU is running from here on.
+        self.console.attach(console)  # QEMU held it from its start: no byte is missed
         qmp_path = self._sock_dir / "qmp.sock"
         self._socket_connect(qmp_path, QMP_CONNECT_TIMEOUT).close()
         self._qmp = QEMUMonitorProtocol(str(qmp_path))

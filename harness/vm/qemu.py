@@ -9,6 +9,7 @@ from pathlib import Path
 from harness.errors import UserError
 from harness.guest import SHELL_PORT_NAME
 from harness.vm.firmware import FIRMWARES, MEDIA, firmware_args, machine_options, medium_args
+from harness.vm.serial_pipes import CHARDEV_ARGS
 
 HOTPLUG_PORTS = 2  # PCIe root ports left free for QMP device_add
 # A kernel boot's machine: q35 without its SATA controller, whose drivers
@@ -52,7 +53,6 @@ class QemuPlan:
     macs: tuple[str, ...] = ("52:54:00:12:34:56",)
     forwards: tuple[Forward, ...] = ()
     shares: tuple[tuple[str, Path], ...] = ()
-    console_socket: Path = Path("console.sock")
     qmp_socket: Path = Path("qmp.sock")
     shell_socket: Path | None = None
     incoming: Path | None = None  # a migration stream to restore (harness.vm.snapshot)
@@ -105,10 +105,7 @@ def command_line(plan: QemuPlan, qemu: str = "qemu-system-x86_64") -> list[str]:
         "none",
         "-vga",
         "none",
-        "-chardev",
-        f"socket,id=con0,path={plan.console_socket},server=on,wait=on",
-        "-serial",
-        "chardev:con0",
+        *CHARDEV_ARGS,
         "-qmp",
         f"unix:{plan.qmp_socket},server=on,wait=off",
         "-device",

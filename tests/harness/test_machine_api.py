@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import time
 import urllib.request
 
 import pytest
 
 from harness import guest
+from harness.vm.console import Console
+
+READER_AWAY = 5  # seconds the console's reader sleeps at the start of a boot
+KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d{6}\] ")
 
 pytestmark = pytest.mark.boot
 
@@ -49,3 +55,19 @@ def test_forward_added_after_start(machine):
     port = machine.forward_port(8081)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
         assert page.read() == b"late\n"
+
+
+def test_the_console_loses_no_byte_while_its_reader_stalls(machine_factory, monkeypatch):
+    """docs/architecture.md "Console": with the harness's reader away for the
+    first seconds of a boot, as on a loaded host, every kernel line the
+    console shows is one the guest's kernel logged, byte for byte."""
+    pump = Console._pump
+    monkeypatch.setattr(Console, "_pump", lambda self: (time.sleep(READER_AWAY), pump(self)))
+    vm = machine_factory()
+    vm.start()
+    vm.wait_for_boot()
+    logged = set(vm.succeed("dmesg").splitlines())
+    shown = [line for line in vm.console_text().replace("\r", "").splitlines()
+             if KERNEL_LINE.match(line)]  # fmt: skip
+    assert len(shown) > 50
+    assert [line for line in shown if line not in logged] == []

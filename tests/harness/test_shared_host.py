@@ -238,9 +238,17 @@ def test_a_runs_guest_ram_disks_and_command_lines_are_closed_to_others(machine_f
         peek = as_other_user("cat", str(path))
         assert peek.returncode != 0 and "Permission denied" in peek.stderr, path
     assert stat.S_IMODE(vm.run_dir.stat().st_mode) == 0o700
-    # the console, QMP and the test shell: sockets in a directory only root may enter
+    # the console is QEMU's stdin and stdout, pipes with no path, which she
+    # cannot open through /proc either
+    assert not (vm.socket_dir / "console.sock").exists()
+    for fd in (0, 1):
+        end = f"/proc/{vm._proc.pid}/fd/{fd}"
+        assert os.readlink(end).startswith("pipe:"), end
+        peek = as_other_user("dd", f"if={end}", "count=0")
+        assert peek.returncode != 0 and "Permission denied" in peek.stderr, end
+    # QMP and the test shell: sockets in a directory only root may enter
     assert stat.S_IMODE(vm.socket_dir.stat().st_mode) == 0o700
-    for name in ("console.sock", "qmp.sock", "shell.sock"):
+    for name in ("qmp.sock", "shell.sock"):
         knock = as_other_user(
             sys.executable, "-I", "-c",
             "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])",
