@@ -117,8 +117,15 @@ def add_timeline(sub: Any) -> None:
     t.add_argument("--boots", type=positive_int, default=5, help="cold boots (default: 5)")
     t.add_argument("--save", metavar="FILE", help="write the medians as a baseline")
     t.add_argument("--compare", metavar="FILE", help="exit 1 when slower than this baseline")
-    t.add_argument("--threshold", type=float, default=boot_gate.DEFAULT_THRESHOLD)
-    t.add_argument("--min-seconds", type=float, default=boot_gate.DEFAULT_MIN_SECONDS)
+    t.add_argument(
+        "--clock", choices=(boot_gate.GUEST, boot_gate.WALL), default=boot_gate.GUEST,
+        help="guest: the guest's own clock, counting instructions (the gate's); wall: "
+        "when each stage reached the host, as in pytest's runs (default: guest)",
+    )  # fmt: skip
+    t.add_argument(
+        "--threshold", type=float, help="share slower that fails (guest 0.05, wall 0.25)"
+    )
+    t.add_argument("--min-seconds", type=float, help="and seconds slower (guest 0.05, wall 0.5)")
     t.add_argument("--chart", metavar="SVG", default="boot-chart.svg", help="the median chart")
     t.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
 
@@ -162,7 +169,7 @@ def run_timeline(args: argparse.Namespace) -> int:
         raise UserError("say --save FILE, --compare FILE or both")
     return main_timeline(
         args.boots, args.accel, args.save, args.compare,
-        args.threshold, args.min_seconds, args.chart,
+        args.threshold, args.min_seconds, args.chart, args.clock,
     )  # fmt: skip
 
 

@@ -82,6 +82,7 @@ KUBESOLO_BIN = "/usr/local/bin/kubesolo"
 KUBESOLO_IN_IMAGE = "/usr/lib/kubesolo-os/bin/kubesolo"
 INIT_FUNCTIONS = "/usr/lib/kubesolo-os/functions.sh"  # the stages' shared helpers
 STANDIN_ARGV = "/run/kubesolo-standin/argv"
+STAGE_CLOCK_FILE = f"{RUN_DIR}/stage-clock"  # init: "STAGE start|end UPTIME" lines
 KUBESOLO_PID_FILE = f"{RUN_DIR}/kubesolo.pid"  # the supervised KubeSolo's PID
 KUBESOLO_PROC = f"/proc/$(cat {KUBESOLO_PID_FILE})"  # a shell word: its /proc directory
 

@@ -28,6 +28,7 @@ from harness.build.disk_image import guid
 from harness.build.kubesolo_bin import KubeSoloBinary, binary_version
 from harness.build.kubesolo_bin import load as load_kubesolo
 from harness.build.media import make_media
+from harness.build.test_layer import add_test_layer
 from harness.build.tree import tree_digest
 from harness.disk import copy_sparse, ext4_qcow2
 from harness.errors import UserError
@@ -126,13 +127,11 @@ class Rootfs:
         return cpio.archive(self.entries[k] for k in sorted(self.entries))
 
 
-def add_os_tree(rootfs: Rootfs, flavour: str, build_dir: Path = BUILD_DIR) -> None:
-    """The OS's own files, laid over the packages' (build/rootfs, then the
-    flavour's). The dev VM's fast rebuild lays them again over a built image."""
+def add_os_tree(rootfs: Rootfs, build_dir: Path = BUILD_DIR) -> None:
+    """The OS's own files, laid over the packages' (build/rootfs); the test
+    flavour's layer goes over everything (harness.build.test_layer). The dev
+    VM's fast rebuild lays them again over a built image."""
     rootfs.add_tree(build_dir / "rootfs")
-    flavour_dir = build_dir / "flavours" / flavour
-    if flavour_dir.is_dir():
-        rootfs.add_tree(flavour_dir)
 
 
 # ---- the build ----------------------------------------------------------------
@@ -174,6 +173,19 @@ def build_inputs(
         "builder": builder_digest(),
         "packages": [[p.spec.name, p.package, p.version] for p in packages],
         "kubesolo": hashlib.sha256(kubesolo.data).hexdigest() if kubesolo else None,
+    }
+
+
+def os_inputs(
+    request: BuildRequest, packages: list[debian.ResolvedPackage], kubesolo: KubeSoloBinary | None
+) -> dict:
+    """The inputs of the OS itself, which both flavours share: the test
+    flavour is the release image plus its layer, and /etc/os-release's
+    BUILD_ID is the same in both."""
+    return {
+        k: v
+        for k, v in build_inputs(request, packages, kubesolo).items()
+        if k not in ("flavour", "standin")
     }
 
 
@@ -294,17 +306,20 @@ def _build_into(
                 if pkg.spec.into == "rootfs":
                     _take_files(rootfs, unpacked[pkg.spec.name], pkg.spec.take)
             _add_busybox_links(rootfs, unpacked["busybox-static"] / "bin/busybox")
-            add_os_tree(rootfs, request.flavour)
+            add_os_tree(rootfs)
             kubesolo_kind, kubesolo_version = _add_kubesolo(rootfs, request, kubesolo, work)
+            os_id = cache_key({**os_inputs(request, packages, kubesolo), "kubesolo": kubesolo_kind})
             rootfs.add(
                 cpio.Entry.file(
                     "etc/os-release",
-                    f'NAME="KubeSolo OS"\nID=kubesolo-os\nVARIANT_ID={request.flavour}\n'
-                    f"BUILD_ID={key}\n".encode(),
+                    f'NAME="KubeSolo OS"\nID=kubesolo-os\nBUILD_ID={os_id}\n'.encode(),
                 )
             )
         with step("select kernel modules"):
             modules = _add_modules(rootfs, kernel_root, kernel_version)
+        if request.flavour == "test":
+            with step("lay the test layer"):
+                add_test_layer(rootfs, BUILD_DIR)
         with step("pack the initramfs"):
             # Uncompressed: under TCG the kernel's gunzip of it cost 0.3 to 0.9 s
             # of every boot (docs/architecture.md "Speed").

@@ -21,6 +21,7 @@ class Entry:
     mode: int
     data: bytes = b""
     rdev: tuple[int, int] = (0, 0)
+    owner: tuple[int, int] = (0, 0)  # uid, gid: the writer's are root's; parse reads them
 
     @classmethod
     def directory(cls, path: str, perm: int = 0o755) -> Entry:
@@ -48,8 +49,8 @@ def header(entry: Entry, ino: int) -> bytes:
     fields = [
         ino,
         entry.mode,
-        0,  # uid
-        0,  # gid
+        entry.owner[0],  # uid
+        entry.owner[1],  # gid
         2 if stat.S_ISDIR(entry.mode) else 1,  # nlink
         0,  # mtime: fixed, so equal inputs give equal archives
         len(entry.data),
@@ -90,4 +91,4 @@ def parse(data: bytes) -> list[Entry]:
         offset += filesize + (-filesize % 4)
         if name == TRAILER:
             return entries
-        entries.append(Entry(name, f[1], body, (f[9], f[10])))
+        entries.append(Entry(name, f[1], body, (f[9], f[10]), (f[2], f[3])))

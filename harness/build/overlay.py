@@ -14,6 +14,7 @@ from pathlib import Path
 
 from harness.artefact import IMAGE_FILES, Image
 from harness.build.builder import BUILD_DIR, KUBESOLO_IN_IMAGE, Rootfs, add_os_tree
+from harness.build.test_layer import add_test_layer
 
 # What the overlay can carry: trees of files laid over the image as they are.
 OVERLAY_SOURCES = ("rootfs", "flavours", "standin")
@@ -33,9 +34,11 @@ def overlay_image(base: Image, out: Path, build_dir: Path = BUILD_DIR) -> Image:
     followed by the OS's own files (of `build_dir`) as they are now."""
     manifest = base.manifest
     rootfs = Rootfs()
-    add_os_tree(rootfs, manifest["flavour"], build_dir)
+    add_os_tree(rootfs, build_dir)
     if manifest.get("kubesolo") == "standin":
         rootfs.add_path(KUBESOLO_IN_IMAGE, build_dir / "standin" / "kubesolo")
+    if manifest["flavour"] == "test":
+        add_test_layer(rootfs, build_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name in IMAGE_FILES:
         if name not in ("initramfs", "manifest.json"):

@@ -50,6 +50,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="S",
         help=f"... and by more than this many seconds (default: {gate.DEFAULT_MIN_SECONDS})",
     )
+    group.addoption(
+        "--gate-runs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="nightly: N runs of each proof of the guest-clock gate under a changing "
+        "load (tests/harness/test_guest_clock.py; default 0: skipped)",
+    )
 
 
 def timelines_dir(config: pytest.Config) -> Path:
@@ -64,7 +72,7 @@ def record_boots(machines: list[Target], directory: Path, owner: str = "") -> No
     with (directory / f"{os.getpid()}.jsonl").open("a") as out:
         for machine in machines:
             c = machine.config
-            plain = gate.is_plain(c.kernel_args, c.base_cmdline, c.label, c.boot)
+            plain = gate.is_plain(c.kernel_args, c.base_cmdline, c.label, c.boot, c.icount_shift)
             for stages in machine.boot_timelines():
                 record = gate.BootRecord(c.name, plain, tuple(stages), owner)
                 out.write(json.dumps(record.to_json()) + "\n")

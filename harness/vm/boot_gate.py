@@ -23,6 +23,11 @@ KERNEL = "kernel"  # first console byte -> stage 00 starts (kernel and its drive
 TOTAL = "total"  # first console byte -> the last stage starts (KubeSolo is exec'd next)
 DEFAULT_THRESHOLD = 0.25  # 25 % slower fails ...
 DEFAULT_MIN_SECONDS = 0.5  # ... if it is also this much slower
+# On the guest's clock (harness.vm.guest_clock), which the host's load does not
+# move: 5 % slower and 50 ms slower fails (docs/architecture.md "Boot-time gate").
+GUEST_THRESHOLD = 0.05
+GUEST_MIN_SECONDS = 0.05
+WALL, GUEST = "wall", "guest"  # the clocks a baseline can be on
 MIN_BOOTS = 3  # fewer plain boots than this: no medians worth comparing
 FACTOR_FLOOR = 0.3  # seconds: shorter measures are too noisy to tell the machine's speed
 
@@ -70,16 +75,26 @@ class BootRecord:
         return names == list(guest.STAGES) and all(s.ok for s in self.stages)
 
     def measures(self) -> dict[str, float]:
-        """Seconds per stage, the kernel's time and the total."""
-        found = {s.name: s.duration or 0.0 for s in self.stages}
+        """Seconds per stage that finished (on the guest's clock stage 90
+        never does: it runs KubeSolo), the kernel's time and the total."""
+        found = {s.name: s.duration for s in self.stages if s.duration is not None}
         found[KERNEL] = self.stages[0].start
         found[TOTAL] = self.stages[-1].start
         return found
 
 
-def is_plain(kernel_args: str, base_cmdline: str | None, label: str | None, boot: str) -> bool:
+def is_plain(
+    kernel_args: str,
+    base_cmdline: str | None,
+    label: str | None,
+    boot: str,
+    icount_shift: int | None = None,
+) -> bool:
+    """A boot whose wall-clock timeline the session's medians may take: not one
+    counting instructions, which runs slower on the host by design."""
     return (
-        not kernel_args
+        icount_shift is None
+        and not kernel_args
         and base_cmdline is None
         and label in (None, guest.DEFAULT_LABEL)
         and boot == "kernel"
@@ -182,20 +197,27 @@ def table(
     return lines
 
 
-def save_baseline(path: Path, records: list[BootRecord]) -> dict[str, float]:
-    """Write the medians of `records` as a baseline; refuse too few boots."""
+def save_baseline(
+    path: Path, records: list[BootRecord], conditions: dict[str, Any] | None = None
+) -> dict[str, float]:
+    """Write the medians of `records` as a baseline, with each measure's
+    spread (min, max) and what it was measured under (`conditions`: the
+    clock, QEMU, ...); refuse too few boots."""
     values, boots = medians(records)
     if boots < MIN_BOOTS:
         raise GateError(f"a baseline needs at least {MIN_BOOTS} complete plain boots, got {boots}")
-    path.write_text(json.dumps({"boots": boots, "medians": values}, indent=2) + "\n")
+    usable = [r.measures() for r in records if r.plain and r.complete]
+    spread = {k: [min(m[k] for m in usable), max(m[k] for m in usable)] for k in values}
+    data = {**(conditions or {}), "boots": boots, "medians": values, "spread": spread}
+    path.write_text(json.dumps(data, indent=2) + "\n")
     return values
 
 
-def load_baseline(path: Path) -> dict[str, float]:
-    """The medians of a baseline file, or one line saying what is wrong with it."""
+def load_baseline_file(path: Path) -> dict[str, Any]:
+    """A baseline file's whole content, or one line saying what is wrong with it."""
     try:
         data = json.loads(path.read_text())
-        values = {str(k): float(v) for k, v in data["medians"].items()}
+        data["medians"] = {str(k): float(v) for k, v in data["medians"].items()}
     except FileNotFoundError:
         raise GateError(
             f"timeline baseline {path}: no such file "
@@ -205,26 +227,48 @@ def load_baseline(path: Path) -> dict[str, float]:
         raise GateError(
             f"timeline baseline {path}: not a baseline file ({type(err).__name__}: {err})"
         ) from None
-    if not values:
+    if not data["medians"]:
         raise GateError(f"timeline baseline {path}: it holds no medians")
-    return values
+    return data
+
+
+def load_baseline(path: Path, clock: str = WALL) -> dict[str, float]:
+    """The medians of a baseline on `clock` (a file without one is on the wall
+    clock), or one line saying what is wrong with it."""
+    data = load_baseline_file(path)
+    if data.get("clock", WALL) != clock:
+        raise GateError(
+            f"timeline baseline {path}: measured on the {data.get('clock', WALL)} clock, "
+            f"compared here on the {clock} clock (kubesolo-harness timeline --clock)"
+        )
+    return dict(data["medians"])
 
 
 def verdict(
-    records: list[BootRecord], baseline: dict[str, float], threshold: float, min_seconds: float
+    records: list[BootRecord],
+    baseline: dict[str, float],
+    threshold: float,
+    min_seconds: float,
+    clock: str = WALL,
 ) -> tuple[bool, list[str]]:
-    """(passed, the lines to print) for a session's boots against a baseline."""
+    """(passed, the lines to print) for a session's boots against a baseline.
+    On the wall clock the baseline is scaled by the machine's speed factor; on
+    the guest's, which the host's load does not move, it is not."""
     now, boots = medians(records)
     if boots < MIN_BOOTS:
         return False, [
             f"boot-time gate: {boots} complete plain boots in this run, "
             f"at least {MIN_BOOTS} needed: not compared"
         ]
-    factor = speed_factor(now, baseline)
+    factor = speed_factor(now, baseline) if clock == WALL else 1.0
     slower = compare(now, baseline, threshold, min_seconds, factor)
-    head = (
-        f"boot-time gate: medians of {boots} plain boots against the baseline, which this "
-        f"machine ran at {factor:.2f}x its time (slower than that by more than "
-        f"{threshold:.0%} and {min_seconds:g}s fails): " + ("FAILED" if slower else "passed")
+    rule = f"slower by more than {threshold:.0%} and {min_seconds:g}s fails"
+    against = (
+        f"which this machine ran at {factor:.2f}x its time ({rule})"
+        if clock == WALL
+        else f"on the guest's clock ({rule})"
+    )
+    head = f"boot-time gate: medians of {boots} plain boots against the baseline, {against}: " + (
+        "FAILED" if slower else "passed"
     )
     return not slower, [head, *table(now, baseline, slower, factor)]

@@ -86,6 +86,10 @@ class MachineConfig:
     data_disk: bool | str | Path = True
     data_disk_readonly: bool = False
     accel: str = "auto"
+    # TCG counting instructions (QEMU's -icount shift=N,sleep=off): the
+    # guest's clock follows its own work, not the host's load (the boot-time
+    # gate, docs/architecture.md "Boot-time gate")
+    icount_shift: int | None = None
     network: str = "restricted"
     nics: int = 1
     macs: tuple[str, ...] = ()
@@ -124,6 +128,11 @@ def validate(config: MachineConfig) -> None:
             f"network={config.network!r}: use 'restricted' or 'open'",
         ),
         (config.accel in ("auto", "kvm", "tcg"), f"accel={config.accel!r}: use auto, kvm or tcg"),
+        (
+            config.icount_shift is None
+            or (config.accel == "tcg" and 0 <= config.icount_shift <= 10),
+            f"icount_shift={config.icount_shift}: 0-10, with accel='tcg' (KVM counts nothing)",
+        ),
         (config.memory_mb >= 128, f"memory_mb={config.memory_mb}: at least 128"),
         (config.cpus >= 1, f"cpus={config.cpus}: at least 1"),
         (config.nics >= 0, f"nics={config.nics}: not negative"),
@@ -287,6 +296,7 @@ class Machine(GuestDriver):
             accel=self.verdict.accel,
             memory_mb=c.memory_mb,
             cpus=c.cpus,
+            icount_shift=c.icount_shift,
             boot=c.boot,
             kernel=pvh.boot_kernel(self.image.kernel) if c.boot == "kernel" else None,
             initramfs=c.initramfs or self.image.initramfs,

@@ -17,6 +17,11 @@ HOTPLUG_PORTS = 2  # PCIe root ports left free for QMP device_add
 # (docs/architecture.md "Speed"). Every other boot is from a medium
 # (harness.vm.firmware.MEDIA), some of which sit on that controller.
 MACHINES = {"kernel": "q35,sata=off"}
+# Counting instructions, an idle guest's clock runs with the host's
+# (sleep=on), so a wait on host I/O costs what it takes; with sleep=off it
+# warped to the next timer instead, and stage 20's formatting of the data disk
+# read 10 to 250 s of guest time (docs/architecture.md "Boot-time gate").
+ICOUNT_SLEEP = "sleep=on"
 RAM_ID = "ram0"
 # QEMU names the memfd after the backend type: how a save finds the RAM
 RAM_MEMFD = "memfd:memory-backend-memfd"
@@ -39,6 +44,7 @@ class QemuPlan:
     memory_mb: int
     cpus: int
     boot: str  # kernel, or a medium of harness.vm.firmware.MEDIA
+    icount_shift: int | None = None  # TCG counting instructions: MachineConfig.icount_shift
     kernel: Path | None = None
     initramfs: Path | None = None
     cmdline: str = ""
@@ -82,7 +88,8 @@ def ram_backend(plan: QemuPlan) -> str:
 
 
 def command_line(plan: QemuPlan, qemu: str = "qemu-system-x86_64") -> list[str]:
-    accel = plan.accel + (",thread=multi" if plan.accel == "tcg" and plan.cpus > 1 else "")
+    multi = plan.accel == "tcg" and plan.cpus > 1 and plan.icount_shift is None
+    accel = plan.accel + (",thread=multi" if multi else "")
     cmd = [
         qemu,
         "-machine",
@@ -111,6 +118,8 @@ def command_line(plan: QemuPlan, qemu: str = "qemu-system-x86_64") -> list[str]:
         "-device",
         "virtio-rng-pci",
     ]
+    if plan.icount_shift is not None:
+        cmd += ["-icount", f"shift={plan.icount_shift},{ICOUNT_SLEEP}"]
     if plan.boot == "kernel":
         if plan.kernel is None or plan.initramfs is None:
             raise UserError("kernel boot needs a kernel and an initramfs")

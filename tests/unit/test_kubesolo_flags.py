@@ -50,10 +50,10 @@ def test_the_table_is_flags_go_exactly():
     assert {name for name, *_ in table_rows()} - {name for name, *_ in flags_go_rows()} == {"help"}
 
 
-@pytest.mark.parametrize("flavour", ["test", "release"])
-def test_the_table_lands_at_usr_lib_kubesolo_os_in_both_flavours(flavour):
+def test_the_table_lands_at_usr_lib_kubesolo_os_in_both_flavours():
+    """Both: it is the OS's tree, which the test layer only adds to."""
     rootfs = Rootfs()
-    add_os_tree(rootfs, flavour)
+    add_os_tree(rootfs)
     entry = rootfs.entries["usr/lib/kubesolo-os/kubesolo-flags"]
     assert entry.data == kubesolo_flags.TABLE.read_bytes()
 
