@@ -123,9 +123,9 @@ def add_timeline(sub: Any) -> None:
         "when each stage reached the host, as in pytest's runs (default: guest)",
     )  # fmt: skip
     t.add_argument(
-        "--threshold", type=float, help="share slower that fails (guest 0.05, wall 0.25)"
+        "--threshold", type=float, help="share slower that fails (guest 0.03, wall 0.25)"
     )
-    t.add_argument("--min-seconds", type=float, help="and seconds slower (guest 0.05, wall 0.5)")
+    t.add_argument("--min-seconds", type=float, help="and seconds slower (guest 0.03, wall 0.5)")
     t.add_argument("--chart", metavar="SVG", default="boot-chart.svg", help="the median chart")
     t.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
 

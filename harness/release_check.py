@@ -19,7 +19,9 @@ from typing import Any
 
 from harness.artefact import Image
 from harness.build.builder import BuildRequest, build
+from harness.build.layer_proof import prove
 from harness.build.previous import previous_image
+from harness.errors import HarnessError
 from harness.private import write_shared
 from harness.vm import boot_gate as gate
 from harness.vm import guest_clock
@@ -80,6 +82,7 @@ def junit_counts(path: Path) -> dict[str, int]:
 
 
 MATRIX = "firmware x medium"
+LAYER_CHECK = "release image = tested image - test layer"
 
 
 @dataclass(frozen=True)
@@ -209,29 +212,39 @@ def run_pytest(name: str, args: list[str], artifacts: Path) -> Check:
     return Check(name, done.returncode == 0 and c["tests"] > c["skipped"], summary, seconds)
 
 
+def read_baseline(path: Path | None, now: dict[str, Any]) -> tuple[dict[str, float] | None, str]:
+    """(the medians to compare with, "") or (None, why the gate cannot run),
+    read before any check runs: a bad file is one line at once."""
+    if path is None:
+        return None, "not run: no baseline"
+    data = gate.load_baseline_file(path)
+    why = guest_clock.incomparable(data, now)
+    return (None, why) if why else (dict(data["medians"]), "")
+
+
 def gate_check(
-    baseline: Path | None, boots: int, artifacts: Path, image: Image
+    expected: dict[str, float] | None,
+    why_not: str,
+    now: dict[str, Any],
+    boots: int,
+    artifacts: Path,
+    image: Image,
 ) -> tuple[Check, str]:
     """The boot-time gate over `boots` cold boots on the guest's clock; with no
-    baseline, or one measured under another QEMU, the boots are timed and
-    saved as the next release's baseline, and the gate did not run."""
-    from harness.boot_timeline import conditions, plain_boots  # boots machines: only when run
+    baseline to compare with (`why_not`), the boots are timed and saved as the
+    next release's baseline, and the gate did not run."""
+    from harness.boot_timeline import plain_boots  # boots machines: only when run
 
     started = time.monotonic()
-    now = conditions(gate.GUEST, image)
-    why_not = None
-    if baseline is not None:
-        expected = gate.load_baseline(baseline, gate.GUEST)
-        why_not = guest_clock.incomparable(gate.load_baseline_file(baseline), now)
     records = plain_boots(boots, "auto", gate.GUEST, image)
     values, count = gate.medians(records)
     chart = chart_svg(f"median of {count} plain boots (guest clock)", gate.median_bars(records))
     seconds = time.monotonic() - started
-    if baseline is None or why_not:
+    if expected is None:
         gate.save_baseline(artifacts / "timeline-baseline.json", records, now)
         total = values.get(gate.TOTAL, 0.0)
         summary = (
-            f"{why_not or 'not run: no baseline'}; {count} boots saved as the next one "
+            f"{why_not}; {count} boots saved as the next one "
             f"(timeline-baseline.json, stage 90 after {total:.2f} s of guest time)"
         )
         return Check("boot-time gate", True, summary, seconds, ran=False), chart
@@ -243,13 +256,29 @@ def gate_check(
     return Check("boot-time gate", passed, summary, seconds), chart
 
 
+def layer_check(release: Image, tested: Image) -> Check:
+    """The release image is the tested image minus the test layer
+    (harness.build.layer_proof): what the suites tested is what ships."""
+    started = time.monotonic()
+    try:
+        proof = prove(release, tested)
+    except HarnessError as err:  # e.g. xorriso missing: this check fails, the others run
+        return Check(LAYER_CHECK, False, f"could not compare: {err}", time.monotonic() - started)
+    return Check(LAYER_CHECK, proof.holds, proof.summary(), time.monotonic() - started)
+
+
 def main_release_check(previous: str, baseline: str | None, boots: int, artifacts: Path) -> int:
     artifacts = artifacts.resolve()
     artifacts.mkdir(parents=True, exist_ok=True)
     repo = Path(__file__).resolve().parents[1]
     old = previous_image(previous, repo)
     new = build(BuildRequest(flavour="test"))
+    from harness.boot_timeline import conditions  # reads QEMU's version: only when run
+
+    now = conditions(gate.GUEST, new)
+    expected, why_not = read_baseline(Path(baseline) if baseline else None, now)
     checks = [
+        layer_check(build(BuildRequest(flavour="release", standin=True)), new),
         run_pytest("upgrade", ["tests/persistence/test_upgrade.py", "--upgrade-from", previous],
                    artifacts),
         run_pytest("release image", ["-n", "auto", "--flavour", "release", "tests/boot",
@@ -258,7 +287,7 @@ def main_release_check(previous: str, baseline: str | None, boots: int, artifact
     ]  # fmt: skip
     junit = artifacts / f"{MATRIX}.xml"
     matrix = matrix_html(matrix_cells(junit)) if junit.is_file() else ""
-    check, chart = gate_check(Path(baseline) if baseline else None, boots, artifacts, new)
+    check, chart = gate_check(expected, why_not, now, boots, artifacts, new)
     checks.append(check)
     report = write_shared(
         artifacts / "release-report.html",

@@ -71,9 +71,11 @@ def initramfs_problems(release: bytes, test: bytes) -> tuple[int, list[str], lis
     listed = sorted(layer_paths(marker.data.decode())) if marker else []
     if marker is None:
         problems.append(f"the test initramfs has no layer marker ({MARKER})")
-    elif extra != listed:
-        unlisted = sorted(set(extra) - set(listed))
-        problems.append(f"the test initramfs holds files its layer does not list: {unlisted}")
+    else:
+        if unlisted := sorted(set(extra) - set(listed)):
+            problems.append(f"the test initramfs holds files its layer does not list: {unlisted}")
+        if replaced := sorted(set(listed) - set(extra)):
+            problems.append(f"the test layer lists release files as its own: {replaced}")
     return len(before), extra, problems
 
 

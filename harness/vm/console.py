@@ -165,6 +165,7 @@ class Console:
             self._thread.join(timeout=5)
         if self._sock:
             self._sock.close()
+            self._sock = None  # a send after this is ConsoleClosed, not a recycled descriptor
         with self._cond:
             self._closed = True
             self._cond.notify_all()

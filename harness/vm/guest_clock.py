@@ -39,8 +39,13 @@ def parse(text: str) -> tuple[Stage, ...]:
         raise ClockError(f"no kernel line on running init in {text[:200]!r}")
     clock: dict[tuple[str, str], float] = {(guest.STAGES[0], "start"): float(init.group(1))}
     for line in lines[1:]:
-        name, event, uptime = line.split()
-        clock[(name, event)] = float(uptime)
+        try:
+            name, event, uptime = line.split()
+            clock[(name, event)] = float(uptime)
+        except ValueError:
+            raise ClockError(f"not a stage clock line: {line[:120]!r}") from None
+        if name not in guest.STAGES or event not in ("start", "end"):
+            raise ClockError(f"the guest's clock has {name} {event}, which guest.STAGES lacks")
     stages = []
     for name in guest.STAGES:
         start, end = clock.get((name, "start")), clock.get((name, "end"))
@@ -73,10 +78,11 @@ def conditions(qemu: str, manifest: dict[str, Any]) -> dict[str, Any]:
 def incomparable(baseline: dict[str, Any], now: dict[str, Any]) -> str | None:
     """One line when a baseline's numbers cannot be compared with this run's:
     another clock, another QEMU, other icount settings; else None."""
+    old = {"clock": "wall", **baseline}  # a baseline that names no clock is a wall-clock one
     for key, what in (("clock", "clock"), ("qemu", "QEMU"), ("icount", "icount settings")):
-        if baseline.get(key) != now.get(key):
+        if old.get(key) != now.get(key):
             return (
-                f"not run: the baseline was measured with {what} {baseline.get(key)!r}, "
+                f"not run: the baseline was measured with {what} {old.get(key)!r}, "
                 f"this run has {now.get(key)!r}: save a new baseline (timeline --save)"
             )
     return None

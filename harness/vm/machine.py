@@ -86,7 +86,7 @@ class MachineConfig:
     data_disk: bool | str | Path = True
     data_disk_readonly: bool = False
     accel: str = "auto"
-    # TCG counting instructions (QEMU's -icount shift=N,sleep=off): the
+    # TCG counting instructions (QEMU's -icount shift=N,sleep=on): the
     # guest's clock follows its own work, not the host's load (the boot-time
     # gate, docs/architecture.md "Boot-time gate")
     icount_shift: int | None = None
@@ -335,12 +335,12 @@ class Machine(GuestDriver):
                 self._lease = self.image.lease()
             self.verdict = accel_mod.resolve(self.config.accel, self.qemu_binary, self.image.kernel)
             for attempt in range(3):
-                pipes = ConsolePipes()
                 plan = self.plan()
                 self._qemu_ram_file = plan.ram_file
                 cmd = qemu.command_line(plan, self.qemu_binary)
                 (self.run_dir / "qemu-cmdline.txt").write_text(shlex.join(cmd) + "\n")
                 log.debug("[%s] QEMU (%s): %s", self.config.name, self.verdict.accel, cmd)
+                pipes = ConsolePipes()
                 with (
                     pipes.closed_on_error(),
                     (self.run_dir / "qemu-stderr.log").open("wb") as stderr,

@@ -10,6 +10,7 @@ connect to."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import select
@@ -57,20 +58,27 @@ class ConsolePipes:
 
     # -- the ByteStream -------------------------------------------------------
     def recv(self, size: int, /) -> bytes:
-        """Up to `size` bytes the guest printed; b"" once QEMU exited or
-        `shutdown` was called."""
-        ready, _, _ = select.select([self._out_r, self._wake_r], [], [])
-        if self._wake_r in ready:
-            return b""
-        return os.read(self._out_r, size)
+        """Up to `size` bytes the guest printed; b"" once QEMU exited, or when
+        `shutdown` was called and nothing is left to read."""
+        if self._closed:
+            raise OSError(errno.EBADF, "the console's pipes are closed")
+        poller = select.poll()
+        poller.register(self._out_r, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        ready = {fd for fd, _ in poller.poll()}
+        if self._out_r in ready:  # what the guest printed first, even when woken
+            return os.read(self._out_r, size)
+        return b""
 
     def sendall(self, data: bytes, /) -> None:
+        if self._closed:
+            raise OSError(errno.EBADF, "the console's pipes are closed")
         view = memoryview(data)
         while view:
             view = view[os.write(self._in_w, view) :]
 
     def shutdown(self, how: int, /) -> None:
-        """Wake a reader blocked in `recv`: it returns b""."""
+        """Wake a reader blocked in `recv`: it returns b"" once the pipe is empty."""
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
 
@@ -79,3 +87,4 @@ class ConsolePipes:
             return
         self._closed = True
         self._close(self._out_r, self._in_w, self._wake_r, self._wake_w, self.stdin, self.stdout)
+        self._out_r = self._in_w = self._wake_r = self._wake_w = self.stdin = self.stdout = -1

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from harness.build.builder import BUILD_DIR, BuildRequest, build
 from harness.build.layer_proof import ISO_DIFFERENCES, prove
 from harness.build.test_layer import LAYER_DIR, MARKER
 
 
 def test_the_test_image_is_the_release_image_plus_its_layer(kubesolo_image, pytestconfig):
+    if kubesolo_image.manifest["flavour"] != "test":
+        pytest.skip("compares the test image with the release image: a --flavour test run")
     binary = pytestconfig.getoption("kubesolo_bin")
     release = build(BuildRequest(flavour="release", kubesolo_bin=Path(binary) if binary else None,
                                  standin=binary is None))  # fmt: skip

@@ -4,9 +4,13 @@ its checks, boot chart and changes."""
 
 from __future__ import annotations
 
+import json
 from html.parser import HTMLParser
 
+import pytest
+
 from harness import release_check as rc
+from harness.vm import boot_gate as gate
 from harness.vm.boot_chart import Bar, chart_svg
 
 
@@ -133,3 +137,24 @@ def test_the_matrix_table_has_every_firmware_and_medium():
     assert "OVMF + Secure Boot" in text
     page = rc.report_html([], [], [], "", "x", rc.matrix_html(cells))
     assert "Firmware x medium" in page and "pass, 12.5 s" in page
+
+
+def test_a_baseline_the_gate_cannot_compare_is_not_run_and_a_bad_one_is_one_line(tmp_path):
+    """Read before any check runs: an earlier release's wall-clock baseline
+    makes the gate "not run" (its boots are saved anew); a broken file stops
+    the release check at once, in one line."""
+    now = {"clock": "guest", "qemu": "QEMU emulator version 7.2.22", "icount": "shift=1,sleep=on"}
+    wall = tmp_path / "wall.json"
+    wall.write_text(json.dumps({"boots": 5, "medians": {"total": 3.1}}))
+    expected, why = rc.read_baseline(wall, now)
+    assert expected is None and why.startswith(
+        "not run: the baseline was measured with clock 'wall'"
+    )
+    guest = tmp_path / "guest.json"
+    guest.write_text(json.dumps({**now, "boots": 5, "medians": {"total": 6.6}}))
+    assert rc.read_baseline(guest, now) == ({"total": 6.6}, "")
+    assert rc.read_baseline(None, now) == (None, "not run: no baseline")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(gate.GateError, match="not a baseline file"):
+        rc.read_baseline(broken, now)

@@ -79,3 +79,13 @@ def test_the_proof_names_what_the_layer_does_not_list_and_what_is_missing():
         "sbin/init: in the release initramfs, not in the test one",
         "the test initramfs holds files its layer does not list: ['bin/sneaked']",
     ]
+
+
+def test_the_proof_names_a_release_file_the_layer_replaced_and_lists():
+    changed = cpio.Entry.file("sbin/init", b"#!/bin/sh\necho test\n", 0o755)
+    marker = cpio.Entry.file(MARKER, f"sbin/init\n{MARKER}\n".encode())
+    _, _, problems = initramfs_problems(archive(RELEASE), archive([*RELEASE[:2], changed, marker]))
+    assert problems == [
+        "sbin/init: the test initramfs changes its bytes",
+        "the test layer lists release files as its own: ['sbin/init']",
+    ]
