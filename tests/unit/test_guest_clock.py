@@ -138,3 +138,9 @@ def test_one_step_of_the_guests_clock_at_the_floor_is_not_slower():
         gate.compare({"s": 1.00}, {"s": 0.97}, gate.GUEST_THRESHOLD, gate.GUEST_MIN_SECONDS) == []
     )
     assert gate.compare({"s": 1.01}, {"s": 0.97}, gate.GUEST_THRESHOLD, gate.GUEST_MIN_SECONDS)
+
+
+def test_the_guest_clock_chart_draws_no_bar_for_stage_90_which_never_ends():
+    records = [gate.BootRecord("vm", True, guest_clock.parse(clock_text())) for _ in range(3)]
+    names = [bar.label for bar in gate.median_bars(records)]
+    assert names == [gate.KERNEL, *guest.STAGES[:-1]]
