@@ -61,16 +61,24 @@ start_logger() {
     exec 7> "$KUBESOLO_LOG_FIFO"
 }
 
-# last_kubesolo_lines: KubeSolo's last lines, once the logger has copied
-# everything it wrote before it exited.
-last_kubesolo_lines() {
+# flush_logger: wait (up to 5 s) until the logger has copied to the console
+# everything KubeSolo wrote so far: it writes KUBESOLO_LAST_FILE when it
+# reaches the marker, which comes after those lines.
+flush_logger() {
     local tries=50
+    [ -n "$LOGGER_PID" ] || return 1
     rm -f "$KUBESOLO_LAST_FILE"
-    printf '\001\n' >&7
+    printf '\001\n' 2>/dev/null >&7 || return 1
     while [ ! -f "$KUBESOLO_LAST_FILE" ] && [ "$tries" -gt 0 ]; do
         sleep 0.1; tries=$((tries - 1))
     done
-    [ -f "$KUBESOLO_LAST_FILE" ] && sed 's/^/    | /' "$KUBESOLO_LAST_FILE"
+    [ -f "$KUBESOLO_LAST_FILE" ]
+}
+
+# last_kubesolo_lines: KubeSolo's last lines, once the logger has copied
+# everything it wrote before it exited.
+last_kubesolo_lines() {
+    flush_logger && sed 's/^/    | /' "$KUBESOLO_LAST_FILE"
 }
 
 # supervise_kubesolo BIN ARG...: run KubeSolo until the node goes down,
@@ -170,6 +178,7 @@ shutdown_node() {
         wait_gone "$KUBESOLO_STOP_SECONDS" "$KUBESOLO_PID" ||
             log_warn "KubeSolo still runs after ${KUBESOLO_STOP_SECONDS}s: it is killed with the rest"
     fi
+    flush_logger  # KubeSolo's last lines reach the console before its logger is stopped
     kill -TERM -1 2>/dev/null
     # shellcheck disable=SC2046 # one word per PID
     wait_gone "$PROCESS_STOP_SECONDS" $(live_processes) || kill -KILL -1 2>/dev/null
