@@ -48,6 +48,10 @@ backoff_seconds() {
 start_logger() {
     [ -n "$LOGGER_PID" ] && kill -0 "$LOGGER_PID" 2>/dev/null && return 0
     rm -f "$KUBESOLO_LOG_FIFO" && mkfifo -m 0600 "$KUBESOLO_LOG_FIFO" || return 1
+    # First read-write: an open that never waits for a reader, so no signal
+    # can interrupt it; `command`, so that a failed one returns here instead
+    # of ending PID 1 (a redirection error of a bare exec ends the shell).
+    command exec 7<> "$KUBESOLO_LOG_FIFO" || return 1
     awk -v keep="$KUBESOLO_LAST_LINES" -v out="$KUBESOLO_LAST_FILE" '
         $0 == "\001" {
             printf "" > (out ".new")
@@ -58,7 +62,9 @@ start_logger() {
         { print; fflush(); last[NR] = $0; delete last[NR - keep] }' \
         < "$KUBESOLO_LOG_FIFO" 7>&- &
     LOGGER_PID=$!
-    exec 7> "$KUBESOLO_LOG_FIFO"
+    # Then write-only (a reader is there: it does not wait), so that a logger
+    # that died is an error to KubeSolo's writes, not a pipe that fills.
+    command exec 7> "$KUBESOLO_LOG_FIFO" || return 1
 }
 
 # flush_logger: wait (up to 5 s) until the logger has copied to the console
