@@ -34,10 +34,11 @@ from harness.errors import HarnessError, MachineNotRunning
 from harness.k8s.client import rewrite_kubeconfig
 from harness.log import logger
 from harness.private import write_private
-from harness.pytest.leftovers import pid_alive
+from harness.process import pid_alive
 from harness.tools import run_tool
+from harness.vm.config import MachineConfig
 from harness.vm.console import ConsoleClosed
-from harness.vm.machine import Machine, MachineConfig
+from harness.vm.machine import Machine
 
 BACKLOG = 256 * 1024  # console bytes a client that attaches late gets first
 OWNER_POLL = 0.5  # seconds between looks at the command that started us

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.private import private_dir, runtime_root, user_scoped
-from harness.pytest.leftovers import pid_alive
+from harness.process import pid_alive
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 SOCKET_PATH_MAX = 107

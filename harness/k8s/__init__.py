@@ -1,2 +1,3 @@
 """Kubernetes on a KubeSolo node: kubeconfig, predicates, waits, image preloading,
-failure dumps and the node's life cycle, on top of a harness.vm Machine."""
+failure dumps and the node's life cycle, on any machine with a test shell
+(harness.k8s.node.KubeHost)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import yaml
 from kubernetes import client as k8s
@@ -51,11 +51,17 @@ from harness.k8s.waits import Budget, wait_for
 from harness.k8s.workloads import NodeWorkloads
 from harness.log import logger, step
 from harness.vm.console import find_failure, find_warnings
-from harness.vm.machine import Machine
-from harness.vm.relay import RemoteMachine
+from harness.vm.protocols import ConsoleLog, PortForwarding, ShellAccess
 
 log = logger("k8s")
 T = TypeVar("T")
+
+
+class KubeHost(ShellAccess, ConsoleLog, PortForwarding, Protocol):
+    """What a node asks of its machine: the test shell, the console's text (for
+    its failures), port forwards to the API, and a clean reboot."""
+
+    def reboot(self) -> None: ...
 
 
 class KubeNode(NodeWorkloads):
@@ -63,7 +69,7 @@ class KubeNode(NodeWorkloads):
 
     def __init__(
         self,
-        machine: Machine | RemoteMachine,
+        machine: KubeHost,
         settings: KubeSettings,
         meta: dict[str, Any] | None = None,
         timer: PhaseTimer | None = None,

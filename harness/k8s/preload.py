@@ -12,7 +12,7 @@ from pathlib import Path
 from harness.k8s import commands
 from harness.k8s.errors import KubeBlocked, PreloadError
 from harness.k8s.image_refs import image_tags, missing_images
-from harness.vm.driver import ShellCommands
+from harness.vm.protocols import ShellAccess
 
 IMAGE_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 
@@ -26,14 +26,14 @@ def image_archives(directory: Path) -> list[str]:
     )
 
 
-def containerd_socket(machine: ShellCommands) -> str:
+def containerd_socket(machine: ShellAccess) -> str:
     socket = machine.succeed(commands.containerd_socket_command(), timeout=30).strip()
     if not socket:
         raise KubeBlocked("no containerd socket found on the node")
     return socket
 
 
-def listed_images(machine: ShellCommands, socket: str | None = None) -> list[str]:
+def listed_images(machine: ShellAccess, socket: str | None = None) -> list[str]:
     """The image names containerd holds in namespace k8s.io."""
     socket = socket or containerd_socket(machine)
     listing = machine.succeed(commands.ctr_command(socket, "images", "ls", "-q"), timeout=60)
@@ -41,7 +41,7 @@ def listed_images(machine: ShellCommands, socket: str | None = None) -> list[str
 
 
 def import_images(
-    machine: ShellCommands, directory: Path, wanted: Sequence[str], busybox_ref: str, timeout: float
+    machine: ShellAccess, directory: Path, wanted: Sequence[str], busybox_ref: str, timeout: float
 ) -> tuple[list[str], list[str]]:
     """Import every archive of `directory` with ctr, tag what the kubelet will ask for, and
     check the `wanted` images are there: (archive names, image names now present)."""

@@ -1,5 +1,5 @@
 """A board as a target of the suites: `BoardTarget` offers what a QEMU `Machine`
-does (harness.vm.target.Target) on a board driven through labgrid
+does (harness.vm.protocols.Target) on a board driven through labgrid
 (docs/architecture.md "Hardware in the loop").
 
 One board serves one target at a time: a test's targets take turns, and a
@@ -24,12 +24,14 @@ from harness import guest
 from harness.artefact import Image
 from harness.errors import MachineNotRunning, UserError
 from harness.lab.strategy import KubeSoloStrategy, LabError, lab_error_line
+from harness.process import keep_grpc_out_of_forks
+from harness.vm.boots import BootBook
+from harness.vm.config import MachineConfig, validate
 from harness.vm.console import Console, failures_except
 from harness.vm.console_session import ConsoleSession
 from harness.vm.driver import GuestDriver
-from harness.vm.machine import MachineConfig, validate
+from harness.vm.protocols import Target
 from harness.vm.shell import Result
-from harness.vm.target import Target
 
 STRATEGY = "KubeSoloStrategy"
 
@@ -185,10 +187,7 @@ class BoardTarget(GuestDriver):
         self.console = Console(run_dir / "console.log")
         self.activity = 0
         self._shell = None
-        self._boot_cursor = 0
-        self._ended_boots = []
-        self._ended_key = None
-        self._boots_seen = 0
+        self.boots = BootBook()
         self._expect_cursor = 0
         self._powered = False
         self._booted = False  # it has had the board before (another target may have it now)
@@ -217,7 +216,7 @@ class BoardTarget(GuestDriver):
         label = self.config.label or self.image.manifest.get("default_label", guest.DEFAULT_LABEL)
         labels = tuple(self.image.manifest.get("labels", guest.LABELS))
         self.board.strategy.type_boot_line(
-            self.console, self._boot_cursor, label, self.config.kernel_args, labels
+            self.console, self.boots.cursor, label, self.config.kernel_args, labels
         )
 
     def start(self) -> None:
@@ -241,19 +240,17 @@ class BoardTarget(GuestDriver):
 
     def _power_on(self) -> None:
         strategy = self.board.strategy
-        self._end_boot()
-        self._boot_cursor = self.console.cursor()
+        self.boots.power_on(self.console)
         strategy.power_on(self.console)
         self._powered = self._booted = True
         self._shell = strategy.open_shell()
-        self._boots_seen = 1
         self._type_boot_line()
 
     def _run(self, command: str, timeout: float) -> Result:
         if not self.is_up and self._booted:
             self._resume()
         if self.board.strategy.shares_console and CONSOLE_SHELLS.search(
-            self.console.text(self._boot_cursor)
+            self.console.text(self.boots.cursor)
         ):
             self._refuse_shared(f"the test shell ran {command[:60]!r} with a console shell open")
         return super()._run(command, timeout)
@@ -278,19 +275,19 @@ class BoardTarget(GuestDriver):
         """Another target took the board since this one booted: boot again, on
         the data disk this target asked for, as far as its last boot came (its
         last completed stage), so that what its tests read is a whole boot."""
-        milestone = last_milestone(self.console.text(self._boot_cursor))
+        milestone = last_milestone(self.console.text(self.boots.cursor))
         with self._step("resume (another target had the board)"):
             self.start()
             if milestone:
                 self.console.wait_for(
                     milestone,
                     self.config.boot_timeout,
-                    self._boot_cursor,
+                    self.boots.cursor,
                     failures_except(self.config.allow_failures),
                 )
 
     def _lines_closed(self) -> None:
-        self._end_boot()
+        self.boots.end(self.console)
         self._powered = False
         if self._shell:
             self._shell.close()
@@ -316,7 +313,7 @@ class BoardTarget(GuestDriver):
         bootloader line is typed again at the next prompt."""
         with self._step("reboot"):
             shell = self._shell_ready(30)
-            self._new_boot()
+            self.boots.next_boot(self.console)
             shell.send_detached(guest.REBOOT_COMMAND)
             self._type_boot_line()
 
@@ -345,6 +342,7 @@ def open_environment(path: str, coordinator: str | None = None) -> Environment:
 
     if not Path(path).is_file():
         raise LabError(f"labgrid env {path}: no such file")
+    keep_grpc_out_of_forks()  # before labgrid's remote client imports gRPC
     try:
         env = Environment(config_file=path)
     except (NoConfigFoundError, InvalidConfigError) as err:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -41,9 +40,9 @@ from pathlib import Path
 
 from harness.errors import UserError
 from harness.private import foreign, private_dir
+from harness.process import child_dies_with_parent, pid_alive
 from harness.vm.firmware import FIRMWARES, firmware_args, firmware_files, machine_options
 
-PR_SET_PDEATHSIG = 1
 LISTEN_TIMEOUT = 30.0  # seconds for QEMU to open its serial sockets
 UART_NAMES = ("console", "testshell")  # ttyS0, ttyS1: DIR/serial/<name>.sock
 
@@ -139,16 +138,6 @@ def listening(path: Path) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 def _read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
@@ -156,15 +145,10 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def power_on(state: Path, wiring: BoardWiring, owner: int) -> int:
     supervisor = state / "supervisor.pid"
     pid = _read_pid(supervisor)
-    if pid and _alive(pid):
+    if pid and pid_alive(pid):
         return 0  # already on: a PDU outlet switched on twice stays on
     for medium in (wiring.boot_medium, wiring.data_medium):
         if medium and not medium.is_file():
@@ -199,10 +183,10 @@ def supervise(state: Path, wiring: BoardWiring, owner: int) -> int:
     """Run QEMU until it exits, the board is switched off, or `owner` dies."""
     cmd = board_command(wiring)
     (state / "qemu-cmdline.txt").write_text(" ".join(cmd) + "\n")
-    qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+    qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=child_dies_with_parent)
     (state / "qemu.pid").write_text(f"{qemu.pid}\n")
     while qemu.poll() is None:
-        if not _alive(owner):
+        if not pid_alive(owner):
             qemu.kill()
             break
         time.sleep(0.5)
@@ -214,11 +198,11 @@ def power_off(state: Path) -> int:
     """Pull the plug: kill QEMU and its supervisor at once (idempotent)."""
     for name in ("qemu.pid", "supervisor.pid"):
         pid = _read_pid(state / name)
-        if pid and _alive(pid):
+        if pid and pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + 10
-            while _alive(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and time.monotonic() < deadline:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, os.WNOHANG)
                 time.sleep(0.02)

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
+from harness.boottime import gate
+from harness.boottime.chart import chart_svg
+from harness.boottime.report import boot_report, report_lines
 from harness.errors import UserError
 from harness.private import write_shared
 from harness.pytest import leftovers, snapshots
 from harness.pytest.run_name import run_name
-from harness.vm import boot_gate as gate
-from harness.vm.boot_chart import chart_svg
-from harness.vm.boot_report import boot_report, report_lines
-from harness.vm.target import Target
+from harness.vm.protocols import Target
 
 TIMELINES_DIR = "timelines"  # under --artifacts: a directory per run, a file per process
 SUMMARY = pytest.StashKey[list[str]]()

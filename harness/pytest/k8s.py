@@ -27,9 +27,10 @@ from harness.k8s.settings import DEFAULT_K8S_TIMEOUT, KubeSettings, machine_conf
 from harness.k8s.timings import PhaseTimer, format_timings, timings_file
 from harness.pytest.shared_nodes import NodePlan, SharedNodes
 from harness.pytest.snapshots import SnapshotStore, Up, directory_digest
-from harness.vm.machine import DEFAULT_BOOT_TIMEOUT, Machine
+from harness.vm.config import DEFAULT_BOOT_TIMEOUT
+from harness.vm.machine import Machine
+from harness.vm.protocols import Target
 from harness.vm.relay import RemoteMachine
-from harness.vm.target import Target
 
 SHARED_NODE = "kubesolo"  # the run's shared node (harness.pytest.shared_nodes)
 SKIP_REASON = "needs a real KubeSolo binary: pass --kubesolo-bin (see README)"
@@ -209,9 +210,10 @@ def kube_plan(
 
 def attached(vm: RemoteMachine | Target, plan: KubePlan) -> KubeNode:
     """A KubeNode driving `vm`, a node up already (shared, or restored Ready)."""
-    node = KubeNode(on_qemu(vm), plan.settings, timer=plan.timer)
+    machine = on_qemu(vm)
+    node = KubeNode(machine, plan.settings, timer=plan.timer)
     try:
-        node.attach(restored_at=node.machine.restored_at)
+        node.attach(restored_at=machine.restored_at)
     except Exception as error:
         fail_with_dump(node, "KubeSolo node is not usable", error)
     return node

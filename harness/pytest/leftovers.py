@@ -19,22 +19,13 @@ import tempfile
 from pathlib import Path
 
 from harness.private import lock_is_held
+from harness.process import pid_alive
 from harness.vm.machine import SOCKET_DIR_LOCK, SOCKET_DIR_PREFIX
 
 OWNER_FILE = "owner"  # names the owner's lock file (and its pid, for people)
 OWNER_LOCKS = ".owners"  # under the artifacts: one lock file per live process
 KEPT_FILE = "kept"  # written by a teardown that keeps the directory on purpose
 _held: dict[Path, int] = {}  # this process's owner locks, held until it exits
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def owner_lock(artifacts: Path) -> Path:

@@ -21,13 +21,15 @@ from harness.errors import UserError
 from harness.lab.board import Board, BoardTarget, WrongBoard
 from harness.log import logger
 from harness.private import PRIVATE_UMASK, share
+from harness.process import die_with_parent, keep_grpc_out_of_forks
 from harness.pytest import boot_gate, leftovers, run_name, schedule, snapshots
 from harness.pytest.shared_nodes import SharedNodes
 from harness.pytest.snapshots import SnapshotStore
 from harness.vm import accel
-from harness.vm.machine import DEFAULT_BOOT_TIMEOUT, Machine, MachineConfig, die_with_parent
+from harness.vm.config import DEFAULT_BOOT_TIMEOUT, MachineConfig
+from harness.vm.machine import Machine
+from harness.vm.protocols import Target
 from harness.vm.relay import RemoteMachine
-from harness.vm.target import Target
 
 MACHINES = pytest.StashKey[list[Target]]()  # machines of a test, for its report
 ACTIVITY = pytest.StashKey[dict[int, int]]()  # machine id -> its activity when the test began
@@ -153,6 +155,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # run directories, disks, snapshots (guest RAM), kubeconfigs: ours alone;
     # what is shared on purpose is made readable (harness.private.share)
     os.umask(PRIVATE_UMASK)
+    keep_grpc_out_of_forks()  # before xdist starts its workers, which inherit it
     if hasattr(config, "workerinput"):  # an xdist worker: die with the controller
         die_with_parent()
     for name, text in MARKERS.items():

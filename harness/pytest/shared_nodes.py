@@ -29,9 +29,10 @@ from harness.errors import HarnessError
 from harness.log import logger
 from harness.pytest.leftovers import make_owned_dir
 from harness.pytest.snapshots import SnapshotStore, Up
-from harness.vm.machine import Machine, MachineConfig
+from harness.vm.config import MachineConfig
+from harness.vm.machine import Machine
+from harness.vm.protocols import Target
 from harness.vm.relay import SOCKET_NAME, Relay, RemoteMachine
-from harness.vm.target import Target
 
 DETACH_POLL = 0.5  # seconds between looks at the workers still attached
 log = logger("shared")

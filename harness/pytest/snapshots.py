@@ -22,9 +22,10 @@ from harness.errors import HarnessError
 from harness.log import logger
 from harness.pytest import leftovers
 from harness.pytest.run_name import run_name
-from harness.vm.machine import Machine, MachineConfig
+from harness.vm.config import MachineConfig
+from harness.vm.machine import Machine
+from harness.vm.protocols import Target
 from harness.vm.snapshot import Snapshot, snapshot_key
-from harness.vm.target import Target
 
 SNAPSHOTS_DIR = "snapshots"  # under --artifacts: one directory per run
 RESTORES_FILE = "restores-{pid}.jsonl"  # beside the boot timelines

@@ -15,18 +15,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import guest
+from harness.boottime.chart import chart_svg
+from harness.boottime.gate import boot_bars
+from harness.boottime.timeline import Stage
 from harness.errors import GuestAssertion, MachineNotRunning, UserError
 from harness.log import logger, step
-from harness.vm.boot_chart import chart_svg
-from harness.vm.boot_gate import boot_bars
+from harness.vm.boots import BootBook
 from harness.vm.console import Console, failures_except
 from harness.vm.console_session import ConsoleSession
+from harness.vm.guest_files import copy_commands, listening_command
+from harness.vm.retry import retry
 from harness.vm.shell import GuestShell, Result
-from harness.vm.timeline import Stage, stage_timeline
 
 if TYPE_CHECKING:
     from harness.artefact import Image
-    from harness.vm.machine import MachineConfig
+    from harness.vm.config import MachineConfig
 
 DEFAULT_COMMAND_TIMEOUT = 120.0
 log = logger("vm")
@@ -88,23 +91,58 @@ class ShellCommands:
                 raise CommandFailed(f"command unexpectedly succeeded: {command}")
         return result.stdout.decode(errors="replace")
 
+    def _wait_for_status(self, command: str, timeout: float, success: bool) -> str:
+        """stdout of the first run of `command` that succeeds (or fails), retried
+        until `timeout` (then CommandFailed with the last output)."""
+        deadline = time.monotonic() + timeout
+
+        def attempt(last_try: bool) -> str | None:
+            result = self._run(command, timeout=max(5, deadline - time.monotonic()))
+            output = result.stdout.decode(errors="replace")
+            if (result.status == 0) == success:
+                return output
+            if last_try:
+                raise CommandFailed(
+                    f"not {'successful' if success else 'failing'} within {timeout:.0f}s: "
+                    f"{command}\nlast output: {output[-2000:]}"
+                )
+            return None
+
+        return retry(attempt, timeout)
+
     def wait_until_succeeds(self, command: str, timeout: float = 60) -> str:
         """stdout of the first successful run of a guest command, retried until
         `timeout` (then CommandFailed with the last output)."""
-        deadline = time.monotonic() + timeout
         with self._step(f"wait until succeeds: {command}"):
-            while True:
-                remaining = deadline - time.monotonic()
-                result = self._run(command, timeout=max(5, remaining))
-                output = result.stdout.decode(errors="replace")
-                if result.status == 0:
-                    return output
-                if remaining <= 0:
+            return self._wait_for_status(command, timeout, success=True)
+
+    def wait_until_fails(self, command: str, timeout: float = 60) -> str:
+        """stdout of the first failing run of a guest command, retried until
+        `timeout` (then CommandFailed with the last output)."""
+        with self._step(f"wait until fails: {command}"):
+            return self._wait_for_status(command, timeout, success=False)
+
+    def wait_for_open_port(self, port: int, timeout: float = 60) -> None:
+        """Until a TCP socket in the guest listens on `port` (then CommandFailed)."""
+        with self._step(f"wait for guest port {port} to listen"):
+            self._wait_for_status(listening_command(port), timeout, success=True)
+
+    def wait_for_closed_port(self, port: int, timeout: float = 60) -> None:
+        """Until no TCP socket in the guest listens on `port` (then CommandFailed)."""
+        with self._step(f"wait for guest port {port} to close"):
+            self._wait_for_status(listening_command(port), timeout, success=False)
+
+    def copy_from_host(self, source: Path, target: str) -> None:
+        """Copy a host file (with its permission bits) or directory (its tree)
+        to `target` in the guest, through the test shell (harness.vm.guest_files)."""
+        with self._step(f"copy {source} to {target}"):
+            for command in copy_commands(Path(source), target):
+                result = self._run(command, DEFAULT_COMMAND_TIMEOUT)
+                if result.status != 0:
                     raise CommandFailed(
-                        f"not successful within {timeout:.0f}s: {command}\n"
-                        f"last output: {output[-2000:]}"
+                        f"copy {source} to {target}: status {result.status}: "
+                        f"{result.stderr.decode(errors='replace')[-2000:]}"
                     )
-                time.sleep(0.5)
 
     def kubeconfig(self) -> str:
         return self.succeed(f"cat {guest.ADMIN_KUBECONFIG}")
@@ -119,10 +157,7 @@ class GuestDriver(ShellCommands):
     console: Console
     run_dir: Path
     _shell: GuestShell | None
-    _boot_cursor: int  # console offset of the current boot
-    _ended_boots: list[list[Stage]]  # timelines of the boots that ended
-    _ended_key: tuple[int, int] | None  # (console, cursor) of the last boot kept there
-    _boots_seen: int  # READY lines the test shell should have sent
+    boots: BootBook  # which console bytes belong to which boot
     _expect_cursor: int
     # parameters typed after the label at the bootloader prompt on every boot
     # (a board's kubesolo.testshell=ttyS1); isolinux appends them after initrd=
@@ -135,6 +170,13 @@ class GuestDriver(ShellCommands):
     def start(self) -> None:
         raise NotImplementedError
 
+    def power_off(self) -> None:
+        raise NotImplementedError
+
+    def crash(self) -> None:
+        """A sudden power failure (the NixOS driver's name for it): power_off()."""
+        self.power_off()
+
     # ---- console ---------------------------------------------------------------
     def console_cursor(self) -> int:
         return self.console.cursor()
@@ -142,7 +184,7 @@ class GuestDriver(ShellCommands):
     def console_text(self, since: int | None = None) -> str:
         """The console since `since` (default: the start of this boot)."""
         self.activity += 1
-        return self.console.text(self._boot_cursor if since is None else since)
+        return self.console.text(self.boots.cursor if since is None else since)
 
     def wait_for_console(
         self,
@@ -154,7 +196,7 @@ class GuestDriver(ShellCommands):
         """The first match of `regex` after `since` (default: this boot). A failure
         pattern on the console raises BootFailure at once, except those named in
         `allow_failures` (default: the machine's own allow_failures)."""
-        start = self._boot_cursor if since is None else since
+        start = self.boots.cursor if since is None else since
         allowed = self.config.allow_failures if allow_failures is None else allow_failures
         with self._step(f"wait for /{regex}/ on the console"):
             return self.console.wait_for(regex, timeout, start, failures_except(allowed))
@@ -166,7 +208,7 @@ class GuestDriver(ShellCommands):
             self.console.wait_for(
                 guest.BOOT_MARKER,
                 timeout or self.config.boot_timeout,
-                self._boot_cursor,
+                self.boots.cursor,
                 failures_except(()),
             )
 
@@ -177,7 +219,7 @@ class GuestDriver(ShellCommands):
         boot, or after `since`; like the NixOS driver's wait_for_unit."""
         if stage not in guest.STAGES:
             raise UserError(f"unknown stage {stage!r}: use one of {', '.join(guest.STAGES)}")
-        start = self._boot_cursor if since is None else since
+        start = self.boots.cursor if since is None else since
         failures = failures_except(self.config.allow_failures)
         with self._step(f"wait for stage {stage}"):
             self.console.wait_for(
@@ -192,7 +234,7 @@ class GuestDriver(ShellCommands):
         """pexpect style: (index of the pattern that matched first, match),
         reading from the console cursor after the last expect."""
         combined = "|".join(f"(?P<p{i}>{p})" for i, p in enumerate(patterns))
-        start = max(self._expect_cursor, self._boot_cursor)
+        start = max(self._expect_cursor, self.boots.cursor)
         with self._step(f"expect {patterns} on the console"):
             match = self.console.wait_for(combined, timeout, start, ())
         self._expect_cursor = start + len(self.console.text(start)[: match.end()].encode())
@@ -216,7 +258,7 @@ class GuestDriver(ShellCommands):
             )
         if not self._shell:
             raise MachineNotRunning(f"machine {self.config.name} is not running: call start()")
-        self._shell.wait_ready(self._boots_seen, timeout)
+        self._shell.wait_ready(self.boots.shell_boots, timeout)
         return self._shell
 
     def _run(self, command: str, timeout: float) -> Result:
@@ -224,36 +266,14 @@ class GuestDriver(ShellCommands):
             self.start()
         return self._shell_ready(self.config.boot_timeout).run(command, timeout)
 
-    def _new_boot(self) -> None:
-        """From here on, waits and the test shell belong to the next boot."""
-        self._end_boot()
-        self._boot_cursor = self.console.cursor()
-        self._boots_seen += 1
-
-    def _end_boot(self) -> None:
-        """Keep the timeline of the boot that ends here (a reboot, a power
-        cycle, a console that is replaced), once."""
-        key = (id(self.console), self._boot_cursor)
-        if key != self._ended_key:
-            timeline = self.stage_timeline()
-            if timeline:  # a boot that printed no stage yet is not a boot to keep
-                self._ended_boots.append(timeline)
-                self._ended_key = key
-
     # ---- reports ------------------------------------------------------------
     def stage_timeline(self) -> list[Stage]:
         """The current boot's stages (docs/architecture.md "Boot-time gate")."""
-        data, arrivals = self.console.snapshot()
-        return stage_timeline(data, arrivals, self._boot_cursor)
+        return self.boots.current(self.console)
 
     def boot_timelines(self) -> list[list[Stage]]:
         """Every boot of this target so far, the current one last."""
-        current = (
-            []
-            if self._ended_key == (id(self.console), self._boot_cursor)
-            else self.stage_timeline()
-        )
-        return [*self._ended_boots, *([current] if current else [])]
+        return self.boots.timelines(self.console)
 
     def save_artifacts(self) -> Path:
         """stage-timeline.json (the last boot), boot-timelines.json (every

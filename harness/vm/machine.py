@@ -5,7 +5,6 @@ action is a logged step (harness.log): start, end, duration and outcome."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import os
 import shlex
@@ -16,7 +15,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +23,24 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 from harness import guest
 from harness.artefact import Image, cache_root
 from harness.disk import copy_sparse, create_overlay
-from harness.errors import HarnessError, HarnessTimeout, MachineNotRunning, ToolFailed, UserError
+from harness.errors import HarnessError, HarnessTimeout, MachineNotRunning, UserError
 from harness.log import logger
+from harness.process import child_in_own_group_dies_with_parent
 from harness.tools import run_tool
 from harness.vm import accel as accel_mod
 from harness.vm import firmware as fw
 from harness.vm import ports, pvh, qemu
-from harness.vm.console import Console, failures_except
-from harness.vm.driver import DEFAULT_COMMAND_TIMEOUT as DEFAULT_COMMAND_TIMEOUT
-from harness.vm.driver import CommandFailed as CommandFailed  # its home before driver.py
+from harness.vm.boots import BootBook
+from harness.vm.config import MachineConfig, default_mac, is_disk_boot, kernel_cmdline, validate
+from harness.vm.console import Console
 from harness.vm.driver import GuestDriver
+from harness.vm.protocols import PortForwarding, Target
 from harness.vm.serial_pipes import ConsolePipes
 from harness.vm.shell import GuestShell
 from harness.vm.snapshot import Snapshot, memfd_of
 
-# The one boot timeout: a boot to stage 90 under TCG, two workers on two cores.
-# A KubeSolo node's boot is the same OS boot (KubeSolo starts after stage 90).
-DEFAULT_BOOT_TIMEOUT = 240.0
 # A clean poweroff: KubeSolo's stop (60 s), every other process's (10 s), then unmounts.
 SHUTDOWN_TIMEOUT = 120.0
-PR_SET_PDEATHSIG = 1
 QMP_CONNECT_TIMEOUT = 30.0
 MIGRATION_BANDWIDTH = 8 << 30  # bytes/s: no limit worth the name (QEMU's default is 128 MiB/s)
 # the stream leaves out the shared RAM (qemu.ram_backend): it is copied as a file
@@ -53,158 +49,7 @@ KEEP_SHARED_RAM = [{"capability": "x-ignore-shared", "state": False}]
 MIGRATION_TIMEOUT = 120.0
 SOCKET_DIR_PREFIX = "ksh-"  # + "<pid>-": QEMU's sockets (short paths: sun_path is 108 bytes)
 SOCKET_DIR_LOCK = "alive"  # flocked by the machine for its life: the leftovers' test
-# gRPC (labgrid's remote client) restarts its poller threads in a forked
-# child. In the child that is to exec QEMU, one of them can fail on a
-# descriptor closed before the exec and take the child with it ("QEMU exited
-# at start: ... epoll_wait error: Bad file descriptor"). That child runs no
-# gRPC, so its fork handlers are off unless the user turned them on. gRPC
-# reads this when imported, and labgrid's pytest plugin may import it before
-# ours: xdist's workers have it from the controller's environment.
-GRPC_FORK_SUPPORT = ("GRPC_ENABLE_FORK_SUPPORT", "false")
-os.environ.setdefault(*GRPC_FORK_SUPPORT)
 log = logger("vm")
-
-
-@dataclass(frozen=True)
-class MachineConfig:
-    """How to boot one machine. `data_disk`: True = a fresh overlay over the
-    image's blank disk, False = none, a path = that qcow2, used in place
-    (so several machines can share it one after the other). A disk-image
-    boot keeps its data on its boot disk: True = a fresh overlay over the
-    image's kubesolo-os.img, a path = that qcow2 (an earlier machine's disk).
-    `data_disk_readonly`: the guest sees the data disk write-protected.
-    `firmware` and `boot` (a medium) are harness.vm.firmware's tables."""
-
-    boot: str = "kernel"
-    firmware: str = "bios"
-    label: str | None = None
-    kernel_args: str = ""
-    base_cmdline: str | None = None
-    initramfs: Path | None = None  # another initramfs for the image's kernel (the bench's floor)
-    memory_mb: int = 512
-    cpus: int = 1
-    data_disk: bool | str | Path = True
-    data_disk_readonly: bool = False
-    accel: str = "auto"
-    # TCG counting instructions (QEMU's -icount shift=N,sleep=on): the
-    # guest's clock follows its own work, not the host's load (the boot-time
-    # gate, docs/architecture.md "Boot-time gate")
-    icount_shift: int | None = None
-    network: str = "restricted"
-    nics: int = 1
-    macs: tuple[str, ...] = ()
-    shares: dict[str, Path] = field(default_factory=dict)
-    forwards: tuple[int, ...] = ()
-    name: str = "vm"
-    boot_timeout: float = DEFAULT_BOOT_TIMEOUT
-    # names of console failure patterns this machine is expected to show
-    # (harness.vm.console.FAILURE_PATTERNS), e.g. {"stage-error"}
-    allow_failures: frozenset[str] = frozenset()
-
-
-def default_mac(index: int) -> str:
-    return f"52:54:00:12:34:{0x56 + index:02x}"
-
-
-def validate(config: MachineConfig) -> None:
-    """One clear line for each kind of bad configuration."""
-    checks = (
-        (config.boot in fw.MEDIA, f"boot={config.boot!r}: use one of {', '.join(fw.MEDIA)}"),
-        (
-            config.firmware in fw.FIRMWARES,
-            f"firmware={config.firmware!r}: use one of {', '.join(fw.FIRMWARES)}",
-        ),
-        (
-            config.boot != "kernel" or config.firmware == "bios",
-            f"firmware={config.firmware!r}: a kernel boot starts the kernel itself; "
-            "boot a medium (iso, disk, ...) to run a firmware",
-        ),
-        (
-            not (is_disk_boot(config) and (config.data_disk is False or config.data_disk_readonly)),
-            f"boot={config.boot!r}: the data partition is on the boot disk, which is writable",
-        ),
-        (
-            config.network in ("restricted", "open"),
-            f"network={config.network!r}: use 'restricted' or 'open'",
-        ),
-        (config.accel in ("auto", "kvm", "tcg"), f"accel={config.accel!r}: use auto, kvm or tcg"),
-        (
-            config.icount_shift is None
-            or (config.accel == "tcg" and 0 <= config.icount_shift <= 10),
-            f"icount_shift={config.icount_shift}: 0-10, with accel='tcg' (KVM counts nothing)",
-        ),
-        (config.memory_mb >= 128, f"memory_mb={config.memory_mb}: at least 128"),
-        (config.cpus >= 1, f"cpus={config.cpus}: at least 1"),
-        (config.nics >= 0, f"nics={config.nics}: not negative"),
-        (config.boot_timeout > 0, f"boot_timeout={config.boot_timeout}: more than 0 seconds"),
-        (
-            all(1 <= port <= 65535 for port in config.forwards),
-            f"forwards={config.forwards}: guest ports are 1-65535",
-        ),
-        (
-            not config.macs or len(config.macs) == config.nics,
-            f"macs: give one MAC per NIC ({config.nics})",
-        ),
-        (
-            not (config.data_disk_readonly and config.data_disk is False),
-            "data_disk_readonly: the machine has no data disk",
-        ),
-    )
-    for ok, message in checks:
-        if not ok:
-            raise UserError(f"MachineConfig {message}")
-    disk = config.data_disk
-    if not isinstance(disk, bool):
-        check_qcow2(Path(disk))
-    for tag, path in config.shares.items():
-        if not Path(path).is_dir():
-            raise UserError(f"share {tag}: {path} is not a directory")
-    if isinstance(config.allow_failures, bool | str):
-        raise UserError(
-            "MachineConfig allow_failures: a set of failure pattern names, e.g. {'stage-error'}"
-        )
-    failures_except(config.allow_failures)
-
-
-def is_disk_boot(config: MachineConfig) -> bool:
-    """The machine boots the disk image, which holds its data partition too."""
-    return fw.MEDIA.get(config.boot, fw.MEDIA["kernel"]).source == "disk"
-
-
-def check_qcow2(disk: Path) -> None:
-    """A data disk QEMU can open: it exists, and so does its backing chain."""
-    if not disk.is_file():
-        raise UserError(f"data_disk {disk}: no such qcow2 file")
-    try:
-        run_tool(["qemu-img", "info", "-U", "--backing-chain", str(disk)])
-    except ToolFailed as err:
-        detail = str(err).split("qemu-img: ", 1)[-1]
-        raise UserError(
-            f"data_disk {disk}: QEMU cannot open it ({detail}); restore what it names, "
-            "or use a fresh disk"
-        ) from None
-
-
-def kernel_cmdline(image: Image, config: MachineConfig) -> str:
-    base = config.base_cmdline if config.base_cmdline is not None else image.cmdline(config.label)
-    return " ".join(p for p in (base, config.kernel_args) if p)
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: own process group, SIGKILL when we die."""
-    os.setsid()
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def die_with_parent() -> None:
-    """This process gets SIGKILL when its parent dies. For pytest-xdist workers:
-    a controller killed with -9 must not leave workers (and their QEMUs) running."""
-    parent = os.getppid()
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 class Machine(GuestDriver):
@@ -239,10 +84,7 @@ class Machine(GuestDriver):
         self._forward_lock = threading.Lock()  # one forward per guest port, whoever asks
         self._shell: GuestShell | None = None
         self._forwards: dict[int, ports.PortReservation] = {}
-        self._boot_cursor = 0  # console offset of the current boot
-        self._ended_boots = []
-        self._ended_key = None
-        self._boots_seen = 0  # READY lines the test shell should have sent
+        self.boots = BootBook()
         self._expect_cursor = 0
         self.verdict: accel_mod.Verdict | None = None
         self._incoming: Path | None = None  # restoring: the snapshot's migration stream
@@ -350,7 +192,7 @@ class Machine(GuestDriver):
                         stdin=pipes.stdin,
                         stdout=pipes.stdout,
                         stderr=stderr,
-                        preexec_fn=_die_with_parent,
+                        preexec_fn=child_in_own_group_dies_with_parent,
                     )
                 pipes.started()
                 try:
@@ -383,15 +225,13 @@ class Machine(GuestDriver):
             time.sleep(0.02)
 
     def _connect(self, console: ConsolePipes) -> None:
-        self._end_boot()
-        self._boot_cursor = self.console.cursor()
+        self.boots.power_on(self.console)
         self.console.attach(console)  # QEMU held it from its start: no byte is missed
         qmp_path = self._sock_dir / "qmp.sock"
         self._socket_connect(qmp_path, QMP_CONNECT_TIMEOUT).close()
         self._qmp = QEMUMonitorProtocol(str(qmp_path))
         self._qmp.connect()
         self._shell = GuestShell(self._socket_connect(self._sock_dir / "shell.sock", 30))
-        self._boots_seen = 1
         self._choose_label()
 
     def _choose_label(self) -> None:
@@ -431,9 +271,7 @@ class Machine(GuestDriver):
             self._shell.close()
             self._shell = None
         self.console.close()
-        old, self.console = self.console, self.console.reopened()
-        if self._ended_key == (id(old), self._boot_cursor):  # still not this machine's boot
-            self._ended_key = (id(self.console), self._boot_cursor)
+        self.console = self.console.reopened()
 
     def close(self) -> None:
         """Kill QEMU and free its ports; the run directory stays."""
@@ -456,7 +294,7 @@ class Machine(GuestDriver):
         whether the save worked or not; a snapshot is complete only once its
         meta.json exists. The RAM is copied from QEMU's memfd, not streamed."""
         with self._step("save a snapshot"):
-            boot_id = self._shell_ready(30).wait_ready(self._boots_seen, 30)
+            boot_id = self._shell_ready(30).wait_ready(self.boots.shell_boots, 30)
             disk, ram = self._data_disk(), self._guest_ram()
             directory.mkdir(parents=True, exist_ok=True)
             snap = Snapshot(directory)
@@ -484,7 +322,7 @@ class Machine(GuestDriver):
                 if disk:
                     shutil.copyfile(disk, snap.disk)
                 data, arrivals = self.console.snapshot()
-                base = self._boot_cursor
+                base = self.boots.cursor
                 snap.console.write_bytes(data[base:])
                 kept = [(end - base, at) for end, at in arrivals if end > base]
                 snap.write_meta(boot_id, kept, disk is not None)
@@ -508,15 +346,14 @@ class Machine(GuestDriver):
             if meta["has_disk"]:
                 self._disk_override = create_overlay(snap.disk, self.run_dir / "data-overlay.qcow2")
             self.console.preload(snap.console.read_bytes(), [tuple(a) for a in meta["arrivals"]])
-            self._ended_key = (id(self.console), 0)  # start() must not keep it as a boot
+            self.boots.disown(0)  # the snapshot's boot: start() must not keep it
             self._incoming, self._ram_file = snap.state, snap.ram
             try:
                 self.start()
             finally:  # a later power-on boots from the disk
                 self._incoming = self._ram_file = None
             # the snapshot's boot is not this machine's: never counted as one
-            self._boot_cursor = 0
-            self._ended_key = (id(self.console), 0)
+            self.boots.disown(0)
             try:
                 self.qmp("migrate-set-capabilities", capabilities=SKIP_SHARED_RAM)
                 self.qmp("migrate-incoming", uri=f"exec:cat {shlex.quote(str(snap.state))}")
@@ -583,14 +420,14 @@ class Machine(GuestDriver):
         process, unmounts and syncs (docs/boot-flow.md "Supervision")."""
         with self._step("reboot"):
             shell = self._shell_ready(30)
-            self._new_boot()
+            self.boots.next_boot(self.console)
             shell.send_detached(guest.REBOOT_COMMAND)
             self._choose_label()
 
     def hard_reset(self) -> None:
         """QMP system_reset: the reset button, no sync."""
         with self._step("hard reset"):
-            self._new_boot()
+            self.boots.next_boot(self.console)
             self.qmp("system_reset")
             self._choose_label()
 
@@ -675,3 +512,7 @@ class Machine(GuestDriver):
 
 class _LostPortRace(HarnessError):
     pass
+
+
+def _machine_capabilities(machine: Machine) -> tuple[Target, PortForwarding]:
+    return machine, machine  # mypy proves what a Machine offers

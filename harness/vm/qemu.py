@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.boottime.guest_clock import ICOUNT_SLEEP
 from harness.errors import UserError
 from harness.guest import SHELL_PORT_NAME
 from harness.vm.firmware import FIRMWARES, MEDIA, firmware_args, machine_options, medium_args
@@ -17,11 +18,6 @@ HOTPLUG_PORTS = 2  # PCIe root ports left free for QMP device_add
 # (docs/architecture.md "Speed"). Every other boot is from a medium
 # (harness.vm.firmware.MEDIA), some of which sit on that controller.
 MACHINES = {"kernel": "q35,sata=off"}
-# Counting instructions, an idle guest's clock runs with the host's
-# (sleep=on), so a wait on host I/O costs what it takes; with sleep=off it
-# warped to the next timer instead, and stage 20's formatting of the data disk
-# read 10 to 250 s of guest time (docs/architecture.md "Boot-time gate").
-ICOUNT_SLEEP = "sleep=on"
 RAM_ID = "ram0"
 # QEMU names the memfd after the backend type: how a save finds the RAM
 RAM_MEMFD = "memfd:memory-backend-memfd"

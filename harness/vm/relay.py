@@ -21,8 +21,10 @@ from typing import Any
 
 from harness.artefact import Image
 from harness.errors import HarnessError, HarnessTimeout, MachineNotRunning, UserError
+from harness.vm.config import MachineConfig
 from harness.vm.driver import ShellCommands
-from harness.vm.machine import Machine, MachineConfig
+from harness.vm.machine import Machine
+from harness.vm.protocols import ConsoleLog, PortForwarding, ShellAccess
 from harness.vm.shell import Result, ShellTimeout
 
 SOCKET_NAME = "relay.sock"  # in the machine's own socket directory (short paths)
@@ -210,5 +212,12 @@ class RemoteMachine(ShellCommands):
     def power_off(self) -> None:
         self._refuse("power off")
 
+    def crash(self) -> None:
+        self._refuse("crash")
+
     def close(self) -> None:
         """Nothing to do: the owner closes the machine once nobody uses it."""
+
+
+def _remote_capabilities(remote: RemoteMachine) -> tuple[ShellAccess, ConsoleLog, PortForwarding]:
+    return remote, remote, remote  # mypy proves what a RemoteMachine offers

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import guest
+from harness.boottime.timeline import arrival_time
 from harness.disk import ext4_qcow2
-from harness.vm.machine import Machine
-from harness.vm.timeline import arrival_time
+from harness.vm.protocols import ShellAccess, Target
 
 # QEMU user networking (slirp): the address its DHCP server hands out
 GUEST_IP = "10.0.2.15"
@@ -42,17 +42,17 @@ def parse_sh_assignments(text: str) -> dict[str, str]:
     return values
 
 
-def boot_env(vm: Machine) -> dict[str, str]:
+def boot_env(vm: ShellAccess) -> dict[str, str]:
     """The variables stage 10 saved for the later stages."""
     return parse_sh_assignments(vm.succeed(f"cat {guest.BOOT_ENV}"))
 
 
-def network_env(vm: Machine) -> dict[str, str]:
+def network_env(vm: ShellAccess) -> dict[str, str]:
     """What stage 50 recorded: NET_SOURCE, NET_IFACE, NET_ADDRESS, ..."""
     return parse_sh_assignments(vm.succeed(f"cat {guest.NETWORK_ENV}"))
 
 
-def mounts(vm: Machine) -> dict[str, Mount]:
+def mounts(vm: ShellAccess) -> dict[str, Mount]:
     """The guest's mount table from /proc/self/mountinfo; the last mount on
     a path (the visible one) wins."""
     table: dict[str, Mount] = {}
@@ -71,7 +71,7 @@ def mounts(vm: Machine) -> dict[str, Mount]:
     return table
 
 
-def standin_argv(vm: Machine) -> list[str]:
+def standin_argv(vm: ShellAccess) -> list[str]:
     """The argv the KubeSolo stand-in received (it records it as init's child)."""
     return vm.succeed(f"cat {guest.STANDIN_ARGV}").splitlines()
 
@@ -86,13 +86,13 @@ def flag_value(argv: list[str], flag: str) -> str | None:
     return None
 
 
-def ipv4_addresses(vm: Machine, iface: str) -> list[str]:
+def ipv4_addresses(vm: ShellAccess, iface: str) -> list[str]:
     """ADDRESS/PREFIX of every IPv4 address of an interface."""
     out = vm.succeed(f"ip -4 -o addr show dev {iface}")
     return re.findall(r"inet (\S+)", out)
 
 
-def physical_ifaces(vm: Machine) -> list[str]:
+def physical_ifaces(vm: ShellAccess) -> list[str]:
     """Interfaces in ifindex order, without the virtual kinds the spec
     skips (lo, docker, veth, br, cni)."""
     out = vm.succeed('for d in /sys/class/net/*; do echo "$(cat $d/ifindex) ${d##*/}"; done')
@@ -101,7 +101,7 @@ def physical_ifaces(vm: Machine) -> list[str]:
     return [name for _, name in pairs if not name.startswith(virtual)]
 
 
-def wait_for_kubesolo(vm: Machine) -> None:
+def wait_for_kubesolo(vm: Target) -> None:
     """Stage 90 complete, the stand-in accepted its argv and, as the node's
     main process, recorded it."""
     vm.wait_for_boot()
@@ -109,11 +109,11 @@ def wait_for_kubesolo(vm: Machine) -> None:
     vm.wait_until_succeeds(f"test -s {guest.STANDIN_ARGV}", timeout=60)
 
 
-def console_lines(vm: Machine, since: int | None = None) -> list[str]:
+def console_lines(vm: Target, since: int | None = None) -> list[str]:
     return vm.console_text(since).replace("\r", "").splitlines()
 
 
-def console_arrivals(vm: Machine, regex: str, since: int = 0) -> list[float]:
+def console_arrivals(vm: Target, regex: str, since: int = 0) -> list[float]:
     """Host times (time.monotonic) at which each match of `regex` (multi-line)
     on the console after byte `since` began to arrive: the promised waits
     measured where a user sees them."""

@@ -16,10 +16,10 @@ from boot_scenarios import SCENARIOS
 
 from harness import guest
 from harness.pytest.snapshots import SnapshotStore
-from harness.vm.machine import Machine
+from harness.vm.protocols import Target
 
 
-def _shell_prompt(vm: Machine) -> None:
+def _shell_prompt(vm: Target) -> None:
     vm.wait_for_console(guest.SHELL_PROMPT, timeout=vm.config.boot_timeout)
 
 
@@ -28,16 +28,16 @@ UP = {"shell": _shell_prompt, "boot": wait_for_kubesolo}  # Scenario.up: what "u
 
 @pytest.fixture(scope="session")
 def scenario(
-    session_machine_factory: Callable[..., Machine],
+    session_machine_factory: Callable[..., Target],
     tmp_path_factory: pytest.TempPathFactory,
     snapshot_store: SnapshotStore,
-) -> Callable[[str], Machine]:
-    """`scenario(name) -> Machine`, booted once per run and restored from its
+) -> Callable[[str], Target]:
+    """`scenario(name) -> Target`, booted once per run and restored from its
     snapshot by the other workers (docs/architecture.md "Snapshots"); a boot
     that failed fails every test of that scenario with the same error."""
-    booted: dict[str, Machine | BaseException] = {}
+    booted: dict[str, Target | BaseException] = {}
 
-    def get(name: str) -> Machine:
+    def get(name: str) -> Target:
         if name not in booted:
             try:
                 booted[name] = _boot(name)
@@ -49,7 +49,7 @@ def scenario(
             raise RuntimeError(f"scenario {name!r} failed to boot: {vm}") from vm
         return vm
 
-    def _boot(name: str) -> Machine:
+    def _boot(name: str) -> Target:
         spec = SCENARIOS[name]
         settings = dict(spec.settings, name=name)
         if spec.disk_files is not None:

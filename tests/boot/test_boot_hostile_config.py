@@ -23,7 +23,7 @@ from boot_guest import (
 )
 
 from harness import guest
-from harness.vm.machine import Machine
+from harness.vm.protocols import Target
 
 pytestmark = pytest.mark.boot
 
@@ -68,7 +68,7 @@ CANARIES = [CANARY, f"{CANARY}2", f"{CANARY}3", f"{CANARY}4", "/tmp/x", "/tmp/y"
 
 
 @pytest.fixture(scope="module")
-def node(session_machine_factory, tmp_path_factory) -> Iterator[Machine]:
+def node(session_machine_factory, tmp_path_factory) -> Iterator[Target]:
     """The hostile node, booted once for this module's tests."""
     disk = preseeded_data_disk(
         tmp_path_factory.mktemp("hostile-config"),
@@ -90,13 +90,13 @@ def node(session_machine_factory, tmp_path_factory) -> Iterator[Machine]:
     vm.close()
 
 
-def warnings(vm: Machine) -> list[str]:
+def warnings(vm: Target) -> list[str]:
     """The init's [WARN] lines, without their prefix."""
     marker = re.compile(guest.WARN_MARKER + " ")
     return [marker.split(line, 1)[1] for line in console_lines(vm) if marker.search(line)]
 
 
-def warnings_about(vm: Machine, origin: str) -> list[str]:
+def warnings_about(vm: Target, origin: str) -> list[str]:
     return [w.removeprefix(f"{origin}: ") for w in warnings(vm) if w.startswith(f"{origin}: ")]
 
 

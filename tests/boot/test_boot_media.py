@@ -80,7 +80,7 @@ def assert_booted_on(vm, firmware: str, medium: str) -> None:
 
 
 def boot_cell(machine_factory, record_property, firmware: str, medium: str):
-    # the release report's matrix reads these (harness/release_check.py): the
+    # the release report's matrix reads these (harness/commands/release_check.py): the
     # cell first, so that a boot that fails is a failed cell, not a missing one
     record_property("firmware", firmware)
     record_property("medium", medium)

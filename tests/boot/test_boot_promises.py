@@ -36,19 +36,19 @@ from harness import guest
 from harness.artefact import sha256_file
 from harness.build import cpio
 from harness.tools import run_tool
-from harness.vm.machine import Machine
+from harness.vm.protocols import ShellAccess, Target
 
 pytestmark = pytest.mark.boot
 
 TRACE = re.compile(r"^\+ (.*?)\r?$", re.M)  # a command traced by sh -x
 
 
-def init_lines(vm: Machine, since: int | None = None) -> list[str]:
+def init_lines(vm: Target, since: int | None = None) -> list[str]:
     """The console lines init printed (kernel messages left out)."""
     return [line for line in console_lines(vm, since) if line.startswith(P.SPEC_INIT_PREFIX)]
 
 
-def lines_between(vm: Machine, first: str, last: str, since: int | None = None) -> list[str]:
+def lines_between(vm: Target, first: str, last: str, since: int | None = None) -> list[str]:
     """The init lines after the line `first` up to the line `last`."""
     lines = init_lines(vm, since)
     start = lines.index(first)
@@ -58,12 +58,12 @@ def lines_between(vm: Machine, first: str, last: str, since: int | None = None) 
 ALL_MARKERS = {line for s in P.SPEC_STAGES for line in (P.spec_started(s), P.spec_done(s))}
 
 
-def stage_markers(vm: Machine, since: int | None = None) -> list[str]:
+def stage_markers(vm: Target, since: int | None = None) -> list[str]:
     """The stages' promised start and OK lines, in console order."""
     return [line for line in console_lines(vm, since) if line in ALL_MARKERS]
 
 
-def stage_lines(vm: Machine, stage: str, since: int | None = None) -> list[str]:
+def stage_lines(vm: Target, stage: str, since: int | None = None) -> list[str]:
     """The console lines between a stage's promised start and OK lines (its
     own lines, its sh -x trace, kernel messages)."""
     lines = console_lines(vm, since)
@@ -71,7 +71,7 @@ def stage_lines(vm: Machine, stage: str, since: int | None = None) -> list[str]:
     return lines[start + 1 : lines.index(P.spec_done(stage), start)]
 
 
-def mountinfo(vm: Machine) -> list[dict[str, object]]:
+def mountinfo(vm: ShellAccess) -> list[dict[str, object]]:
     """/proc/self/mountinfo in mount order: device, root, target, per-mount
     flags, type, source and file-system options."""
     rows = []
@@ -424,7 +424,7 @@ def blank_disk(path: Path) -> Path:
     return path
 
 
-def exit_console_shell(vm: Machine, prompt: str, timeout: float = 60) -> int:
+def exit_console_shell(vm: Target, prompt: str, timeout: float = 60) -> int:
     """Wait for a console shell's prompt, type `exit`; the cursor before it."""
     vm.wait_for_console(prompt, timeout=timeout)
     cursor = vm.console_cursor()
@@ -579,7 +579,7 @@ def test_failing_stages_and_retries_rerun_every_stage(machine_factory):
     assert hosts == [*P.SPEC_ETC_HOSTS, P.spec_hosts_line(hostname)]
 
 
-def wait_for_kubesolo_after(vm: Machine) -> None:
+def wait_for_kubesolo_after(vm: ShellAccess) -> None:
     """The stand-in recorded its argv (after a retried boot, whose console
     holds earlier [ERROR] lines, so wait_for_kubesolo's checks do not fit)."""
     vm.wait_until_succeeds(f"test -s {guest.STANDIN_ARGV}", timeout=60)

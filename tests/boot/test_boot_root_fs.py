@@ -10,7 +10,7 @@ import pytest
 from boot_guest import mounts
 
 from harness import guest
-from harness.vm.machine import Machine
+from harness.vm.protocols import ShellAccess
 
 pytestmark = pytest.mark.boot
 
@@ -36,12 +36,12 @@ exit $status
 ON_THE_INITRAMFS = "rdinit=/sbin/init"
 
 
-def pivot_root_check(vm: Machine) -> tuple[int, str, str]:
+def pivot_root_check(vm: ShellAccess) -> tuple[int, str, str]:
     result = vm.run(PIVOT_ROOT_CHECK)
     return result.status, result.stdout.decode(), result.stderr.decode()
 
 
-def meminfo_kb(vm: Machine, key: str) -> int:
+def meminfo_kb(vm: ShellAccess, key: str) -> int:
     for line in vm.succeed("cat /proc/meminfo").splitlines():
         name, _, value = line.partition(":")
         if name == key:
@@ -107,7 +107,7 @@ def test_root_files_are_in_ram_once(scenario):
     assert meminfo_kb(vm, "Shmem") < root_used_kb * 3 // 2
 
 
-def propagation(vm: Machine) -> dict[str, set[str]]:
+def propagation(vm: ShellAccess) -> dict[str, set[str]]:
     """Mount point -> its propagation tags (`shared:N`, `master:N`, ...) from
     /proc/self/mountinfo; no tag means private."""
     tags: dict[str, set[str]] = {}

@@ -15,7 +15,8 @@ from harness.build import boot_menu, disk_image, fat
 from harness.build.builder import BUILD_DIR, BuildRequest, build
 from harness.errors import UserError
 from harness.tools import run_tool
-from harness.vm.machine import Machine, MachineConfig
+from harness.vm.config import MachineConfig
+from harness.vm.machine import Machine
 
 pytestmark = [pytest.mark.boot, pytest.mark.qemu_only("boots a release image of its own")]
 

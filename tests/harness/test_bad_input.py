@@ -18,7 +18,8 @@ import pytest
 from harness.artefact import Image
 from harness.disk import create_overlay
 from harness.errors import UserError
-from harness.vm.machine import Machine, MachineConfig
+from harness.vm.config import MachineConfig
+from harness.vm.machine import Machine
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT_TESTS = "tests/unit/test_ports.py"  # any quick tests: the error comes before them

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from harness import guest
-from harness.vm import boot_gate as gate
+from harness.boottime import gate
 
 pytestmark = pytest.mark.boot
 

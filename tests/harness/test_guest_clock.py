@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from harness import guest
-from harness.vm import guest_clock
+from harness.boottime import guest_clock
 
 pytestmark = [pytest.mark.boot, pytest.mark.qemu_only("counts a QEMU guest's instructions")]
 

@@ -8,7 +8,7 @@ import json
 
 from harness.build import kmod
 from harness.build.kernel_audit import OPTIONS, image_kernel_config
-from harness.cli import main
+from harness.commands.cli import main
 
 
 def test_our_image_has_every_required_option(kubesolo_image, tmp_path, capsys):

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from child_pytest import child_pytest
 
+from harness import process
 from harness.pytest import leftovers
 
 pytestmark = pytest.mark.boot
@@ -74,7 +75,7 @@ def stale_locks() -> list[str]:
     for line in Path("/proc/locks").read_text().splitlines():
         fields = line.split()
         pid = int(fields[4]) if len(fields) > 4 and fields[4].isdigit() else 0
-        if pid and not leftovers.pid_alive(pid):
+        if pid and not process.pid_alive(pid):
             stale.append(line)
     return stale
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import labgrid
 import pytest
+from lab_envs import board_env_file
 
 from harness import guest
 from harness.lab.strategy import KubeSoloStrategy, Status
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "labgrid"
 MARKER = "written-before-the-power-cycle"
 
 
@@ -24,15 +24,6 @@ def board_env(tmp_path: Path) -> Path:
     """The nightly env (qemu-board.yaml) with its media and UART sockets in
     this test's own directory, so that it runs beside any other board."""
     return board_env_file(tmp_path, "qemu-board")
-
-
-def board_env_file(tmp_path: Path, name: str) -> Path:
-    text = (FIXTURES / f"{name}.yaml").read_text()
-    text = text.replace("$BASE/qemu-board-power", str(FIXTURES / "qemu-board-power"))
-    text = text.replace(f"$BASE/../../artifacts/{name}", str(tmp_path / "board"))
-    env_file = tmp_path / "board.yaml"
-    env_file.write_text(text)
-    return env_file
 
 
 @pytest.mark.long

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import peer_bench
+from harness.commands import peer_bench
 
 pytestmark = [pytest.mark.boot, pytest.mark.qemu_only]
 

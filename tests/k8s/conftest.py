@@ -26,7 +26,7 @@ from harness.k8s.commands import IMAGES_SHARE_TAG
 from harness.pytest.k8s import on_qemu
 from harness.pytest.shared_nodes import NodePlan, SharedNodes
 from harness.pytest.snapshots import SnapshotStore, Up, directory_digest
-from harness.vm.target import Target
+from harness.vm.protocols import Target
 
 # The suite's image share: nginx as a plain archive, busybox gzipped and naming
 # only busybox:stable, so that the preload's gunzip pipe and its `images tag`

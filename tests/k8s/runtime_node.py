@@ -29,8 +29,8 @@ from harness import guest
 from harness.build.workload_images import BUSYBOX_REF, NGINX_REF
 from harness.k8s import commands, preload
 from harness.k8s.kubesolo import CONTAINERD_SOCKETS, POD_NETWORK
-from harness.vm.machine import Machine
-from harness.vm.relay import RemoteMachine
+from harness.k8s.node import KubeHost
+from harness.vm.guest_files import write_file_command
 
 # ---- where KubeSolo keeps its runtime (docs/kubesolo.md "Runtime") ----------------------
 CONTAINERD_DIR = f"{guest.KUBESOLO_PATH}/containerd"
@@ -201,14 +201,6 @@ def service_rules(
     return [["iptables", "-w", "-t", "nat", *rule] for rule in rules]
 
 
-def write_file_command(path: str, content: str | bytes) -> str:
-    """A guest command writing `content` to `path` byte for byte (base64 through the shell)."""
-    data = content.encode() if isinstance(content, str) else content
-    b64 = base64.b64encode(data).decode()
-    quoted = shlex.quote(path)
-    return f"mkdir -p $(dirname {quoted}) && echo {b64} | base64 -d > {quoted}"
-
-
 def setup_commands(tools_mount: str = TOOLS_MOUNT) -> list[str]:
     """What KubeSolo does before its containerd serves, on the guest: the runtime's
     libraries next to the image's, crun, the shim and the CNI plugins extracted into
@@ -271,7 +263,7 @@ class Container:
 class RuntimeNode:
     """A booted test machine whose containerd serves as KubeSolo's would."""
 
-    def __init__(self, machine: Machine | RemoteMachine) -> None:
+    def __init__(self, machine: KubeHost) -> None:
         self.machine = machine
         self.containerd = CONTAINERD_BIN
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 
-from harness.vm.machine import Machine
-from harness.vm.timeline import arrival_time
+from harness.boottime.timeline import arrival_time
+from harness.vm.protocols import Target
 
 
-def line_arrivals(vm: Machine, pattern: str, since: int) -> list[tuple[float, str]]:
+def line_arrivals(vm: Target, pattern: str, since: int) -> list[tuple[float, str]]:
     """(host monotonic time its last byte arrived, the line) for each console line
     after the cursor `since` that matches `pattern`."""
     data, chunks = vm.console.snapshot()
@@ -20,7 +20,7 @@ def line_arrivals(vm: Machine, pattern: str, since: int) -> list[tuple[float, st
     ]
 
 
-def first_arrival(vm: Machine, pattern: str, since: int) -> float:
+def first_arrival(vm: Target, pattern: str, since: int) -> float:
     found = line_arrivals(vm, pattern, since)
     assert found, f"no console line matches /{pattern}/"
     return found[0][0]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness import guest
-from harness.vm.machine import Machine
+from harness.vm.protocols import ShellAccess, Target
 
 # docs/boot-flow.md "Stage 20": the five mount points backed by the data partition.
 PERSISTENT_PATHS = tuple(target for _, target in guest.BIND_MOUNTS)
@@ -39,14 +39,14 @@ class Marker:
     def file_in(self, directory: str) -> str:
         return f"{directory.rstrip('/')}/{self.name}"
 
-    def write(self, vm: Machine, directory: str) -> None:
+    def write(self, vm: ShellAccess, directory: str) -> None:
         """Write the marker and read it back in the same boot (so that a later
         absence means it was lost, not that it was never written)."""
         target = shlex.quote(self.file_in(directory))
         vm.succeed(f"mkdir -p {shlex.quote(directory)} && echo {self.token} > {target}")
         assert self.read(vm, directory) == self.token, f"could not write {target} in the guest"
 
-    def read(self, vm: Machine, directory: str) -> str | None:
+    def read(self, vm: ShellAccess, directory: str) -> str | None:
         """The marker's content, or None if the file does not exist."""
         target = shlex.quote(self.file_in(directory))
         status, output = vm.execute(f"[ -e {target} ] || exit {ABSENT_STATUS}; cat {target}")
@@ -79,26 +79,26 @@ PROBES: dict[str, tuple[str, Callable[[str], str]]] = {
 }
 
 
-def probe(vm: Machine, name: str) -> str:
+def probe(vm: ShellAccess, name: str) -> str:
     command, normalise = PROBES[name]
     return normalise(vm.succeed(command))
 
 
-def probe_all(vm: Machine, names: tuple[str, ...]) -> dict[str, str]:
+def probe_all(vm: Target, names: tuple[str, ...]) -> dict[str, str]:
     return {name: probe(vm, name) for name in names}
 
 
 # Two ways to restart a guest that has written its state.
-def _clean_reboot(vm: Machine) -> None:
+def _clean_reboot(vm: Target) -> None:
     vm.reboot()  # busybox reboot: init stops every process and unmounts
 
 
-def _hard_reset_after_sync(vm: Machine) -> None:
+def _hard_reset_after_sync(vm: Target) -> None:
     vm.succeed("sync")
     vm.hard_reset()  # QMP system_reset: the reset button
 
 
-RESTARTS: dict[str, Callable[[Machine], None]] = {
+RESTARTS: dict[str, Callable[[Target], None]] = {
     "clean-reboot": _clean_reboot,
     "hard-reset-after-sync": _hard_reset_after_sync,
 }

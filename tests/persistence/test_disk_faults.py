@@ -27,6 +27,7 @@ from disk_faults import (
 from harness import guest
 from harness.disk import ext4_qcow2
 from harness.vm.machine import Machine
+from harness.vm.protocols import Target
 
 pytestmark = pytest.mark.persistence
 
@@ -42,11 +43,11 @@ CLOUD_INIT = Path(__file__).resolve().parents[2] / "fixtures" / "cloud-init" / "
 SMALL_DISK = "32M"  # 1 KiB blocks: the first backup superblock is at block 8193
 
 
-def console_lines(vm: Machine) -> list[str]:
+def console_lines(vm: Target) -> list[str]:
     return vm.console_text().replace("\r", "").splitlines()
 
 
-def the_error(vm: Machine) -> str:
+def the_error(vm: Target) -> str:
     """The one [ERROR] line of this boot besides the generic lines of a failed stage."""
     errors = [line for line in console_lines(vm) if re.search(guest.ERROR_MARKER, line)]
     specific = [e for e in errors if not any(re.search(g, e) for g in GENERIC_ERRORS)]
@@ -55,7 +56,7 @@ def the_error(vm: Machine) -> str:
     return specific[0]
 
 
-def boot_to_emergency_shell(vm: Machine) -> None:
+def boot_to_emergency_shell(vm: Target) -> None:
     vm.start()
     vm.wait_for_console(guest.stage_failed(STAGE), timeout=vm.config.boot_timeout)
     vm.wait_for_console(guest.EMERGENCY_PROMPT, timeout=60)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import pytest
 from persistence_state import PERSISTENT_PATHS, Marker, path_id, probe, probe_all
 
-from harness.vm.machine import Machine, default_mac
+from harness.vm.config import default_mac
+from harness.vm.protocols import Target
 
 pytestmark = [
     pytest.mark.persistence,
@@ -27,7 +28,7 @@ SECOND_MAC = "52:54:00:ab:cd:ef"
 @dataclass(frozen=True)
 class MovedDisk:
     first: dict[str, str]  # the first machine's hostname
-    second: Machine  # booted on the first machine's disk
+    second: Target  # booted on the first machine's disk
 
 
 @pytest.fixture(scope="module")

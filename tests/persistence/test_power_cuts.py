@@ -33,7 +33,7 @@ from power_cut_writer import (
 )
 
 from harness import guest
-from harness.vm.machine import Machine
+from harness.vm.protocols import ShellAccess, Target
 
 pytestmark = [pytest.mark.persistence, pytest.mark.slow]
 
@@ -44,7 +44,7 @@ JOURNAL_REPLAY = r"e2fsck: \S+: recovering journal"
 REPAIRED = rf"{guest.WARN_MARKER} e2fsck repaired"
 
 
-def lost_files(vm: Machine, synced: list[NumberedFile]) -> list[str]:
+def lost_files(vm: ShellAccess, synced: list[NumberedFile]) -> list[str]:
     """The synced files that are missing or whose content differs."""
     found = {}
     for line in vm.succeed(sha256_command(), timeout=300).splitlines():
@@ -57,7 +57,7 @@ def lost_files(vm: Machine, synced: list[NumberedFile]) -> list[str]:
     ]
 
 
-def lost_appends(vm: Machine, synced: dict[tuple[int, str], int]) -> list[str]:
+def lost_appends(vm: ShellAccess, synced: dict[tuple[int, str], int]) -> list[str]:
     """The append logs that hold fewer whole lines of a cut than were fsynced."""
     held = {}
     for line in vm.succeed(appends_command(), timeout=300).splitlines():
@@ -70,7 +70,7 @@ def lost_appends(vm: Machine, synced: dict[tuple[int, str], int]) -> list[str]:
     ]
 
 
-def fsck_seconds(vm: Machine, since: int) -> float:
+def fsck_seconds(vm: Target, since: int) -> float:
     """How long stage 20's e2fsck -p took in the boot after `since` (console times)."""
     started = line_arrivals(vm, FSCK_START, since)
     done = line_arrivals(vm, FSCK_DONE, since)
@@ -78,7 +78,7 @@ def fsck_seconds(vm: Machine, since: int) -> float:
     return done[0][0] - started[0][0]
 
 
-def unmount_data_partition(vm: Machine) -> str:
+def unmount_data_partition(vm: ShellAccess) -> str:
     """Unmount the bind mounts and the data partition (nothing writes in the last
     boot: no writers were started); the device it was on."""
     device = vm.succeed(f"awk '$2 == \"{guest.DATA_MNT}\" {{ print $1 }}' /proc/mounts").strip()

@@ -22,7 +22,7 @@ from persistence_state import (
 )
 
 from harness.pytest.snapshots import booted_to_stage_90
-from harness.vm.machine import Machine
+from harness.vm.protocols import Target
 
 pytestmark = pytest.mark.persistence
 
@@ -32,7 +32,7 @@ NETWORK_PROBES = ("addresses", "routes")
 
 @dataclass(frozen=True)
 class Restarted:
-    vm: Machine  # booted for the second time
+    vm: Target  # booted for the second time
     first_boot: dict[str, str]  # identity probes of the first boot
 
 

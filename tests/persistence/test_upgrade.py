@@ -15,7 +15,7 @@ from persistence_state import PERSISTENT_PATHS, Marker, probe_all
 
 from harness import guest
 from harness.artefact import Image
-from harness.vm.target import Target
+from harness.vm.protocols import Target
 
 pytestmark = [
     pytest.mark.persistence,

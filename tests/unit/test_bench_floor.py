@@ -10,11 +10,11 @@ import stat
 import pytest
 import yaml
 
-from harness import peer_bench
 from harness.artefact import Image
-from harness.bench import BOOT, FLOOR, RESTORE, ratio_to_floor, table
 from harness.build import cpio
 from harness.build.floor import BUSYBOX, FLOOR_INIT, FLOOR_MARKER, busybox_of, floor_archive
+from harness.commands import peer_bench
+from harness.commands.bench import BOOT, FLOOR, RESTORE, ratio_to_floor, table
 from harness.errors import UserError
 
 

@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from harness import guest
-from harness.vm import boot_gate as gate
-from harness.vm.boot_chart import Bar, chart_svg, tick_step
-from harness.vm.timeline import Stage
+from harness.boottime import gate
+from harness.boottime.chart import Bar, chart_svg, tick_step
+from harness.boottime.timeline import Stage
 
 
 def boot(kernel: float = 1.0, each: float = 0.5, slow: dict[str, float] | None = None, plain=True):

@@ -17,7 +17,7 @@ from harness.artefact import IMAGE_FILES, Image, block_digest, sha256_file
 from harness.build import bios_grub, boot_menu, disk_image
 from harness.errors import UserError
 from harness.vm import firmware as fw
-from harness.vm.machine import MachineConfig, validate
+from harness.vm.config import MachineConfig, validate
 from harness.vm.qemu import QemuPlan, command_line
 
 REPO = Path(__file__).resolve().parents[2]

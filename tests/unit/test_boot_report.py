@@ -3,9 +3,9 @@ count, the seconds, the slowest boots and who booted them."""
 
 from __future__ import annotations
 
-from harness.vm.boot_gate import BootRecord
-from harness.vm.boot_report import boot_report, report_lines
-from harness.vm.timeline import Stage
+from harness.boottime.gate import BootRecord
+from harness.boottime.report import boot_report, report_lines
+from harness.boottime.timeline import Stage
 
 
 def record(owner: str, *ends: float) -> BootRecord:

@@ -12,7 +12,7 @@ import pytest
 from harness.artefact import IMAGE_FILES, Image
 from harness.build import cpio
 from harness.build.overlay import overlay_can_carry, overlay_image
-from harness.cli import main
+from harness.commands.cli import main
 from harness.dev.session import Session, Settings
 from harness.dev.terminal import MENU, MENU_LINE, parse_forward
 from harness.dev.watch import changes, mtimes

@@ -9,7 +9,7 @@ import pytest
 
 from harness import errors
 from harness.vm.console import BootFailure, Console, ConsoleTimeout, failures_except
-from harness.vm.machine import CommandFailed
+from harness.vm.driver import CommandFailed
 from harness.vm.shell import GuestShell, ShellTimeout
 
 

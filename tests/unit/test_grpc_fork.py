@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.vm import machine
+from harness import process
 
 REPO = Path(__file__).resolve().parents[2]
 # A worker: gRPC imported first (labgrid's pytest plugin may load before
@@ -22,7 +22,7 @@ import subprocess
 
 import grpc
 
-from harness.vm.machine import _die_with_parent as preexec
+from harness.process import child_in_own_group_dies_with_parent as preexec
 
 channel = grpc.insecure_channel("127.0.0.1:9")  # nothing listens: it keeps trying
 try:
@@ -49,7 +49,7 @@ HANDLER_LOG = "fork_posix.cc"
 def test_a_worker_started_by_the_harness_runs_no_grpc_fork_handler() -> None:
     """xdist's workers inherit the controller's environment, in which the
     harness has set the variable before any worker imports gRPC."""
-    name, value = machine.GRPC_FORK_SUPPORT
+    name, value = process.GRPC_FORK_SUPPORT
     if os.environ.get(name, value) != value:  # absent: the harness did not set it
         pytest.skip(f"{name} is set to {os.environ[name]!r} by the user")
     run = subprocess.run(

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness import guest
-from harness.vm import boot_gate as gate
-from harness.vm import guest_clock, qemu
+from harness.boottime import gate, guest_clock
+from harness.vm import qemu
 from harness.vm.qemu import QemuPlan
 
 INIT = Path(__file__).resolve().parents[2] / "build/rootfs/sbin/init"

@@ -11,7 +11,7 @@ import pytest
 from harness.artefact import Image
 from harness.build import kernel_audit
 from harness.build.kernel_audit import OPTIONS, Option, audit, parse_config, verdict
-from harness.cli import main
+from harness.commands.cli import main
 from harness.errors import UserError
 
 

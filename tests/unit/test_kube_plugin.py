@@ -12,7 +12,7 @@ import pytest
 from harness.k8s.commands import IMAGES_SHARE_TAG
 from harness.k8s.settings import DEFAULT_K8S_TIMEOUT, KubeSettings, machine_config
 from harness.pytest import k8s as kube_plugin
-from harness.vm.machine import DEFAULT_BOOT_TIMEOUT
+from harness.vm.config import DEFAULT_BOOT_TIMEOUT
 
 pytest_plugins = ["pytester"]
 

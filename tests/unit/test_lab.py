@@ -40,7 +40,7 @@ from harness.lab.strategy import (
 )
 from harness.lab.stream import SerialStream, SharedLine
 from harness.lab.unix_serial import UnixSerialDriver, UnixSerialPort
-from harness.vm.machine import MachineConfig
+from harness.vm.config import MachineConfig
 from harness.vm.shell import GuestShell, _lines
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import process
 from harness.pytest import leftovers
 from harness.vm.machine import SOCKET_DIR_LOCK
 
@@ -79,7 +80,7 @@ def test_a_live_owner_in_another_pid_namespace_keeps_its_directory(tmp_path):
         assert owner.stdout is not None and owner.stdout.readline() == "ready\n"
         assert leftovers.leftover_run_dirs(tmp_path) == []
         assert (live / leftovers.OWNER_FILE).read_text().startswith("32701-")
-        assert not leftovers.pid_alive(32701)
+        assert not process.pid_alive(32701)
     finally:
         owner.kill()
         owner.wait()

@@ -7,7 +7,7 @@ import pytest
 from harness.artefact import Image
 from harness.errors import UserError
 from harness.pytest.plugin import ACTIVITY, MACHINES, Settings, run_dir_name, used_machines
-from harness.vm.machine import MachineConfig, kernel_cmdline, validate
+from harness.vm.config import MachineConfig, kernel_cmdline, validate
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 
 from harness.errors import HarnessError, MachineNotRunning, UserError
 from harness.pytest.shared_nodes import attached_users, is_held
-from harness.vm.machine import MachineConfig
+from harness.vm.config import MachineConfig
 from harness.vm.relay import Relay, RemoteMachine, ask
 from harness.vm.shell import Result, ShellTimeout
 

@@ -9,9 +9,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from harness import release_check as rc
-from harness.vm import boot_gate as gate
-from harness.vm.boot_chart import Bar, chart_svg
+from harness.boottime import gate
+from harness.boottime.chart import Bar, chart_svg
+from harness.commands import release_check as rc
 
 
 def manifest(kernel: str, packages: list[list[str]], kubesolo: str = "standin") -> dict:

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from harness.pytest.snapshots import can_snapshot, config_settings, directory_digest
-from harness.vm.machine import MachineConfig
+from harness.vm.config import MachineConfig
 from harness.vm.qemu import QemuPlan, command_line
 from harness.vm.snapshot import snapshot_key
 

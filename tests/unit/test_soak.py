@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.soak import aggregate, outcomes
+from harness.commands.soak import aggregate, outcomes
 
 REPORT = """<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" tests="4">

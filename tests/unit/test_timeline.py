@@ -1,6 +1,6 @@
 """Stage timeline from console text and arrival times."""
 
-from harness.vm.timeline import Stage, arrival_time, stage_timeline
+from harness.boottime.timeline import Stage, arrival_time, stage_timeline
 
 LOG = (
     b"old boot [kubesolo-init] [INFO] Stage 00-early-mount.sh starting\n"

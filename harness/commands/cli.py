@@ -13,20 +13,21 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness.artefact import FLAVOURS, Image
-from harness.bench import main_bench
-from harness.boot_timeline import main_timeline
+from harness.boottime import gate as boot_gate
 from harness.build.builder import BuildRequest, build
 from harness.build.kernel_audit import main_kernel_audit
 from harness.build.ssh import inject_ssh
 from harness.build.workload_images import REFS, build_workload_images
+from harness.commands.bench import main_bench
+from harness.commands.boot_timeline import main_timeline
+from harness.commands.release_check import main_release_check
+from harness.commands.soak import main_soak
 from harness.dev.command import add_arguments as add_dev_arguments
 from harness.dev.command import main_dev
 from harness.errors import UserError
 from harness.log import ROOT
 from harness.private import PRIVATE_UMASK
-from harness.release_check import main_release_check
-from harness.soak import main_soak
-from harness.vm import boot_gate
+from harness.process import keep_grpc_out_of_forks
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -199,6 +200,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     os.umask(PRIVATE_UMASK)  # what it writes is ours alone (harness.private)
+    keep_grpc_out_of_forks()  # for the QEMUs it forks (harness.process)
     show_progress()
     try:
         return COMMANDS[args.command](args)

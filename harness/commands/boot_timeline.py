@@ -2,7 +2,7 @@
 and write the medians as a boot-time baseline (`--save FILE`), or check them
 against one (`--compare FILE`); both draw the median boot chart
 (docs/architecture.md "Boot-time gate"). By default the boots are timed on
-the guest's own clock, counting instructions (harness.vm.guest_clock);
+the guest's own clock, counting instructions (harness.boottime.guest_clock);
 `--clock wall` times them as they reach the host, as pytest's runs are."""
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.artefact import Image
+from harness.boottime import gate, guest_clock
+from harness.boottime.chart import chart_svg
 from harness.build.builder import BuildRequest, build
 from harness.errors import UserError
 from harness.log import logger
-from harness.vm import boot_gate as gate
-from harness.vm import guest_clock
-from harness.vm.boot_chart import chart_svg
-from harness.vm.machine import Machine, MachineConfig
+from harness.vm.config import MachineConfig
+from harness.vm.machine import Machine
 
 log = logger("timeline")
 THRESHOLDS = {  # clock -> (share, seconds): slower by both fails

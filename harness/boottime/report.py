@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from harness.vm.boot_gate import BootRecord
+from harness.boottime.gate import BootRecord
 
 SLOWEST = 5
 

@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from harness import guest
+from harness.boottime.chart import Bar
+from harness.boottime.timeline import Stage
 from harness.errors import UserError
-from harness.vm.boot_chart import Bar
-from harness.vm.timeline import Stage
 
 KERNEL = "kernel"  # first console byte -> stage 00 starts (kernel and its drivers)
 TOTAL = "total"  # first console byte -> the last stage starts (KubeSolo is exec'd next)
 DEFAULT_THRESHOLD = 0.25  # 25 % slower fails ...
 DEFAULT_MIN_SECONDS = 0.5  # ... if it is also this much slower
-# On the guest's clock (harness.vm.guest_clock), which the host's load does not
+# On the guest's clock (harness.boottime.guest_clock), which the host's load does not
 # move: 3 % slower and 30 ms slower fails, below the 5 % or 50 ms it must
 # catch by more than the measured spread (docs/architecture.md "Boot-time gate").
 GUEST_THRESHOLD = 0.03

@@ -23,7 +23,7 @@ from harness.artefact import Image
 from harness.disk import create_overlay
 from harness.errors import HarnessError
 from harness.vm import pvh
-from harness.vm.machine import MachineConfig
+from harness.vm.config import MachineConfig
 from harness.vm.qemu import MACHINES, cpu_model
 
 ROUND_TRIPS = 10

@@ -1,7 +1,7 @@
 """`kubesolo-harness bench`: the speed figures of the harness and the OS,
 measured on this host (no timing assertions live in tests). Each boot is
 shown as a ratio to the floor measured in the same run (harness.build.floor),
-and beside it the same measure taken by labgrid (harness.peer_bench)."""
+and beside it the same measure taken by labgrid (harness.commands.peer_bench)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import peer_bench
 from harness.artefact import Image
 from harness.build.builder import BuildRequest, build
 from harness.build.floor import FLOOR_MARKER, write_floor_initramfs
+from harness.commands import peer_bench
 from harness.errors import UserError
 from harness.vm import accel as accel_mod
-from harness.vm.machine import Machine, MachineConfig
+from harness.vm.config import MachineConfig
+from harness.vm.machine import Machine
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.artefact import Image
+from harness.boottime import gate, guest_clock
+from harness.boottime.chart import chart_svg
 from harness.build.builder import BuildRequest, build
 from harness.build.layer_proof import prove
 from harness.build.previous import previous_image
 from harness.errors import HarnessError
 from harness.private import write_shared
-from harness.vm import boot_gate as gate
-from harness.vm import guest_clock
-from harness.vm.boot_chart import chart_svg
 
 IMAGE_SIZES = ("vmlinuz", "initramfs", "kubesolo-os.iso", "kubesolo-os.img")
 # the matrix: every firmware boots every medium (tests/boot/test_boot_media.py
@@ -233,7 +232,7 @@ def gate_check(
     """The boot-time gate over `boots` cold boots on the guest's clock; with no
     baseline to compare with (`why_not`), the boots are timed and saved as the
     next release's baseline, and the gate did not run."""
-    from harness.boot_timeline import plain_boots  # boots machines: only when run
+    from harness.commands.boot_timeline import plain_boots  # boots machines: only when run
 
     started = time.monotonic()
     records = plain_boots(boots, "auto", gate.GUEST, image)
@@ -273,7 +272,7 @@ def main_release_check(previous: str, baseline: str | None, boots: int, artifact
     repo = Path(__file__).resolve().parents[1]
     old = previous_image(previous, repo)
     new = build(BuildRequest(flavour="test"))
-    from harness.boot_timeline import conditions  # reads QEMU's version: only when run
+    from harness.commands.boot_timeline import conditions  # reads QEMU's version: only when run
 
     now = conditions(gate.GUEST, new)
     expected, why_not = read_baseline(Path(baseline) if baseline else None, now)
