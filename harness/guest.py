@@ -5,20 +5,12 @@ the harness or the tests spells a marker or one of these paths."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 # ---- the stages, in the order init runs them (docs/boot-flow.md "Overview") ----
-STAGES = (
-    "00-early-mount.sh",
-    "10-parse-cmdline.sh",
-    "20-persistent-mount.sh",
-    "30-kernel-modules.sh",
-    "40-sysctl.sh",
-    "50-network.sh",
-    "60-hostname.sh",
-    "70-clock.sh",
-    "80-containerd.sh",
-    "90-kubesolo.sh",
-)
+# the OS's own stage files, which init runs in this order: the one list of them
+STAGE_DIR = Path(__file__).resolve().parents[1] / "build/rootfs/usr/lib/kubesolo-os/init.d"
+STAGES = tuple(sorted(path.name for path in STAGE_DIR.glob("[0-9][0-9]-*.sh")))
 LAST_STAGE = STAGES[-1]
 
 # ---- console markers (docs/boot-flow.md "Boot markers") ----

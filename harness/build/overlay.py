@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from harness.artefact import IMAGE_FILES, Image
-from harness.build.builder import BUILD_DIR, KUBESOLO_IN_IMAGE, Rootfs, add_os_tree
+from harness.build.rootfs import BUILD_DIR, KUBESOLO_IN_IMAGE, Rootfs, add_os_tree
 from harness.build.test_layer import add_test_layer
 
 # What the overlay can carry: trees of files laid over the image as they are.

@@ -21,7 +21,7 @@ from filelock import FileLock
 from harness import elf
 from harness.artefact import cache_root, sha256_file
 from harness.build import debian, prune
-from harness.build.builder import BUILD_DIR, glob_regex
+from harness.build.rootfs import BUILD_DIR, glob_regex
 from harness.errors import UserError
 from harness.log import logger, step
 

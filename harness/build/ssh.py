@@ -15,8 +15,8 @@ from pathlib import Path
 
 from harness.artefact import IMAGE_FILES, Image, cache_root, file_digest
 from harness.build import cpio, debian, sharedlibs
-from harness.build.builder import BUILD_DIR, Rootfs
 from harness.build.media import boot_packages, make_media
+from harness.build.rootfs import BUILD_DIR, Rootfs
 from harness.errors import UserError
 
 # dropbear and the packages of the libraries it loads (libc6: the image has it)

@@ -14,7 +14,7 @@ from harness.build import cpio
 from harness.errors import UserError
 
 if TYPE_CHECKING:
-    from harness.build.builder import Rootfs
+    from harness.build.rootfs import Rootfs
 
 LAYER_DIR = Path("flavours/test")  # under build/
 # The marker: its presence makes an image the test flavour (init's

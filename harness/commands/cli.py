@@ -17,7 +17,8 @@ from harness.boottime import gate as boot_gate
 from harness.build.builder import BuildRequest, build
 from harness.build.kernel_audit import main_kernel_audit
 from harness.build.ssh import inject_ssh
-from harness.build.workload_images import REFS, build_workload_images
+from harness.build.workload_images import build_workload_images
+from harness.build.workload_recipes import REFS
 from harness.commands.bench import main_bench
 from harness.commands.boot_timeline import main_timeline
 from harness.commands.release_check import main_release_check

@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.build.builder import BUILD_DIR, BuildRequest, build
+from harness.build.builder import BuildRequest, build
 from harness.build.overlay import overlay_can_carry, overlay_image
+from harness.build.rootfs import BUILD_DIR
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:

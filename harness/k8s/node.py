@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from kubernetes import client as k8s
@@ -32,6 +32,7 @@ from harness.k8s.dump import (
     kubesolo_console_lines,
 )
 from harness.k8s.errors import KubeBlocked, KubeconfigError, KubeError
+from harness.k8s.host import KubeHost
 from harness.k8s.image_refs import normalize_image_ref
 from harness.k8s.kubesolo import API_PORT, NODE_LEASE_NAMESPACE, SYSTEM_ROLLOUTS
 from harness.k8s.predicates import (
@@ -51,17 +52,9 @@ from harness.k8s.waits import Budget, wait_for
 from harness.k8s.workloads import NodeWorkloads
 from harness.log import logger, step
 from harness.vm.console import find_failure, find_warnings
-from harness.vm.protocols import ConsoleLog, PortForwarding, ShellAccess
 
 log = logger("k8s")
 T = TypeVar("T")
-
-
-class KubeHost(ShellAccess, ConsoleLog, PortForwarding, Protocol):
-    """What a node asks of its machine: the test shell, the console's text (for
-    its failures), port forwards to the API, and a clean reboot."""
-
-    def reboot(self) -> None: ...
 
 
 class KubeNode(NodeWorkloads):

@@ -42,6 +42,7 @@ from harness.errors import UserError
 from harness.private import foreign, private_dir
 from harness.process import child_dies_with_parent, pid_alive
 from harness.vm.firmware import FIRMWARES, firmware_args, firmware_files, machine_options
+from harness.vm.qemu import base_args
 
 LISTEN_TIMEOUT = 30.0  # seconds for QEMU to open its serial sockets
 UART_NAMES = ("console", "testshell")  # ttyS0, ttyS1: DIR/serial/<name>.sock
@@ -89,22 +90,9 @@ def board_command(w: BoardWiring, qemu: str = "qemu-system-x86_64") -> list[str]
         else []
     )
     return [
-        qemu,
-        "-machine",
-        "q35" + machine_options(firmware),
-        *uefi,
-        "-accel",
-        w.accel,
-        "-cpu",
-        "host" if w.accel == "kvm" else "max",
-        "-m",
-        str(w.memory_mb),
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-vga",
-        "none",
+        *base_args(
+            qemu, "q35" + machine_options(firmware), w.accel, w.memory_mb, machine_extra=uefi
+        ),
         # ttyS0: the console; ttyS1: the test shell's line (kubesolo.testshell=ttyS1)
         *(arg for path in w.sockets for arg in ("-serial", f"unix:{path},server=on,wait=off")),
         "-device",

@@ -13,11 +13,7 @@ from typing import TypeVar
 
 import pytest
 
-LONG_MARKER = "long"
-LONG_MARKER_HELP = (
-    "runs for 15 s or more by design (a 30 s device wait, power cuts, kill loops, "
-    "child test runs): its module or class is handed out first in a parallel run"
-)
+LONG_MARKER = "long"  # harness.pytest.options.MARKERS says what it means
 WORKERS_ENV = "PYTEST_XDIST_AUTO_NUM_WORKERS"  # xdist's own override of -n auto
 EXTRA_WORKERS = 1
 
@@ -51,10 +47,6 @@ def hand_out_order(
 def usable_cpus() -> int:
     """The CPUs this process may run on (a container or taskset may allow fewer)."""
     return len(os.sched_getaffinity(0))
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", f"{LONG_MARKER}: {LONG_MARKER_HELP}")
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)  # before xdist's own, which always answers

@@ -48,12 +48,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "cold_boot: the `machine` fixture boots this test's machine cold"
-    )
-
-
 def run_dir(config: pytest.Config) -> Path:
     artifacts = Path(config.getoption("artifacts")).resolve()
     return artifacts / SNAPSHOTS_DIR / run_name(config)

@@ -22,37 +22,30 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from harness import guest
 from harness.artefact import Image, cache_root
-from harness.disk import copy_sparse, create_overlay
+from harness.disk import create_overlay
 from harness.errors import HarnessError, HarnessTimeout, MachineNotRunning, UserError
 from harness.log import logger
 from harness.process import child_in_own_group_dies_with_parent
-from harness.tools import run_tool
 from harness.vm import accel as accel_mod
 from harness.vm import firmware as fw
 from harness.vm import ports, pvh, qemu
 from harness.vm.boots import BootBook
 from harness.vm.config import MachineConfig, default_mac, is_disk_boot, kernel_cmdline, validate
 from harness.vm.console import Console
-from harness.vm.driver import GuestDriver
+from harness.vm.machine_snapshots import MachineSnapshots
 from harness.vm.protocols import PortForwarding, Target
 from harness.vm.serial_pipes import ConsolePipes
 from harness.vm.shell import GuestShell
-from harness.vm.snapshot import Snapshot, memfd_of
 
 # A clean poweroff: KubeSolo's stop (60 s), every other process's (10 s), then unmounts.
 SHUTDOWN_TIMEOUT = 120.0
 QMP_CONNECT_TIMEOUT = 30.0
-MIGRATION_BANDWIDTH = 8 << 30  # bytes/s: no limit worth the name (QEMU's default is 128 MiB/s)
-# the stream leaves out the shared RAM (qemu.ram_backend): it is copied as a file
-SKIP_SHARED_RAM = [{"capability": "x-ignore-shared", "state": True}]
-KEEP_SHARED_RAM = [{"capability": "x-ignore-shared", "state": False}]
-MIGRATION_TIMEOUT = 120.0
 SOCKET_DIR_PREFIX = "ksh-"  # + "<pid>-": QEMU's sockets (short paths: sun_path is 108 bytes)
 SOCKET_DIR_LOCK = "alive"  # flocked by the machine for its life: the leftovers' test
 log = logger("vm")
 
 
-class Machine(GuestDriver):
+class Machine(MachineSnapshots):
     """A QEMU VM booting a KubeSolo OS image. Use as a context manager."""
 
     def __init__(
@@ -286,133 +279,6 @@ class Machine(GuestDriver):
         if self._lease is not None:
             os.close(self._lease)
             self._lease = None
-
-    # ---- snapshots (docs/architecture.md "Snapshots") ---------------------------
-    def save_snapshot(self, directory: Path) -> Snapshot:
-        """Save this booted machine: QEMU's devices, its RAM, its data disk and
-        its console so far. The machine pauses for the save, then runs on,
-        whether the save worked or not; a snapshot is complete only once its
-        meta.json exists. The RAM is copied from QEMU's memfd, not streamed."""
-        with self._step("save a snapshot"):
-            boot_id = self._shell_ready(30).wait_ready(self.boots.shell_boots, 30)
-            disk, ram = self._data_disk(), self._guest_ram()
-            directory.mkdir(parents=True, exist_ok=True)
-            snap = Snapshot(directory)
-            partial = snap.state.with_name(snap.state.name + ".part")
-            # the stream is whole once `mv` ran: QEMU reports "completed"
-            # before `cat` has written its last bytes
-            stream = f"cat > {shlex.quote(str(partial))} && mv {shlex.quote(str(partial))} "
-            stream += shlex.quote(str(snap.state))
-            self.qmp("migrate-set-parameters", **{"max-bandwidth": MIGRATION_BANDWIDTH})
-            self.qmp("migrate-set-capabilities", capabilities=SKIP_SHARED_RAM)
-            self.qmp("stop")
-            try:
-                self.qmp("migrate", uri=f"exec:{stream}")
-                try:
-                    self._wait_migration("completed")
-                except HarnessError:
-                    self._cancel_migration()
-                    raise
-                deadline = time.monotonic() + MIGRATION_TIMEOUT
-                while not snap.state.exists():
-                    if time.monotonic() > deadline:
-                        raise HarnessError(f"[{self.config.name}] the snapshot stream never closed")
-                    time.sleep(0.02)
-                copy_sparse(ram, snap.ram)
-                if disk:
-                    shutil.copyfile(disk, snap.disk)
-                data, arrivals = self.console.snapshot()
-                base = self.boots.cursor
-                snap.console.write_bytes(data[base:])
-                kept = [(end - base, at) for end, at in arrivals if end > base]
-                snap.write_meta(boot_id, kept, disk is not None)
-            finally:
-                self.qmp("cont")
-                # a later migration or savevm of this QEMU carries its RAM again
-                # (refused only while a migration that would not cancel runs on)
-                with contextlib.suppress(Exception):
-                    self.qmp("migrate-set-capabilities", capabilities=KEEP_SHARED_RAM)
-            return snap
-
-    def restore(self, snap: Snapshot) -> None:
-        """Start this (never started) machine from a snapshot instead of a boot:
-        its own overlay on the snapshot's disk, the snapshot's console, the test
-        shell reconnected, and the guest clock set to now."""
-        if self._proc is not None or self.console.cursor() or self.config.boot != "kernel":
-            raise UserError("restore: a kernel-boot machine that was never started")
-        with self._step("restore a snapshot"):
-            started = time.monotonic()
-            meta = snap.meta()
-            if meta["has_disk"]:
-                self._disk_override = create_overlay(snap.disk, self.run_dir / "data-overlay.qcow2")
-            self.console.preload(snap.console.read_bytes(), [tuple(a) for a in meta["arrivals"]])
-            self.boots.disown(0)  # the snapshot's boot: start() must not keep it
-            self._incoming, self._ram_file = snap.state, snap.ram
-            try:
-                self.start()
-            finally:  # a later power-on boots from the disk
-                self._incoming = self._ram_file = None
-            # the snapshot's boot is not this machine's: never counted as one
-            self.boots.disown(0)
-            try:
-                self.qmp("migrate-set-capabilities", capabilities=SKIP_SHARED_RAM)
-                self.qmp("migrate-incoming", uri=f"exec:cat {shlex.quote(str(snap.state))}")
-                self._wait_migration("completed")
-                self.qmp("cont")
-            except Exception as err:  # QEMU exits when a stream cannot be loaded
-                stderr = (self.run_dir / "qemu-stderr.log").read_text(errors="replace").strip()
-                raise HarnessError(
-                    f"[{self.config.name}] restore from {snap.directory} failed: "
-                    f"{stderr[-300:] or err}"
-                ) from err
-            assert self._shell is not None
-            self._shell.assume_ready(meta["boot_id"])
-            self.restored_at = int(time.time())
-            self.succeed(f"date -u -s @{self.restored_at} >/dev/null")
-            self.restored_in = round(time.monotonic() - started, 3)
-
-    def detach_disk_from_snapshot(self) -> None:
-        """A restored machine's disk, kept past its run: rebased from the
-        snapshot's disk (removed at the run's end) onto the image's blank disk."""
-        overlay = self._disk_override
-        if overlay is None or not overlay.exists() or self.is_up:
-            return
-        backing = ["-F", "qcow2", "-b", str(self.image.data_disk.resolve())]
-        run_tool(["qemu-img", "rebase", "-f", "qcow2", *backing, str(overlay)])
-
-    def _guest_ram(self) -> Path:
-        """QEMU's memfd that holds the guest's RAM (qemu.ram_backend)."""
-        assert self._proc is not None
-        if self._qemu_ram_file is not None:
-            name = self.config.name
-            raise HarnessError(
-                f"[{name}] a restored machine cannot be saved: power it off and on first"
-            )
-        try:
-            return memfd_of(self._proc.pid, qemu.RAM_MEMFD)
-        except OSError as err:
-            raise HarnessError(f"[{self.config.name}] cannot find the guest's RAM: {err}") from err
-
-    def _wait_migration(self, done: str) -> None:
-        """Wait for this QEMU's migration (out or in) to reach `done`."""
-        deadline = time.monotonic() + MIGRATION_TIMEOUT
-        while (info := self.qmp("query-migrate")).get("status") != done:
-            status = info.get("status")
-            if status in ("failed", "cancelled") or time.monotonic() > deadline:
-                detail = info.get("error-desc", f"not {done} after {MIGRATION_TIMEOUT:.0f}s")
-                raise HarnessError(f"[{self.config.name}] snapshot migration {status}: {detail}")
-            time.sleep(0.02)
-
-    def _cancel_migration(self) -> None:
-        """Stop a migration that is still running, so that `cont` resumes the guest
-        (a migration that completes later would leave it paused)."""
-        with contextlib.suppress(Exception):
-            self.qmp("migrate_cancel")
-            deadline = time.monotonic() + 30
-            while self.qmp("query-migrate").get("status") not in ("cancelled", "failed", None):
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.05)
 
     # ---- power --------------------------------------------------------------
     def reboot(self) -> None:

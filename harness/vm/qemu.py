@@ -3,6 +3,7 @@ its paths (unit-tested; no process is started here)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ HOTPLUG_PORTS = 2  # PCIe root ports left free for QMP device_add
 # (harness.vm.firmware.MEDIA), some of which sit on that controller.
 MACHINES = {"kernel": "q35,sata=off"}
 RAM_ID = "ram0"
+HEADLESS = ("-nodefaults", "-no-user-config", "-display", "none", "-vga", "none")
 # QEMU names the memfd after the backend type: how a save finds the RAM
 RAM_MEMFD = "memfd:memory-backend-memfd"
 
@@ -72,6 +74,36 @@ def cpu_model(accel: str) -> str:
     return "host" if accel == "kvm" else "max"
 
 
+def base_args(
+    qemu: str,
+    machine: str,
+    accel: str,
+    memory_mb: int,
+    *,
+    machine_extra: Sequence[str] = (),
+    accel_options: str = "",
+    cpus: int | None = None,
+) -> list[str]:
+    """The start of every QEMU command line the harness runs, a machine's or
+    a labgrid QEMU board's: the machine type, the accelerator and its CPU
+    model, the memory, and no default devices, user config or display."""
+    smp = ["-smp", str(cpus)] if cpus is not None else []
+    return [
+        qemu,
+        "-machine",
+        machine,
+        *machine_extra,
+        "-accel",
+        accel + accel_options,
+        "-cpu",
+        cpu_model(accel),
+        "-m",
+        str(memory_mb),
+        *smp,
+        *HEADLESS,
+    ]
+
+
 def ram_backend(plan: QemuPlan) -> str:
     """The guest's RAM: a shared memfd, which a save copies to a file instead
     of streaming it; restoring, that file, mapped copy-on-write so that every
@@ -85,29 +117,17 @@ def ram_backend(plan: QemuPlan) -> str:
 
 def command_line(plan: QemuPlan, qemu: str = "qemu-system-x86_64") -> list[str]:
     multi = plan.accel == "tcg" and plan.cpus > 1 and plan.icount_shift is None
-    accel = plan.accel + (",thread=multi" if multi else "")
+    machine = MACHINES.get(plan.boot, "q35") + machine_options(FIRMWARES[plan.firmware])
     cmd = [
-        qemu,
-        "-machine",
-        MACHINES.get(plan.boot, "q35")
-        + machine_options(FIRMWARES[plan.firmware])
-        + f",memory-backend={RAM_ID}",
-        "-object",
-        ram_backend(plan),
-        "-accel",
-        accel,
-        "-cpu",
-        cpu_model(plan.accel),
-        "-m",
-        str(plan.memory_mb),
-        "-smp",
-        str(plan.cpus),
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-vga",
-        "none",
+        *base_args(
+            qemu,
+            machine + f",memory-backend={RAM_ID}",
+            plan.accel,
+            plan.memory_mb,
+            machine_extra=["-object", ram_backend(plan)],
+            accel_options=",thread=multi" if multi else "",
+            cpus=plan.cpus,
+        ),
         *CHARDEV_ARGS,
         "-qmp",
         f"unix:{plan.qmp_socket},server=on,wait=off",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import promised as P
 import pytest
 from boot_guest import (
     TRACE_LINE,
@@ -259,37 +260,7 @@ def test_stage20_waits_for_a_late_data_disk(machine_factory):
 
 
 # ---- Stage 30 ------------------------------------------------------------------------
-SPEC_MODULES = (
-    "br_netfilter",
-    "bridge",
-    "veth",
-    "vxlan",
-    "ip_tables",
-    "iptable_nat",
-    "nf_nat",
-    "nf_conntrack",
-    "overlay",
-    "ip_vs",
-    "ip_vs_rr",
-    "ip_vs_wrr",
-    "ip_vs_sh",
-)
-# docs/kubesolo.md "Host requirements": the modules KubeSolo modprobes.
-KUBESOLO_MODULES = (
-    "xt_MASQUERADE",
-    "xt_conntrack",
-    "xt_comment",
-    "xt_addrtype",
-    "xt_multiport",
-    "xt_nat",
-    "xt_recent",
-    "xt_set",
-    "xt_statistic",
-    "xt_nfacct",
-)
-
-
-@pytest.mark.parametrize("module", SPEC_MODULES + KUBESOLO_MODULES)
+@pytest.mark.parametrize("module", P.SPEC_STAGE30_MODULES)
 def test_stage30_module_loaded(scenario, module):
     """docs/boot-flow.md "Stage 30 — Kernel Modules": each module of the list is loaded
     (in /proc/modules) or built into the kernel (modules.builtin)."""
@@ -303,10 +274,10 @@ def test_stage30_module_loaded(scenario, module):
 def test_stage30_image_module_list_is_loaded(scenario):
     """docs/boot-flow.md "Stage 30 — Kernel Modules": every module named in the image's
     /usr/lib/kubesolo-os/modules.list is loaded, and the list has the
-    spec's modules."""
+    spec's modules, in its order."""
     vm = scenario("default")
     listed = words_of(vm.succeed("cat /usr/lib/kubesolo-os/modules.list"))
-    assert set(SPEC_MODULES) <= set(listed)
+    assert tuple(listed) == P.SPEC_STAGE30_MODULES
     loaded = {line.split()[0] for line in vm.succeed("cat /proc/modules").splitlines()}
     builtin = vm.execute("cat /lib/modules/$(uname -r)/modules.builtin")[1]
     missing = [m for m in listed if m not in loaded and f"/{m}.ko" not in builtin]

@@ -12,7 +12,8 @@ import pytest
 
 from harness import guest
 from harness.build import boot_menu, disk_image, fat
-from harness.build.builder import BUILD_DIR, BuildRequest, build
+from harness.build.builder import BuildRequest, build
+from harness.build.rootfs import BUILD_DIR
 from harness.errors import UserError
 from harness.tools import run_tool
 from harness.vm.config import MachineConfig

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.build.builder import BUILD_DIR, BuildRequest, build
+from harness.build.builder import BuildRequest, build
 from harness.build.layer_proof import ISO_DIFFERENCES, prove
+from harness.build.rootfs import BUILD_DIR
 from harness.build.test_layer import LAYER_DIR, MARKER
 
 

@@ -31,6 +31,7 @@ from child_pytest import as_from_a_terminal
 from harness.artefact import cache_root
 from harness.build import debian, oci
 from harness.build import workload_images as wi
+from harness.build import workload_recipes as wr
 from harness.vm.ports import reserve_port
 
 ROOT_ONLY = pytest.mark.skipif(
@@ -107,8 +108,8 @@ def test_the_cli_builds_both_archives_and_prints_one_line_each(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if not line.startswith("[")]
     assert lines == [
-        f"{tmp_path / 'nginx.tar'} {wi.NGINX_REF}",
-        f"{tmp_path / 'busybox.tar'} {' '.join(wi.BUSYBOX_REFS)}",
+        f"{tmp_path / 'nginx.tar'} {wr.NGINX_REF}",
+        f"{tmp_path / 'busybox.tar'} {' '.join(wr.BUSYBOX_REFS)}",
     ]
 
 
@@ -117,8 +118,8 @@ def test_each_archive_is_an_oci_layout_naming_its_full_references(archives, name
     parts = read(archives[name])
     assert json.loads(parts.files["oci-layout"]) == {"imageLayoutVersion": "1.0.0"}
     entries = parts.index["manifests"]
-    assert [e["annotations"][oci.CONTAINERD_NAME] for e in entries] == list(wi.REFS[name])
-    assert [e["annotations"][oci.OCI_REF_NAME] for e in entries] == list(wi.REFS[name])
+    assert [e["annotations"][oci.CONTAINERD_NAME] for e in entries] == list(wr.REFS[name])
+    assert [e["annotations"][oci.OCI_REF_NAME] for e in entries] == list(wr.REFS[name])
     for entry in entries:
         assert entry["mediaType"] == oci.MEDIA_MANIFEST
         assert entry["size"] == len(parts.blob(entry["digest"]))
@@ -127,7 +128,7 @@ def test_each_archive_is_an_oci_layout_naming_its_full_references(archives, name
         "sha256:" + hashlib.sha256(parts.layer).hexdigest()
     ]
     assert (parts.config["architecture"], parts.config["os"]) == ("amd64", "linux")
-    assert parts.config["config"]["Env"] == [wi.PATH_ENV]
+    assert parts.config["config"]["Env"] == [wr.PATH_ENV]
     assert parts.config["config"]["User"] == "0:0"
     assert parts.config["config"]["WorkingDir"] == "/"
     assert "Debian 12 packages" in parts.config["history"][0]["created_by"]
@@ -165,7 +166,7 @@ def test_the_nginx_layer_holds_nginx_its_libraries_its_user_and_its_config(archi
     assert b"www-data:x:33:" in parts.layer_file("etc/group")
     assert (
         parts.layer_file("etc/nginx/nginx.conf")
-        == dict(wi.NGINX.files)["etc/nginx/nginx.conf"].encode()
+        == dict(wr.NGINX.files)["etc/nginx/nginx.conf"].encode()
     )
     body = names["var/lib/nginx/body"]
     assert (body.uid, body.mode & 0o777) == (33, 0o700)
@@ -199,7 +200,7 @@ def test_an_independent_build_is_byte_identical(archives, tmp_path):
         except OSError:
             shutil.copy2(deb, store / "debs")
     leftovers = []
-    for recipe in wi.RECIPES.values():
+    for recipe in wr.RECIPES.values():
         cached = wi.build_archive(recipe).parent  # the key does not depend on the cache
         work = store / "workload-images" / f"{cached.name}.k1ll3d"  # a killed build's
         work.mkdir(parents=True)
@@ -320,7 +321,7 @@ def test_busybox_runs_a_shell_and_the_applets_pods_use(archives, tmp_path):
         ["chroot", str(root), "/bin/sh", "-c", script],
         capture_output=True,
         text=True,
-        env={"PATH": wi.PATH_ENV.removeprefix("PATH=")},
+        env={"PATH": wr.PATH_ENV.removeprefix("PATH=")},
         timeout=WAIT,
     )
     assert done.returncode == 0, done.stderr
@@ -476,7 +477,7 @@ def imported(containerd: Containerd, archives) -> Containerd:
 
 def test_ctr_imports_the_archives_under_their_full_names(imported):
     names = set(imported.run("images", "ls", "-q").split())
-    assert names == {wi.NGINX_REF, *wi.BUSYBOX_REFS}
+    assert names == {wr.NGINX_REF, *wr.BUSYBOX_REFS}
 
 
 def test_containerd_runs_busybox_latest_as_a_pod_helper_would(imported):
@@ -497,7 +498,7 @@ def test_containerd_runs_nginx_from_its_image_config(imported, tmp_path):
     StopSignal (SIGQUIT), which nginx takes as a graceful stop."""
     name = f"wi-nginx-{os.getpid()}"
     log = tmp_path / "nginx.log"
-    imported.start("-d", "--log-uri", f"file://{log}", wi.NGINX_REF, name)
+    imported.start("-d", "--log-uri", f"file://{log}", wr.NGINX_REF, name)
     try:
         deadline = time.monotonic() + WAIT
         (pid,) = [

@@ -20,7 +20,8 @@ from runtime_node import (
 )
 
 from harness.build.runtime_tools import build_runtime_tools
-from harness.build.workload_images import BUSYBOX_REF, build_workload_images
+from harness.build.workload_images import build_workload_images
+from harness.build.workload_recipes import BUSYBOX_REF
 from harness.errors import UserError
 from harness.k8s.commands import IMAGES_SHARE_TAG
 from harness.pytest.k8s import on_qemu

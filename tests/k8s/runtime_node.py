@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from harness import guest
-from harness.build.workload_images import BUSYBOX_REF, NGINX_REF
+from harness.build.workload_recipes import BUSYBOX_REF, NGINX_REF
 from harness.k8s import commands, preload
+from harness.k8s.host import KubeHost
 from harness.k8s.kubesolo import CONTAINERD_SOCKETS, POD_NETWORK
-from harness.k8s.node import KubeHost
 from harness.vm.guest_files import write_file_command
 
 # ---- where KubeSolo keeps its runtime (docs/kubesolo.md "Runtime") ----------------------

@@ -23,7 +23,7 @@ from runtime_node import (
 )
 
 from harness import guest
-from harness.build.workload_images import BUSYBOX_REF, NGINX_REF
+from harness.build.workload_recipes import BUSYBOX_REF, NGINX_REF
 from harness.k8s import commands
 from harness.k8s.image_refs import normalize_image_ref
 from harness.k8s.kubesolo import KUBELET_HEALTHZ, LOCAL_PATH_HELPER_IMAGE

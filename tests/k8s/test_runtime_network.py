@@ -22,7 +22,7 @@ from runtime_node import (
 )
 
 from harness import guest
-from harness.build.workload_images import BUSYBOX_REF, NGINX_REF
+from harness.build.workload_recipes import BUSYBOX_REF, NGINX_REF
 from harness.k8s.kubesolo import POD_NETWORK, SERVICE_NETWORK
 
 pytestmark = [pytest.mark.runtime, pytest.mark.qemu_only("its tools reach the guest over 9p")]

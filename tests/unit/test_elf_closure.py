@@ -12,6 +12,7 @@ import pytest
 from harness import elf
 from harness.build import debian, sharedlibs
 from harness.build import workload_images as wi
+from harness.build import workload_recipes as wr
 from harness.errors import UserError
 
 BASE = 0x400000  # where the test files load: addresses differ from file offsets
@@ -197,8 +198,8 @@ def fake_debian(monkeypatch, tmp_path, packages: dict[str, dict[str, bytes]], de
     return asked
 
 
-def app_recipe() -> wi.Recipe:
-    return wi.Recipe("app", ("docker.io/library/app:1",), (("app", ("usr/bin/app",)),), {})
+def app_recipe() -> wr.Recipe:
+    return wr.Recipe("app", ("docker.io/library/app:1",), (("app", ("usr/bin/app",)),), {})
 
 
 def test_libraries_are_looked_for_in_depends_a_level_at_a_time(monkeypatch, tmp_path):

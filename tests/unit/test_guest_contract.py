@@ -8,6 +8,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from promised_values import P
 
 from harness import guest
 
@@ -72,20 +73,9 @@ def test_the_contract_has_paths_and_markers():
 # The contract pinned once, here, to what docs/boot-flow.md and docs/kubesolo.md say;
 # the suites use the constants, so a change of the OS's contract fails this test.
 PINNED = {
-    "STAGES": (
-        "00-early-mount.sh",
-        "10-parse-cmdline.sh",
-        "20-persistent-mount.sh",
-        "30-kernel-modules.sh",
-        "40-sysctl.sh",
-        "50-network.sh",
-        "60-hostname.sh",
-        "70-clock.sh",
-        "80-containerd.sh",
-        "90-kubesolo.sh",
-    ),
+    "STAGES": P.SPEC_STAGES,  # docs/boot-flow.md "Overview", written out once
     "BOOT_MARKER": r"\[kubesolo\-init\] \[OK\] Stage (90\-kubesolo\.sh) complete",
-    "LABELS": ("kubesolo", "kubesolo-debug", "kubesolo-shell", "kubesolo-nopersist"),
+    "LABELS": P.SPEC_LABELS,
     "DATA_PARAM": "kubesolo.data=LABEL=KSOLODATA",
     "DATA_MNT": "/mnt/data",
     "KUBESOLO_PATH": "/var/lib/kubesolo",

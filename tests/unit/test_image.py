@@ -6,6 +6,7 @@ import pytest
 
 from harness import artefact
 from harness.build import builder as image
+from harness.build import rootfs
 from harness.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
     ],
 )
 def test_glob_patterns(pattern, path, matches):
-    assert bool(image.glob_regex(pattern).match(path)) is matches
+    assert bool(rootfs.glob_regex(pattern).match(path)) is matches
 
 
 def test_cache_key_changes_with_any_input():
@@ -47,13 +48,13 @@ def test_tree_digest_sees_content_and_exec_bit(tmp_path):
 
 
 def test_rootfs_creates_parent_directories():
-    rootfs = image.Rootfs()
-    rootfs.add(image.cpio.Entry.file("usr/lib/kubesolo-os/x", b""))
-    assert {"usr", "usr/lib", "usr/lib/kubesolo-os"} <= set(rootfs.entries)
+    tree = rootfs.Rootfs()
+    tree.add(image.cpio.Entry.file("usr/lib/kubesolo-os/x", b""))
+    assert {"usr", "usr/lib", "usr/lib/kubesolo-os"} <= set(tree.entries)
 
 
 def test_list_files_ignore_comments():
-    assert image.words("a b # c\n# d\n e") == ["a", "b", "e"]
+    assert rootfs.words("a b # c\n# d\n e") == ["a", "b", "e"]
 
 
 def test_an_incomplete_image_directory_is_refused(tmp_path):

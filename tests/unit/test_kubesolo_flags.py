@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.build import kubesolo_flags
-from harness.build.builder import Rootfs, add_os_tree
 from harness.build.kubesolo_flags import Flag
+from harness.build.rootfs import Rootfs, add_os_tree
 from harness.errors import UserError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -6,7 +6,8 @@ import pytest
 
 from harness.artefact import Image
 from harness.errors import UserError
-from harness.pytest.plugin import ACTIVITY, MACHINES, Settings, run_dir_name, used_machines
+from harness.pytest.options import Settings, run_dir_name
+from harness.pytest.reports import ACTIVITY, MACHINES, used_machines
 from harness.vm.config import MachineConfig, kernel_cmdline, validate
 
 

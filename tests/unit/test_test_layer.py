@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from harness.build import cpio
-from harness.build.builder import Rootfs
 from harness.build.layer_proof import initramfs_problems
+from harness.build.rootfs import Rootfs
 from harness.build.test_layer import LAYER_DIR, MARKER, add_test_layer, layer_paths
 from harness.errors import UserError
 

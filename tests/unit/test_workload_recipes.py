@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from harness.build import workload_images as wi
+from harness.build import workload_recipes as wr
 from harness.errors import UserError
 
 
-def text(recipe: wi.Recipe, path: str) -> str:
+def text(recipe: wr.Recipe, path: str) -> str:
     return dict(recipe.files)[path]
 
 
@@ -22,27 +23,27 @@ def directives(conf: str, name: str) -> list[str]:
 
 
 def test_references_are_full_and_busybox_has_both_tags():
-    assert wi.REFS == {
+    assert wr.REFS == {
         "nginx": ("docker.io/library/nginx:stable",),
         "busybox": ("docker.io/library/busybox:stable", "docker.io/library/busybox:latest"),
     }
-    assert wi.NGINX_REF in wi.REFS["nginx"] and wi.BUSYBOX_REF in wi.BUSYBOX_REFS
+    assert wr.NGINX_REF in wr.REFS["nginx"] and wr.BUSYBOX_REF in wr.BUSYBOX_REFS
 
 
 def test_nginx_workers_run_as_a_user_and_group_the_image_has():
-    conf = text(wi.NGINX, "etc/nginx/nginx.conf")
+    conf = text(wr.NGINX, "etc/nginx/nginx.conf")
     (user,) = directives(conf, "user")
-    passwd = {line.split(":")[0]: line.split(":") for line in text(wi.NGINX, "etc/passwd").split()}
-    groups = {line.split(":")[0] for line in text(wi.NGINX, "etc/group").split()}
+    passwd = {line.split(":")[0]: line.split(":") for line in text(wr.NGINX, "etc/passwd").split()}
+    groups = {line.split(":")[0] for line in text(wr.NGINX, "etc/group").split()}
     assert user == "www-data" and user in passwd and user in groups
     uid = int(passwd[user][2])
-    temp_dirs = [d for d in wi.NGINX.dirs if d[0].startswith("var/lib/nginx/")]
+    temp_dirs = [d for d in wr.NGINX.dirs if d[0].startswith("var/lib/nginx/")]
     assert temp_dirs and all(owner == uid for _path, _mode, owner in temp_dirs)
 
 
 def test_nginx_runs_in_the_foreground_once_and_logs_to_the_container():
-    conf = text(wi.NGINX, "etc/nginx/nginx.conf")
-    assert wi.NGINX.config["Cmd"] == ["nginx", "-g", "daemon off;"]
+    conf = text(wr.NGINX, "etc/nginx/nginx.conf")
+    assert wr.NGINX.config["Cmd"] == ["nginx", "-g", "daemon off;"]
     assert directives(conf, "daemon") == []  # nginx refuses a directive given twice
     assert directives(conf, "pid") == ["/run/nginx.pid"]
     assert directives(conf, "error_log") == ["stderr notice"]
@@ -50,18 +51,18 @@ def test_nginx_runs_in_the_foreground_once_and_logs_to_the_container():
 
 
 def test_nginx_listens_where_the_image_says_and_stops_gracefully():
-    conf = text(wi.NGINX, "etc/nginx/nginx.conf")
+    conf = text(wr.NGINX, "etc/nginx/nginx.conf")
     ports = {f"{p}/tcp" for p in directives(conf, "listen")}
-    assert ports == set(wi.NGINX.config["ExposedPorts"]) == {"80/tcp"}
-    assert wi.NGINX.config["StopSignal"] == "SIGQUIT"
+    assert ports == set(wr.NGINX.config["ExposedPorts"]) == {"80/tcp"}
+    assert wr.NGINX.config["StopSignal"] == "SIGQUIT"
 
 
 def test_both_images_run_as_root_with_a_path():
-    for recipe in wi.RECIPES.values():
+    for recipe in wr.RECIPES.values():
         assert recipe.config["User"] == "0:0"
-        assert recipe.config["Env"] == [wi.PATH_ENV]
+        assert recipe.config["Env"] == [wr.PATH_ENV]
         assert text(recipe, "etc/passwd").startswith("root:x:0:0:")
-    assert wi.BUSYBOX.config["Cmd"] == ["sh"]
+    assert wr.BUSYBOX.config["Cmd"] == ["sh"]
 
 
 def test_source_date_epoch_sets_the_time(monkeypatch):
