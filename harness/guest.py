@@ -11,6 +11,8 @@ from pathlib import Path
 # the OS's own stage files, which init runs in this order: the one list of them
 STAGE_DIR = Path(__file__).resolve().parents[1] / "build/rootfs/usr/lib/kubesolo-os/init.d"
 STAGES = tuple(sorted(path.name for path in STAGE_DIR.glob("[0-9][0-9]-*.sh")))
+if not STAGES:  # the harness runs from a checkout of the OS it tests
+    raise ImportError(f"harness.guest: no stage files in {STAGE_DIR}: run from a checkout")
 LAST_STAGE = STAGES[-1]
 
 # ---- console markers (docs/boot-flow.md "Boot markers") ----
@@ -49,7 +51,10 @@ EMERGENCY_PROMPT = r"\(kubesolo-emergency\) # "
 SHELL_PROMPT = r"\(kubesolo-shell\) # "
 ISOLINUX_PROMPT = r"(?<![^\r\n])boot: "  # at a line start: not "reboot: Restarting"
 GRUB_MENU = r"Use the \S+ and \S+ keys to select which entry is highlighted"
-MENU_DOWN = "\x1b[B"  # the down-arrow key, as a VT100 terminal sends it
+# GRUB's "next entry" key, Ctrl-N: one byte. The down arrow's escape
+# sequence was lost under load: GRUB waits only 100 ms for the rest of an
+# escape, then takes ESC alone, and the menu stopped one entry short.
+MENU_DOWN = "\x0e"
 # GRUB's editor shows an entry as `setparams 'LABEL'`, then the entry's lines
 # (harness.build.boot_menu.grub_cfg): the empty one after `{`, then `linux`
 GRUB_EDITOR_LINUX_LINE = 2

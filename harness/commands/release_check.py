@@ -23,6 +23,7 @@ from harness.boottime.chart import chart_svg
 from harness.build.builder import BuildRequest, build
 from harness.build.layer_proof import prove
 from harness.build.previous import previous_image
+from harness.build.rootfs import REPO
 from harness.errors import HarnessError
 from harness.private import write_shared
 
@@ -269,8 +270,7 @@ def layer_check(release: Image, tested: Image) -> Check:
 def main_release_check(previous: str, baseline: str | None, boots: int, artifacts: Path) -> int:
     artifacts = artifacts.resolve()
     artifacts.mkdir(parents=True, exist_ok=True)
-    repo = Path(__file__).resolve().parents[1]
-    old = previous_image(previous, repo)
+    old = previous_image(previous, REPO)
     new = build(BuildRequest(flavour="test"))
     from harness.commands.boot_timeline import conditions  # reads QEMU's version: only when run
 

@@ -342,7 +342,7 @@ def open_environment(path: str, coordinator: str | None = None) -> Environment:
 
     if not Path(path).is_file():
         raise LabError(f"labgrid env {path}: no such file")
-    keep_grpc_out_of_forks()  # before labgrid's remote client imports gRPC
+    keep_grpc_out_of_forks()  # a script's, before labgrid's remote client imports gRPC
     try:
         env = Environment(config_file=path)
     except (NoConfigFoundError, InvalidConfigError) as err:

@@ -85,7 +85,7 @@ def boot_keys(
 ) -> str:
     """The keys that boot `label` with the parameters after its command line:
     at isolinux's prompt the boot line and Enter; in GRUB's menu one
-    down-arrow per place (in `labels`, the image's menu), then, with parameters, `e` (the
+    Ctrl-N per place (in `labels`, the image's menu), then, with parameters, `e` (the
     editor), down to the entry's `linux` line (guest.GRUB_EDITOR_LINUX_LINE),
     its end, the parameters and Ctrl-X; else Enter."""
     if loader == "isolinux":

@@ -33,19 +33,24 @@ from harness.vm.protocols import Target
 MachineFactory = Callable[..., Target]  # a QEMU Machine, or a BoardTarget with --lg-env
 SHARED_DIR = "shared"  # beside the run's snapshots: who serves each shared node
 log = logger("pytest")
+# The one setting made on import: labgrid's pytest plugin imports gRPC as it
+# loads, which may be right after this module, and gRPC reads the setting
+# then (harness.process); xdist's workers inherit it.
+keep_grpc_out_of_forks()
 
 
 # the plugins beside this one, registered before anything configures
 SUB_PLUGINS = (
     (run_name, "kubesolo-run-name"),  # before its users configure
+    (reports, "kubesolo-reports"),  # its summary line comes last
     (boot_gate, "kubesolo-boot-gate"),  # its options follow ours
     (snapshots, "kubesolo-snapshots"),
     (schedule, "kubesolo-schedule"),
-    (reports, "kubesolo-reports"),
 )
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    parser.getgroup("kubesolo", "KubeSolo OS harness")  # titled before the others add to it
     for module, name in SUB_PLUGINS:
         if not pluginmanager.is_registered(module):
             pluginmanager.register(module, name)
@@ -56,7 +61,6 @@ def pytest_configure(config: pytest.Config) -> None:
     # run directories, disks, snapshots (guest RAM), kubeconfigs: ours alone;
     # what is shared on purpose is made readable (harness.private.share)
     os.umask(PRIVATE_UMASK)
-    keep_grpc_out_of_forks()  # before xdist starts its workers, which inherit it
     if hasattr(config, "workerinput"):  # an xdist worker: die with the controller
         die_with_parent()
     for name, text in MARKERS.items():

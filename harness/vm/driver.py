@@ -10,7 +10,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,20 +91,22 @@ class ShellCommands:
                 raise CommandFailed(f"command unexpectedly succeeded: {command}")
         return result.stdout.decode(errors="replace")
 
-    def _wait_for_status(self, command: str, timeout: float, success: bool) -> str:
-        """stdout of the first run of `command` that succeeds (or fails), retried
-        until `timeout` (then CommandFailed with the last output)."""
+    def _wait_for_status(
+        self, command: str, timeout: float, done: Callable[[int], bool], failure: str
+    ) -> str:
+        """stdout of the first run of `command` whose exit status is `done`,
+        retried until `timeout`; then CommandFailed: `failure` and the last output."""
         deadline = time.monotonic() + timeout
 
         def attempt(last_try: bool) -> str | None:
             result = self._run(command, timeout=max(5, deadline - time.monotonic()))
             output = result.stdout.decode(errors="replace")
-            if (result.status == 0) == success:
+            if done(result.status):
                 return output
             if last_try:
                 raise CommandFailed(
-                    f"not {'successful' if success else 'failing'} within {timeout:.0f}s: "
-                    f"{command}\nlast output: {output[-2000:]}"
+                    f"{failure} after {timeout:.0f}s (status {result.status})\n"
+                    f"last output: {output[-2000:]}"
                 )
             return None
 
@@ -114,23 +116,28 @@ class ShellCommands:
         """stdout of the first successful run of a guest command, retried until
         `timeout` (then CommandFailed with the last output)."""
         with self._step(f"wait until succeeds: {command}"):
-            return self._wait_for_status(command, timeout, success=True)
+            failure = f"not successful: {command}"
+            return self._wait_for_status(command, timeout, lambda s: s == 0, failure)
 
     def wait_until_fails(self, command: str, timeout: float = 60) -> str:
         """stdout of the first failing run of a guest command, retried until
         `timeout` (then CommandFailed with the last output)."""
         with self._step(f"wait until fails: {command}"):
-            return self._wait_for_status(command, timeout, success=False)
+            failure = f"not failing: {command}"
+            return self._wait_for_status(command, timeout, lambda s: s != 0, failure)
 
     def wait_for_open_port(self, port: int, timeout: float = 60) -> None:
         """Until a TCP socket in the guest listens on `port` (then CommandFailed)."""
         with self._step(f"wait for guest port {port} to listen"):
-            self._wait_for_status(listening_command(port), timeout, success=True)
+            failure = f"nothing listening on guest port {port}"
+            self._wait_for_status(listening_command(port), timeout, lambda s: s == 0, failure)
 
     def wait_for_closed_port(self, port: int, timeout: float = 60) -> None:
-        """Until no TCP socket in the guest listens on `port` (then CommandFailed)."""
+        """Until no TCP socket in the guest listens on `port` (then CommandFailed).
+        Only the check's "not listening" (status 1) counts: a broken check is no answer."""
         with self._step(f"wait for guest port {port} to close"):
-            self._wait_for_status(listening_command(port), timeout, success=False)
+            failure = f"guest port {port} still listening"
+            self._wait_for_status(listening_command(port), timeout, lambda s: s == 1, failure)
 
     def copy_from_host(self, source: Path, target: str) -> None:
         """Copy a host file (with its permission bits) or directory (its tree)

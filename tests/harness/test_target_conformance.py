@@ -122,7 +122,7 @@ def check_shell(target: ShellAccess, tmp_path: Path) -> None:
     target.wait_until_fails(f"test -e {flag}", timeout=60)
     with pytest.raises(CommandFailed, match="last output: seen-last"):
         target.wait_until_succeeds("echo seen-last; false", timeout=2)
-    with pytest.raises(CommandFailed, match="not failing within 2s"):
+    with pytest.raises(CommandFailed, match="not failing: true after 2s"):
         target.wait_until_fails("true", timeout=2)
     # copies: a file of every byte value, over several chunks, with its mode; a tree
     blob = tmp_path / "blob"
@@ -139,14 +139,18 @@ def check_shell(target: ShellAccess, tmp_path: Path) -> None:
     target.copy_from_host(tree, "/tmp/copied/tree")
     listing = target.succeed("cd /tmp/copied/tree && find . -type f | sort && cat sub/leaf.txt")
     assert listing == "./sub/leaf.txt\n./top.txt\nleaf\n"
-    assert target.execute("ls /tmp/copied/*.copy-part")[0] != 0  # nothing partial left
+    assert target.execute("ls -d /tmp/copied/*.copy-part*")[0] != 0  # nothing partial left
+    owners = target.succeed("find /tmp/copied/tree -exec stat -c %u:%g {} + | sort -u")
+    assert owners == "0:0\n"  # root's, whoever owned the host's tree
+    with pytest.raises(CommandFailed, match="is a directory"):
+        target.copy_from_host(blob, "/tmp/copied/tree")
     # ports: busybox httpd listens, then stops
     target.succeed(f"mkdir -p /tmp/www && printf '{PAGE}' > /tmp/www/index.html")
     target.succeed(
         f"busybox httpd -f -p {GUEST_PORT} -h /tmp/www >/dev/null 2>&1 & echo $! > /tmp/httpd.pid"
     )
     target.wait_for_open_port(GUEST_PORT, timeout=60)
-    with pytest.raises(CommandFailed):
+    with pytest.raises(CommandFailed, match=f"guest port {GUEST_PORT} still listening after 2s"):
         target.wait_for_closed_port(GUEST_PORT, timeout=2)
 
 

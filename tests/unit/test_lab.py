@@ -175,12 +175,12 @@ def test_the_boot_line_typed_at_the_prompt():
 
 
 def test_the_keys_typed_in_grubs_menu():
-    """docs/architecture.md "Hardware in the loop": one down-arrow per place,
+    """docs/architecture.md "Hardware in the loop": one Ctrl-N per place,
     then the editor, two lines down to `linux`, its end, the parameters, Ctrl-X."""
     keys = boot_keys("grub", "kubesolo-shell", "loglevel=4", "kubesolo.testshell=ttyS1")
-    assert keys == "\x1b[B\x1b[Be\x0e\x0e\x05 kubesolo.testshell=ttyS1 loglevel=4\x18"
+    assert keys == "\x0e\x0ee\x0e\x0e\x05 kubesolo.testshell=ttyS1 loglevel=4\x18"
     assert boot_keys("grub", "kubesolo", "", "") == "\r"
-    assert boot_keys("grub", "kubesolo-nopersist", "", "") == "\x1b[B" * 3 + "\r"
+    assert boot_keys("grub", "kubesolo-nopersist", "", "") == "\x0e" * 3 + "\r"
 
 
 def test_grubs_editor_finds_linux_where_the_board_types():

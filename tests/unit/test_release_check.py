@@ -158,3 +158,9 @@ def test_a_baseline_the_gate_cannot_compare_is_not_run_and_a_bad_one_is_one_line
     broken.write_text("{")
     with pytest.raises(gate.GateError, match="not a baseline file"):
         rc.read_baseline(broken, now)
+
+
+def test_the_previous_release_is_built_from_the_repository_root():
+    """git archive of a subdirectory would hold no build/: the previous
+    release would be the current tree, built again."""
+    assert (rc.REPO / "pyproject.toml").is_file() and (rc.REPO / "build").is_dir()

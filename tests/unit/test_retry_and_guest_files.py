@@ -5,8 +5,10 @@ real shell and awk on a fake /proc table."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,15 @@ def run_in_sh(commands: list[str], cwd: Path) -> None:
         subprocess.run(["sh", "-c", command], cwd=cwd, check=True)
 
 
+def first_failure(commands: list[str], cwd: Path) -> str:
+    """stderr of the first command that fails (the copy stops there)."""
+    for command in commands:
+        done = subprocess.run(["sh", "-c", command], cwd=cwd, capture_output=True, text=True)
+        if done.returncode:
+            return done.stderr
+    raise AssertionError("every command succeeded")
+
+
 def test_a_copied_file_arrives_byte_for_byte_with_its_mode_in_chunks(tmp_path):
     source = tmp_path / "source"
     source.write_bytes(os.urandom(guest_files.CHUNK * 2 + 17))
@@ -65,15 +76,44 @@ def test_a_copied_file_arrives_byte_for_byte_with_its_mode_in_chunks(tmp_path):
     assert not target.with_name("copy" + guest_files.PARTIAL_SUFFIX).exists()
 
 
-def test_a_copied_directory_keeps_its_tree(tmp_path):
+def test_a_copied_directory_keeps_its_tree_and_is_roots(tmp_path):
     source = tmp_path / "tree"
     (source / "a" / "b").mkdir(parents=True)
     (source / "a" / "b" / "leaf").write_text("leaf\n")
     (source / "top").write_text("top\n")
-    target = tmp_path / "guest" / "tree"
+    (source / "link").symlink_to("top")
+    target = tmp_path / "guest" / "with space's" / "tree"
     run_in_sh(guest_files.copy_commands(source, str(target)), tmp_path)
     assert (target / "a" / "b" / "leaf").read_text() == "leaf\n"
-    assert (target / "top").read_text() == "top\n"
+    assert (target / "link").readlink() == Path("top")
+    assert not list(target.parent.glob("*" + guest_files.PARTIAL_SUFFIX + "*"))
+    with tarfile.open(fileobj=io.BytesIO(guest_files._tar_of(source))) as tar:
+        members = tar.getmembers()
+    assert {(m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, "root", "root")}
+
+
+def test_a_tree_is_never_merged_into_what_is_there(tmp_path):
+    source = tmp_path / "tree"
+    source.mkdir()
+    (tmp_path / "there").mkdir()
+    commands = guest_files.copy_commands(source, str(tmp_path / "there"))
+    assert "exists" in first_failure(commands, tmp_path)
+
+
+def test_a_file_never_lands_inside_a_directory_of_its_name(tmp_path):
+    source = tmp_path / "f"
+    source.write_text("x")
+    (tmp_path / "dir").mkdir()
+    commands = guest_files.copy_commands(source, str(tmp_path / "dir"))
+    assert "is a directory" in first_failure(commands, tmp_path)
+    assert list((tmp_path / "dir").iterdir()) == []
+
+
+def test_an_empty_file_is_copied_empty(tmp_path):
+    source = tmp_path / "empty"
+    source.write_bytes(b"")
+    run_in_sh(guest_files.copy_commands(source, str(tmp_path / "copy")), tmp_path)
+    assert (tmp_path / "copy").read_bytes() == b""
 
 
 @pytest.mark.parametrize(
@@ -81,6 +121,7 @@ def test_a_copied_directory_keeps_its_tree(tmp_path):
     [
         (lambda p: p / "missing", "/tmp/x", "not a file or a directory"),
         (lambda p: (p / "f").write_text("") or p / "f", "relative/x", "absolute guest path"),
+        (lambda p: (p / "f").write_text("") or p / "f", "/tmp/dir/", "not ending in /"),
     ],
 )
 def test_bad_copies_are_one_clear_line(tmp_path, make, target, message):
