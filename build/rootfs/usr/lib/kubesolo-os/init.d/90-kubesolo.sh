@@ -9,6 +9,8 @@
 # kubesolo.flags= are merged by flag name (kubesolo_args). The Portainer
 # Edge settings of the cloud-init file come first, so the flags file and
 # kubesolo.flags= override them.
+# shellcheck source=../kubesolo.sh
+. /usr/lib/kubesolo-os/kubesolo.sh
 
 KUBESOLO_BIN=/usr/local/bin/kubesolo
 KUBESOLO_FLAGS_FILE=/etc/kubesolo/extra-flags
