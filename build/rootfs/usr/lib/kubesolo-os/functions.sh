@@ -1,4 +1,4 @@
-# shellcheck shell=sh
+# shellcheck shell=sh disable=SC3043 # busybox ash, the guest's sh, has local
 # Shared helpers of the init stages: logging, the boot environment, device
 # waits and the emergency shell (docs/boot-flow.md "Failure Handling").
 
@@ -32,14 +32,14 @@ load_boot_env() {
 # save_var NAME VALUE FILE: append NAME='VALUE', each ' written '\'' (any
 # bytes, newlines included, come back exactly through read_assignments).
 save_var() {
-    sv_rest=$2 sv_quoted=""
+    local rest="$2" quoted=""
     while :; do
-        case $sv_rest in
-            *\'*) sv_quoted="$sv_quoted${sv_rest%%\'*}'\\''"; sv_rest=${sv_rest#*\'} ;;
+        case $rest in
+            *\'*) quoted="$quoted${rest%%\'*}'\\''"; rest=${rest#*\'} ;;
             *) break ;;
         esac
     done
-    printf "%s='%s'\n" "$1" "$sv_quoted$sv_rest" >> "$3"
+    printf "%s='%s'\n" "$1" "$quoted$rest" >> "$3"
 }
 
 # Blanks that may follow a closing quote (CRLF files included).
@@ -50,55 +50,55 @@ KUBESOLO_BLANKS=$(printf ' \t\r')
 # quoting: '\'' is a quote, a value may span lines, blanks may follow) or
 # NAME=value with a bare value of letters, digits and ._/:,@+- only. Any
 # other line, or a NAME not listed, is one warning and is not assigned.
-# False if a line was bad.
+# False if a line was bad. The NAMEs are uppercase: its locals are not.
 # shellcheck disable=SC2094 # warn_bad writes to stderr, not to FILE
 read_assignments() {
-    ra_file=$1 ra_bad=0 ra_no=0 ra_name="" ra_value="" ra_rest=""
+    local file="$1" bad=0 no=0 name="" value="" rest="" line known listed
     shift
-    while IFS= read -r ra_line || [ -n "$ra_line" ]; do
-        ra_no=$((ra_no + 1))
-        if [ -n "$ra_name" ]; then  # a quoted value goes on
-            ra_value="$ra_value
-" ra_rest=$ra_line
+    while IFS= read -r line || [ -n "$line" ]; do
+        no=$((no + 1))
+        if [ -n "$name" ]; then  # a quoted value goes on
+            value="$value
+" rest=$line
         else
-            case $ra_line in ''|'#'*) continue ;; esac
-            ra_name=${ra_line%%=*} ra_known=0
-            case $ra_line in *=*) for ra_listed in "$@"; do
-                [ "$ra_listed" = "$ra_name" ] && ra_known=1
+            case $line in ''|'#'*) continue ;; esac
+            name=${line%%=*} known=0
+            case $line in *=*) for listed in "$@"; do
+                [ "$listed" = "$name" ] && known=1
             done ;; esac
-            if [ "$ra_known" = 0 ]; then
-                warn_bad "$ra_file" "line $ra_no" "$ra_line" "does not set one of $*"
-                ra_bad=1 ra_name=""; continue
+            if [ "$known" = 0 ]; then
+                warn_bad "$file" "line $no" "$line" "does not set one of $*"
+                bad=1 name=""; continue
             fi
-            ra_rest=${ra_line#*=}
-            case $ra_rest in
-                \'*) ra_rest=${ra_rest#\'} ra_value="" ;;
+            rest=${line#*=}
+            case $rest in
+                \'*) rest=${rest#\'} value="" ;;
                 *[!A-Za-z0-9._/:,@+-]*)
-                    warn_bad "$ra_file" "line $ra_no" "$ra_line" "is not NAME='value'"
-                    ra_bad=1 ra_name=""; continue ;;
-                *) eval "$ra_name=\$ra_rest"; ra_name=""; continue ;;
+                    warn_bad "$file" "line $no" "$line" "is not NAME='value'"
+                    bad=1 name=""; continue ;;
+                *) eval "$name=\$rest"; name=""; continue ;;
             esac
         fi
         while :; do  # consume quoted text up to the closing quote
-            case $ra_rest in
+            case $rest in
                 *\'*) ;;
-                *) ra_value=$ra_value$ra_rest; continue 2 ;;  # no closing quote yet
+                *) value=$value$rest; continue 2 ;;  # no closing quote yet
             esac
-            ra_value=$ra_value${ra_rest%%\'*} ra_rest=${ra_rest#*\'}
-            case $ra_rest in
-                "\\''"*) ra_value="$ra_value'" ra_rest=${ra_rest#???} ;;
+            value=$value${rest%%\'*} rest=${rest#*\'}
+            case $rest in
+                "\\''"*) value="$value'" rest=${rest#???} ;;
                 *[!"$KUBESOLO_BLANKS"]*)
-                    warn_bad "$ra_file" "line $ra_no" "$ra_rest" "follows the closing quote of $ra_name"
-                    ra_bad=1 ra_name=""; break ;;
-                *) eval "$ra_name=\$ra_value"; ra_name=""; break ;;
+                    warn_bad "$file" "line $no" "$rest" "follows the closing quote of $name"
+                    bad=1 name=""; break ;;
+                *) eval "$name=\$value"; name=""; break ;;
             esac
         done
-    done < "$ra_file"
-    if [ -n "$ra_name" ]; then
-        warn_bad "$ra_file" "$ra_name" "$ra_value" "has no closing quote"
-        ra_bad=1
+    done < "$file"
+    if [ -n "$name" ]; then
+        warn_bad "$file" "$name" "$value" "has no closing quote"
+        bad=1
     fi
-    return "$ra_bad"
+    return "$bad"
 }
 
 # cmdline_words [FILE]: one kernel parameter per line (stage 10); double
@@ -143,14 +143,14 @@ warn_bad() {
 # The grammars of node configuration values: true when $1 is one.
 is_ipv4() { # dotted quad, each 0-255 without leading zeros
     case $1 in ''|*[!0-9.]*|.*|*.|*..*) return 1 ;; esac
-    ip4_rest=$1. ip4_count=0
-    while [ -n "$ip4_rest" ]; do
-        ip4_octet=${ip4_rest%%.*} ip4_rest=${ip4_rest#*.}
-        case $ip4_octet in 0?*|????*) return 1 ;; esac
-        [ "$ip4_octet" -le 255 ] || return 1
-        ip4_count=$((ip4_count + 1))
+    local rest="$1." count=0 octet
+    while [ -n "$rest" ]; do
+        octet=${rest%%.*} rest=${rest#*.}
+        case $octet in 0?*|????*) return 1 ;; esac
+        [ "$octet" -le 255 ] || return 1
+        count=$((count + 1))
     done
-    [ "$ip4_count" = 4 ]
+    [ "$count" = 4 ]
 }
 is_ipv4_cidr() { # ADDRESS/PREFIX, prefix 0-32
     case $1 in */*/*|*/) return 1 ;; */*) ;; *) return 1 ;; esac
@@ -167,10 +167,10 @@ is_hostname() { # a lowercase RFC 1123 label of at most 63 characters
 is_dns_name() { # host.example: RFC 1123 labels, either case, at most 253 characters
     case $1 in ''|.*|*.|*..*|*[!A-Za-z0-9.-]*|-*|*-|*.-*|*-.*) return 1 ;; esac
     [ "${#1}" -le 253 ] || return 1
-    dn_rest=$1.
-    while [ -n "$dn_rest" ]; do
-        dn_label=${dn_rest%%.*} dn_rest=${dn_rest#*.}
-        [ "${#dn_label}" -le 63 ] || return 1
+    local rest="$1." label
+    while [ -n "$rest" ]; do
+        label=${rest%%.*} rest=${rest#*.}
+        [ "${#label}" -le 63 ] || return 1
     done
 }
 is_host() { is_ipv4 "$1" || is_dns_name "$1"; } # a time server
@@ -230,14 +230,15 @@ MODALIAS_FILES="/sys/bus/*/devices/*/modalias /sys/class/input/*/modalias /sys/d
 # (each costs about 10 ms under TCG). Modaliases hold no blanks. The globs
 # of MODALIAS_FILES expand even under the caller's set -f, kept as it was.
 read_modaliases() {
-    case $- in *f*) rm_noglob=1; set +f ;; *) rm_noglob="" ;; esac
+    local noglob file alias
+    case $- in *f*) noglob=1; set +f ;; *) noglob="" ;; esac
     DEVICE_MODALIASES=""
     # shellcheck disable=SC2086 # the globs are meant to expand
-    for rm_file in $MODALIAS_FILES; do
-        [ -r "$rm_file" ] && read -r rm_alias < "$rm_file" 2>/dev/null &&
-            DEVICE_MODALIASES="$DEVICE_MODALIASES $rm_alias"
+    for file in $MODALIAS_FILES; do
+        [ -r "$file" ] && read -r alias < "$file" 2>/dev/null &&
+            DEVICE_MODALIASES="$DEVICE_MODALIASES $alias"
     done
-    [ -z "$rm_noglob" ] || set -f
+    [ -z "$noglob" ] || set -f
 }
 
 # load_device_drivers: modprobe the driver of every device present, unless
@@ -245,18 +246,19 @@ read_modaliases() {
 # There is no udev: this is how devices that appear after stage 00
 # (hot-plugged, slow USB) get their drivers.
 load_device_drivers() {
-    ldd_seen=$DEVICE_MODALIASES
+    local seen="$DEVICE_MODALIASES" noglob
     read_modaliases
-    [ "$DEVICE_MODALIASES" != "$ldd_seen" ] || return 1
-    case $- in *f*) ldd_noglob=1 ;; *) ldd_noglob="" ;; esac
+    [ "$DEVICE_MODALIASES" != "$seen" ] || return 1
+    case $- in *f*) noglob=1 ;; *) noglob="" ;; esac
     set -f  # split, never globbed; the caller's setting comes back
     # shellcheck disable=SC2086 # one word per modalias
     modprobe -qa $DEVICE_MODALIASES 2>/dev/null
-    [ -n "$ldd_noglob" ] || set +f
+    [ -n "$noglob" ] || set +f
 }
 
 # uptime_cs: centiseconds since boot (a clock that never jumps).
 uptime_cs() {
+    local up
     read -r up _ < /proc/uptime
     echo "${up%.*}${up#*.}"
 }
@@ -265,7 +267,8 @@ uptime_cs() {
 # run from the "Waiting" line by the clock, however long each driver load
 # takes; the last look, with drivers loaded, comes after the deadline.
 wait_for_device() {
-    spec=$1 deadline="" DEVICE_MODALIASES=""  # the first look loads every driver
+    local spec="$1" deadline="" dev
+    DEVICE_MODALIASES=""  # the first look loads every driver
     while :; do
         dev=$(resolve_device "$spec") && [ -n "$dev" ] && { echo "$dev"; return 0; }
         if [ -z "$deadline" ]; then
@@ -288,6 +291,7 @@ get_ip() {
 # tabs and carriage returns made blanks, blanks trimmed at both ends and
 # empty lines dropped; a missing file has no lines.
 config_lines() {
+    local file
     for file in "$@"; do
         [ -f "$file" ] || continue
         awk '{ sub(/#.*/, ""); gsub(/[\t\r]/, " "); sub(/^ +/, ""); sub(/ +$/, "") } $0 != ""' "$file"
@@ -298,8 +302,9 @@ config_lines() {
 # line, separated by single blanks. Most nodes have none of the files: then
 # no awk starts (each process costs about 10 ms under emulation).
 read_config_words() {
-    for rcw_file in "$@"; do
-        [ -f "$rcw_file" ] || continue
+    local file
+    for file in "$@"; do
+        [ -f "$file" ] || continue
         config_lines "$@" | awk '{ for (i = 1; i <= NF; i++) printf "%s%s", (n++ ? " " : ""), $i } END { if (n) print "" }'
         return
     done
@@ -308,8 +313,9 @@ read_config_words() {
 # is_mounted PATH: something is mounted on PATH (false while /proc is not).
 is_mounted() {
     [ -r /proc/mounts ] || return 1
-    while read -r _ im_path _; do
-        [ "$im_path" = "$1" ] && return 0
+    local path
+    while read -r _ path _; do
+        [ "$path" = "$1" ] && return 0
     done < /proc/mounts
     return 1
 }

@@ -1,4 +1,4 @@
-# shellcheck shell=sh
+# shellcheck shell=sh disable=SC3043 # busybox ash, the guest's sh, has local
 # KubeSolo's command line, the helpers of stage 90 alone (docs/boot-flow.md
 # "Stage 90 — KubeSolo"; docs/kubesolo.md "Command line"): the Portainer
 # Edge settings of the cloud-init file, the merge of the flags by name, and
@@ -23,22 +23,23 @@ is_edge_value() { # a Portainer Edge ID or key: 1 to 512 of letters, digits and 
 cloud_init_portainer() {
     PORTAINER_FLAGS=""
     [ -f "$1" ] || return 0
-    while IFS= read -r cp_line; do
-        cp_key=${cp_line%%=*} cp_value=${cp_line#*=}
-        case $cp_key in
+    local line key value
+    while IFS= read -r line; do
+        key=${line%%=*} value=${line#*=}
+        case $key in
             portainer.edge-id|portainer.edge-key)
-                if is_edge_value "$cp_value"; then
-                    PORTAINER_FLAGS="$PORTAINER_FLAGS --portainer-${cp_key#portainer.}=$cp_value"
+                if is_edge_value "$value"; then
+                    PORTAINER_FLAGS="$PORTAINER_FLAGS --portainer-${key#portainer.}=$value"
                 else
                     # the key is a secret, even when it is a bad one
-                    [ "$cp_key" = portainer.edge-key ] && cp_value="<redacted>"
-                    warn_bad "$1" "$cp_key" "$cp_value" "is not 1 to 512 letters, digits and ._+/=-"
+                    [ "$key" = portainer.edge-key ] && value="<redacted>"
+                    warn_bad "$1" "$key" "$value" "is not 1 to 512 letters, digits and ._+/=-"
                 fi ;;
             portainer.edge-async)
-                case $cp_value in
+                case $value in
                     true) PORTAINER_FLAGS="$PORTAINER_FLAGS --portainer-edge-async" ;;
                     false) PORTAINER_FLAGS="$PORTAINER_FLAGS --no-portainer-edge-async" ;;
-                    *) warn_bad "$1" "$cp_key" "$cp_value" "is not true or false" ;;
+                    *) warn_bad "$1" "$key" "$value" "is not true or false" ;;
                 esac ;;
         esac
     done <<FLAT

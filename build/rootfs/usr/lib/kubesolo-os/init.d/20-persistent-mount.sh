@@ -1,4 +1,4 @@
-# shellcheck shell=sh
+# shellcheck shell=sh disable=SC3043 # busybox ash, the guest's sh, has local
 # Stage 20 (docs/boot-flow.md "Stage 20 — Persistent Mount"): the data
 # partition, its first-boot layout and the five bind mounts; tmpfs in RAM-only
 # mode. KubeSolo OS never formats a disk: a missing, unformatted, damaged or
@@ -24,8 +24,9 @@ EXT4_MAGIC=61267  # 0xEF53, at byte 56 of an ext2/3/4 superblock
 # its way there one byte at a time (minutes under emulation).
 read_le16() {
     [ $(($2 + 2)) -le "$(blockdev --getsize64 "$1" 2>/dev/null || echo 0)" ] || return 0
-    rl_number=$(dd if="$1" bs=1 skip="$2" count=2 2>/dev/null | od -An -tu2)
-    echo "${rl_number##* }"  # od's number without its leading blanks
+    local number
+    number=$(dd if="$1" bs=1 skip="$2" count=2 2>/dev/null | od -An -tu2)
+    echo "${number##* }"  # od's number without its leading blanks
 }
 
 # has_superblock DEV OFFSET [LOG]: an ext4 superblock starts at byte OFFSET
@@ -38,10 +39,11 @@ has_superblock() {
 # backup_superblock DEV: the block of the first backup superblock (block
 # group 1) for 1, 2 or 4 KiB blocks, if one is there.
 backup_superblock() {
-    for bs_log_block in 0:8193 1:16384 2:32768; do
-        bs_log=${bs_log_block%%:*} bs_block=${bs_log_block#*:}
-        if has_superblock "$1" $(((1024 << bs_log) * bs_block)) "$bs_log"; then
-            echo "$bs_block"
+    local pair size_log block
+    for pair in 0:8193 1:16384 2:32768; do
+        size_log=${pair%%:*} block=${pair#*:}
+        if has_superblock "$1" $(((1024 << size_log) * block)) "$size_log"; then
+            echo "$block"
             return 0
         fi
     done
@@ -51,11 +53,12 @@ backup_superblock() {
 # damaged_ext4_device: "DEV BLOCK" for the first block device whose primary
 # superblock is gone but whose backup is there: findfs cannot see its label.
 damaged_ext4_device() {
+    local sys dev block
     for sys in /sys/class/block/*; do
-        dd_dev=/dev/${sys##*/}
-        [ -b "$dd_dev" ] || continue
-        has_superblock "$dd_dev" 1024 && continue
-        dd_block=$(backup_superblock "$dd_dev") && { echo "$dd_dev $dd_block"; return 0; }
+        dev=/dev/${sys##*/}
+        [ -b "$dev" ] || continue
+        has_superblock "$dev" 1024 && continue
+        block=$(backup_superblock "$dev") && { echo "$dev $block"; return 0; }
     done
     return 1
 }
@@ -63,7 +66,7 @@ damaged_ext4_device() {
 # missing_data_device: the missing-disk error; by label or UUID, it names a
 # disk whose damaged superblock may be the reason.
 missing_data_device() {
-    hint=""
+    local hint="" found
     case $KUBESOLO_DATA_DEV in
         LABEL=*|UUID=*)
             if found=$(damaged_ext4_device); then
@@ -83,6 +86,7 @@ refuse_read_only() {
 # check_superblock DEV: tell a damaged ext4 superblock (a backup is there:
 # e2fsck can repair it) from a disk that holds no ext4 at all.
 check_superblock() {
+    local block
     has_superblock "$1" 1024 && return 0
     if block=$(backup_superblock "$1"); then
         die "the ext4 superblock of $1 is damaged: repair it from the emergency shell with 'e2fsck -b $block $1' and type exit, $WITHOUT_DISK; KubeSolo OS never formats disks"
@@ -95,6 +99,7 @@ check_superblock() {
 # boot before the kernel mounts a damaged file system.
 check_file_system() {
     log "Checking the file system on $1 (e2fsck -p)"
+    local status hint block
     e2fsck -p "$1" > "$E2FSCK_LOG" 2>&1
     status=$?
     awk '/./ && n++ < 20 { print "[kubesolo-init] [INFO] e2fsck: " $0 }' "$E2FSCK_LOG" >&2
@@ -117,7 +122,7 @@ warn_if_full() {
     # shellcheck disable=SC2046 # four numbers, as df -P counts them (blocks free to users)
     set -- "$1" $(stat -f -c '%S %b %a %d' "$KUBESOLO_DATA_MNT" 2>/dev/null)
     [ "$#" = 5 ] || { log_warn "cannot read the free space of $KUBESOLO_DATA_MNT"; return 0; }
-    dev=$1 total_kib=$(($2 * $3 / 1024)) free_kib=$(($2 * $4 / 1024)) free_inodes=$5
+    local dev="$1" total_kib=$(($2 * $3 / 1024)) free_kib=$(($2 * $4 / 1024)) free_inodes="$5"
     if [ "$free_kib" -eq 0 ] || [ "$free_inodes" -eq 0 ]; then
         log_warn "data partition $dev is full ($free_kib KiB and $free_inodes inodes free of $((total_kib / 1024)) MiB): KubeSolo and the node's configuration cannot be saved; free space on it"
     elif [ $((free_kib * 100)) -lt $((total_kib * DATA_LOW_SPACE_PERCENT)) ]; then
@@ -126,6 +131,7 @@ warn_if_full() {
 }
 
 mount_data_partition() {
+    local dev
     dev=$(wait_for_device "$KUBESOLO_DATA_DEV" "$DATA_WAIT_SECONDS") || missing_data_device
     mkdir -p "$KUBESOLO_DATA_MNT"
     is_mounted "$KUBESOLO_DATA_MNT" && return 0
@@ -149,6 +155,7 @@ mount_ram_only() {
 # fails, only a missing persistent directory stops the boot: a full partition
 # without the others still boots ("Disk faults").
 create_layout() {
+    local entry dir
     [ -f "$KUBESOLO_DATA_MNT/.kubesolo-os" ] || log "First boot on this data partition: creating the directory layout"
     set -- "$KUBESOLO_DATA_MNT/usr-local/bin"
     for entry in $PERSISTENT_DIRS; do set -- "$@" "$KUBESOLO_DATA_MNT/${entry%%:*}"; done
@@ -160,6 +167,7 @@ create_layout() {
 }
 
 bind_mounts() {
+    local entry src dst
     set --
     for entry in $PERSISTENT_DIRS; do set -- "$@" "${entry#*:}"; done
     mkdir -p "$@"
@@ -174,7 +182,7 @@ bind_mounts() {
 # its KubeSolo in $KUBESOLO_IMAGE_BIN and links it into /usr/local/bin on
 # every boot, so each boot runs the binary of the image it booted.
 link_image_kubesolo() {
-    target=/usr/local/bin/kubesolo
+    local target=/usr/local/bin/kubesolo
     if [ -f "$target" ] && [ ! -L "$target" ]; then
         mv "$target" "$target.replaced" && log_warn "moved a kubesolo binary found in /usr/local/bin to $target.replaced"
     fi
