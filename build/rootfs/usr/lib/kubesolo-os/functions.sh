@@ -128,7 +128,8 @@ printable() {
             if (NR > 1) out = out "\\x0a"
             for (i = 1; i <= length($0); i++) {
                 c = substr($0, i, 1); n = code[c]
-                out = out ((n >= 32 && n < 127 && c != "\\" && c != "\"") ? c : sprintf("\\x%02x", n))
+                kept = n >= 32 && n < 127 && c != "\\" && c != "\""
+                out = out (kept ? c : sprintf("\\x%02x", n))
             }
         }
         END { if (length(out) > 64) out = substr(out, 1, 61) "..."; printf "%s", out }'
@@ -223,7 +224,9 @@ resolve_device() {
 # strings). The same set as every modalias under /sys/devices (a boot test
 # compares them), without walking /sys/devices: that walk cost 0.6 s a pass
 # under TCG (docs/boot-flow.md "Stage 00 — Early Mount").
-MODALIAS_FILES="/sys/bus/*/devices/*/modalias /sys/class/input/*/modalias /sys/devices/system/cpu/modalias /sys/devices/virtual/dmi/id/modalias"
+MODALIAS_FILES="/sys/bus/*/devices/*/modalias /sys/class/input/*/modalias"
+MODALIAS_FILES="$MODALIAS_FILES /sys/devices/system/cpu/modalias"
+MODALIAS_FILES="$MODALIAS_FILES /sys/devices/virtual/dmi/id/modalias"
 
 # read_modaliases: set DEVICE_MODALIASES to the modaliases of the devices
 # present, blank-separated. The shell reads each file itself: no process
@@ -294,7 +297,8 @@ config_lines() {
     local file
     for file in "$@"; do
         [ -f "$file" ] || continue
-        awk '{ sub(/#.*/, ""); gsub(/[\t\r]/, " "); sub(/^ +/, ""); sub(/ +$/, "") } $0 != ""' "$file"
+        awk '{ sub(/#.*/, ""); gsub(/[\t\r]/, " "); sub(/^ +/, ""); sub(/ +$/, "") }
+            $0 != ""' "$file"
     done
 }
 
@@ -305,7 +309,9 @@ read_config_words() {
     local file
     for file in "$@"; do
         [ -f "$file" ] || continue
-        config_lines "$@" | awk '{ for (i = 1; i <= NF; i++) printf "%s%s", (n++ ? " " : ""), $i } END { if (n) print "" }'
+        config_lines "$@" | awk '
+            { for (i = 1; i <= NF; i++) printf "%s%s", (n++ ? " " : ""), $i }
+            END { if (n) print "" }'
         return
     done
 }
@@ -359,7 +365,8 @@ emergency_shell() {
         return 0
     fi
     log_error "Boot failed: emergency shell on the console; type 'exit' to retry the boot sequence"
-    log "Useful: dmesg | tail -50; cat /proc/cmdline; cat /proc/mounts; findfs LABEL=KSOLODATA; ip addr"
+    log "Useful: dmesg | tail -50; cat /proc/cmdline; cat /proc/mounts;" \
+        "findfs LABEL=KSOLODATA; ip addr"
     console_shell kubesolo-emergency
 }
 

@@ -98,7 +98,8 @@ merge_flags() {
         END {
             for (i = 1; i <= NR; i++) {
                 w = word[i]
-                if (w !~ /^--[^=]/) { place("\001" i, w); continue }  # not a flag: kept where it is
+                # not a flag: kept where it is
+                if (w !~ /^--[^=]/) { place("\001" i, w); continue }
                 name = substr(w, 3); text = w; has_value = 0
                 if ((eq = index(name, "=")) > 0) {
                     value = substr(name, eq + 1); name = substr(name, 1, eq - 1); has_value = 1

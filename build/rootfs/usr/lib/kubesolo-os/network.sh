@@ -69,7 +69,9 @@ NETWORK_VARS="NET_IFACE NET_MODE NET_ADDRESS NET_GATEWAY NET_DNS"
 # boot: NAME='value' lines, read back as data (read_saved_network).
 save_network_config() {
     [ -d "${NETWORK_SAVED%/*}" ] || return 0
-    if ! { echo "# Network configuration saved by KubeSolo OS stage 50; edit to change it (NAME='value' lines, docs/boot-flow.md \"Node configuration is data\")." > "$NETWORK_SAVED.tmp" &&
+    if ! { echo "# Network configuration saved by KubeSolo OS stage 50; edit to change it" \
+            "(NAME='value' lines, docs/boot-flow.md \"Node configuration is data\")." \
+            > "$NETWORK_SAVED.tmp" &&
         save_var NET_IFACE "$NET_IFACE" "$NETWORK_SAVED.tmp" &&
         save_var NET_MODE "$NET_MODE" "$NETWORK_SAVED.tmp" &&
         save_var NET_ADDRESS "$NET_ADDRESS" "$NETWORK_SAVED.tmp" &&
@@ -77,7 +79,8 @@ save_network_config() {
         save_var NET_DNS "$NET_DNS" "$NETWORK_SAVED.tmp" &&
         mv "$NETWORK_SAVED.tmp" "$NETWORK_SAVED"; }; then
         rm -f "$NETWORK_SAVED.tmp"  # a full data partition: a warning, not a failed source
-        log_warn "cannot save the network configuration to $NETWORK_SAVED (data partition full?): it is read from cloud-init again on the next boot"
+        log_warn "cannot save the network configuration to $NETWORK_SAVED" \
+            "(data partition full?): it is read from cloud-init again on the next boot"
     fi
 }
 

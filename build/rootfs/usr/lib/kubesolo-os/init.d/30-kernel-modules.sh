@@ -14,7 +14,8 @@ load_module_list() {
         if is_module_name "$module"; then
             names="$names $module"
         else
-            warn_bad "$1" "module name" "$module" "is not letters, digits, _ and - (starting with a letter or digit)"
+            warn_bad "$1" "module name" "$module" \
+                "is not letters, digits, _ and - (starting with a letter or digit)"
         fi
     done
     # shellcheck disable=SC2086 # names are split, each a checked module name

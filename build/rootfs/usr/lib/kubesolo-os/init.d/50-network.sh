@@ -16,8 +16,10 @@ configure_from_saved() {
     read_saved_network; lines_ok=$?  # a bad line: the file is not used, its values still checked
     check_network "$NETWORK_SAVED" NET_IFACE NET_MODE NET_ADDRESS NET_GATEWAY NET_DNS || return 1
     [ "$lines_ok" = 0 ] || return 1
-    apply_network_vars || { log_warn "saved network config $NETWORK_SAVED failed to apply"; return 1; }
-    record_network saved "$NET_IFACE" "${NET_MODE:-static}" "$NET_ADDRESS" "$NET_GATEWAY" "$NET_DNS"
+    apply_network_vars ||
+        { log_warn "saved network config $NETWORK_SAVED failed to apply"; return 1; }
+    record_network saved "$NET_IFACE" "${NET_MODE:-static}" "$NET_ADDRESS" "$NET_GATEWAY" \
+        "$NET_DNS"
 }
 
 configure_from_cloud_init() {
@@ -26,10 +28,12 @@ configure_from_cloud_init() {
         [ -n "$KUBESOLO_CLOUDINIT" ] && log_warn "cloud-init file $file not found"
         return 1
     fi
-    cloud_init_network "$file" || { log_warn "cloud-init file $file has no network.address"; return 1; }
-    check_network "$file" network.interface network.mode network.address network.gateway network.dns ||
-        return 1
-    apply_network_vars || { log_warn "cloud-init network config from $file failed to apply"; return 1; }
+    cloud_init_network "$file" ||
+        { log_warn "cloud-init file $file has no network.address"; return 1; }
+    check_network "$file" network.interface network.mode network.address network.gateway \
+        network.dns || return 1
+    apply_network_vars ||
+        { log_warn "cloud-init network config from $file failed to apply"; return 1; }
     record_network cloud-init "$NET_IFACE" static "$NET_ADDRESS" "$NET_GATEWAY" "$NET_DNS"
     save_network_config
 }
