@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 LIB = REPO / "build/rootfs/usr/lib/kubesolo-os"
 BUSYBOX = shutil.which("busybox")
 WARN = "[kubesolo-init] [WARN] "
-LIBS = f". {LIB}/functions.sh; . {LIB}/network.sh; "
+LIBS = f". {LIB}/functions.sh; . {LIB}/network.sh; . {LIB}/kubesolo.sh; "
 
 
 def busybox_sh(

@@ -98,7 +98,12 @@ def test_standin_accepts_kubesolo_grammar(argv):
 
 
 def kubesolo_args(hostname: str, file_flags: str = "", cmdline_flags: str = "") -> list[str]:
-    done = sh(f'. {LIB}/functions.sh; kubesolo_args "$@"', hostname, file_flags, cmdline_flags)
+    done = sh(
+        f'. {LIB}/functions.sh; . {LIB}/kubesolo.sh; kubesolo_args "$@"',
+        hostname,
+        file_flags,
+        cmdline_flags,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
 
@@ -212,7 +217,7 @@ def test_stage90_an_int_flag_takes_its_value_and_is_merged():
 def test_stage90_without_the_table_passes_the_words_unmerged():
     """A missing table is said on the console; nothing is guessed or dropped."""
     done = sh(
-        f'. {LIB}/functions.sh; kubesolo_args "$@"',
+        f'. {LIB}/functions.sh; . {LIB}/kubesolo.sh; kubesolo_args "$@"',
         "node-1",
         "--debug",
         "--debug",

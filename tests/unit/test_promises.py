@@ -132,7 +132,7 @@ def test_virtual_interface_prefixes(prefix):
 def test_stage90_defaults_are_the_promised_ones():
     """docs/boot-flow.md "Stage 90 — KubeSolo": with no extra flags KubeSolo
     gets exactly the three defaults, the hostname as the SAN."""
-    done = sh(f'. {LIB}/functions.sh; kubesolo_args "$@"', "node-1", "", "")
+    done = sh(f'. {LIB}/functions.sh; . {LIB}/kubesolo.sh; kubesolo_args "$@"', "node-1", "", "")
     assert done.stdout.split() == P.spec_default_flags("node-1")
 
 
@@ -142,7 +142,10 @@ def test_stage90_precedence_is_the_promised_one():
     file_flags = "--no-local-storage --path=/var/lib/kubesolo --apiserver-extra-sans node.example"
     cmdline_flags = "--local-storage --apiserver-extra-sans=10.0.2.15 --debug"
     done = sh(
-        f'. {LIB}/functions.sh; kubesolo_args "$@"', "kubesolo-123456", file_flags, cmdline_flags
+        f'. {LIB}/functions.sh; . {LIB}/kubesolo.sh; kubesolo_args "$@"',
+        "kubesolo-123456",
+        file_flags,
+        cmdline_flags,
     )
     assert done.stdout.split() == [
         "--path=/var/lib/kubesolo",

@@ -16,7 +16,7 @@ from harness.build import kubesolo_flags
 
 REPO = Path(__file__).resolve().parents[2]
 STANDIN = REPO / "build/standin/kubesolo"
-FUNCTIONS = REPO / "build/rootfs/usr/lib/kubesolo-os/functions.sh"
+KUBESOLO_SH = REPO / "build/rootfs/usr/lib/kubesolo-os/kubesolo.sh"  # stage 90's helpers
 TABLE = kubesolo_flags.TABLE
 IN_IMAGE = "/usr/lib/kubesolo-os/kubesolo-flags"
 
@@ -43,9 +43,9 @@ def test_stage90_and_the_standin_read_the_one_table_the_image_carries():
     the image (where build/rootfs lands), the override is for host tests."""
     default = f"KUBESOLO_FLAGS_TABLE:-{IN_IMAGE}}}"
     assert default in STANDIN.read_text()
-    assert default in FUNCTIONS.read_text()
+    assert default in KUBESOLO_SH.read_text()
     assert REPO / "build/rootfs" / IN_IMAGE.lstrip("/") == TABLE
-    for text in (STANDIN.read_text(), FUNCTIONS.read_text()):
+    for text in (STANDIN.read_text(), KUBESOLO_SH.read_text()):
         assert "KUBESOLO_BOOL_FLAGS" not in text and "local-storage:bool" not in text
 
 

@@ -1,4 +1,4 @@
-# shellcheck shell=sh
+# shellcheck shell=sh disable=SC3043 # busybox ash, the guest's sh, has local
 # Shared helpers of the init stages: logging, the boot environment, device
 # waits and the emergency shell (docs/boot-flow.md "Failure Handling").
 
@@ -32,14 +32,14 @@ load_boot_env() {
 # save_var NAME VALUE FILE: append NAME='VALUE', each ' written '\'' (any
 # bytes, newlines included, come back exactly through read_assignments).
 save_var() {
-    sv_rest=$2 sv_quoted=""
+    local rest="$2" quoted=""
     while :; do
-        case $sv_rest in
-            *\'*) sv_quoted="$sv_quoted${sv_rest%%\'*}'\\''"; sv_rest=${sv_rest#*\'} ;;
+        case $rest in
+            *\'*) quoted="$quoted${rest%%\'*}'\\''"; rest=${rest#*\'} ;;
             *) break ;;
         esac
     done
-    printf "%s='%s'\n" "$1" "$sv_quoted$sv_rest" >> "$3"
+    printf "%s='%s'\n" "$1" "$quoted$rest" >> "$3"
 }
 
 # Blanks that may follow a closing quote (CRLF files included).
@@ -50,55 +50,55 @@ KUBESOLO_BLANKS=$(printf ' \t\r')
 # quoting: '\'' is a quote, a value may span lines, blanks may follow) or
 # NAME=value with a bare value of letters, digits and ._/:,@+- only. Any
 # other line, or a NAME not listed, is one warning and is not assigned.
-# False if a line was bad.
+# False if a line was bad. The NAMEs are uppercase: its locals are not.
 # shellcheck disable=SC2094 # warn_bad writes to stderr, not to FILE
 read_assignments() {
-    ra_file=$1 ra_bad=0 ra_no=0 ra_name="" ra_value="" ra_rest=""
+    local file="$1" bad=0 no=0 name="" value="" rest="" line known listed
     shift
-    while IFS= read -r ra_line || [ -n "$ra_line" ]; do
-        ra_no=$((ra_no + 1))
-        if [ -n "$ra_name" ]; then  # a quoted value goes on
-            ra_value="$ra_value
-" ra_rest=$ra_line
+    while IFS= read -r line || [ -n "$line" ]; do
+        no=$((no + 1))
+        if [ -n "$name" ]; then  # a quoted value goes on
+            value="$value
+" rest=$line
         else
-            case $ra_line in ''|'#'*) continue ;; esac
-            ra_name=${ra_line%%=*} ra_known=0
-            case $ra_line in *=*) for ra_listed in "$@"; do
-                [ "$ra_listed" = "$ra_name" ] && ra_known=1
+            case $line in ''|'#'*) continue ;; esac
+            name=${line%%=*} known=0
+            case $line in *=*) for listed in "$@"; do
+                [ "$listed" = "$name" ] && known=1
             done ;; esac
-            if [ "$ra_known" = 0 ]; then
-                warn_bad "$ra_file" "line $ra_no" "$ra_line" "does not set one of $*"
-                ra_bad=1 ra_name=""; continue
+            if [ "$known" = 0 ]; then
+                warn_bad "$file" "line $no" "$line" "does not set one of $*"
+                bad=1 name=""; continue
             fi
-            ra_rest=${ra_line#*=}
-            case $ra_rest in
-                \'*) ra_rest=${ra_rest#\'} ra_value="" ;;
+            rest=${line#*=}
+            case $rest in
+                \'*) rest=${rest#\'} value="" ;;
                 *[!A-Za-z0-9._/:,@+-]*)
-                    warn_bad "$ra_file" "line $ra_no" "$ra_line" "is not NAME='value'"
-                    ra_bad=1 ra_name=""; continue ;;
-                *) eval "$ra_name=\$ra_rest"; ra_name=""; continue ;;
+                    warn_bad "$file" "line $no" "$line" "is not NAME='value'"
+                    bad=1 name=""; continue ;;
+                *) eval "$name=\$rest"; name=""; continue ;;
             esac
         fi
         while :; do  # consume quoted text up to the closing quote
-            case $ra_rest in
+            case $rest in
                 *\'*) ;;
-                *) ra_value=$ra_value$ra_rest; continue 2 ;;  # no closing quote yet
+                *) value=$value$rest; continue 2 ;;  # no closing quote yet
             esac
-            ra_value=$ra_value${ra_rest%%\'*} ra_rest=${ra_rest#*\'}
-            case $ra_rest in
-                "\\''"*) ra_value="$ra_value'" ra_rest=${ra_rest#???} ;;
+            value=$value${rest%%\'*} rest=${rest#*\'}
+            case $rest in
+                "\\''"*) value="$value'" rest=${rest#???} ;;
                 *[!"$KUBESOLO_BLANKS"]*)
-                    warn_bad "$ra_file" "line $ra_no" "$ra_rest" "follows the closing quote of $ra_name"
-                    ra_bad=1 ra_name=""; break ;;
-                *) eval "$ra_name=\$ra_value"; ra_name=""; break ;;
+                    warn_bad "$file" "line $no" "$rest" "follows the closing quote of $name"
+                    bad=1 name=""; break ;;
+                *) eval "$name=\$value"; name=""; break ;;
             esac
         done
-    done < "$ra_file"
-    if [ -n "$ra_name" ]; then
-        warn_bad "$ra_file" "$ra_name" "$ra_value" "has no closing quote"
-        ra_bad=1
+    done < "$file"
+    if [ -n "$name" ]; then
+        warn_bad "$file" "$name" "$value" "has no closing quote"
+        bad=1
     fi
-    return "$ra_bad"
+    return "$bad"
 }
 
 # cmdline_words [FILE]: one kernel parameter per line (stage 10); double
@@ -128,7 +128,8 @@ printable() {
             if (NR > 1) out = out "\\x0a"
             for (i = 1; i <= length($0); i++) {
                 c = substr($0, i, 1); n = code[c]
-                out = out ((n >= 32 && n < 127 && c != "\\" && c != "\"") ? c : sprintf("\\x%02x", n))
+                kept = n >= 32 && n < 127 && c != "\\" && c != "\""
+                out = out (kept ? c : sprintf("\\x%02x", n))
             }
         }
         END { if (length(out) > 64) out = substr(out, 1, 61) "..."; printf "%s", out }'
@@ -143,14 +144,14 @@ warn_bad() {
 # The grammars of node configuration values: true when $1 is one.
 is_ipv4() { # dotted quad, each 0-255 without leading zeros
     case $1 in ''|*[!0-9.]*|.*|*.|*..*) return 1 ;; esac
-    ip4_rest=$1. ip4_count=0
-    while [ -n "$ip4_rest" ]; do
-        ip4_octet=${ip4_rest%%.*} ip4_rest=${ip4_rest#*.}
-        case $ip4_octet in 0?*|????*) return 1 ;; esac
-        [ "$ip4_octet" -le 255 ] || return 1
-        ip4_count=$((ip4_count + 1))
+    local rest="$1." count=0 octet
+    while [ -n "$rest" ]; do
+        octet=${rest%%.*} rest=${rest#*.}
+        case $octet in 0?*|????*) return 1 ;; esac
+        [ "$octet" -le 255 ] || return 1
+        count=$((count + 1))
     done
-    [ "$ip4_count" = 4 ]
+    [ "$count" = 4 ]
 }
 is_ipv4_cidr() { # ADDRESS/PREFIX, prefix 0-32
     case $1 in */*/*|*/) return 1 ;; */*) ;; *) return 1 ;; esac
@@ -167,10 +168,10 @@ is_hostname() { # a lowercase RFC 1123 label of at most 63 characters
 is_dns_name() { # host.example: RFC 1123 labels, either case, at most 253 characters
     case $1 in ''|.*|*.|*..*|*[!A-Za-z0-9.-]*|-*|*-|*.-*|*-.*) return 1 ;; esac
     [ "${#1}" -le 253 ] || return 1
-    dn_rest=$1.
-    while [ -n "$dn_rest" ]; do
-        dn_label=${dn_rest%%.*} dn_rest=${dn_rest#*.}
-        [ "${#dn_label}" -le 63 ] || return 1
+    local rest="$1." label
+    while [ -n "$rest" ]; do
+        label=${rest%%.*} rest=${rest#*.}
+        [ "${#label}" -le 63 ] || return 1
     done
 }
 is_host() { is_ipv4 "$1" || is_dns_name "$1"; } # a time server
@@ -179,10 +180,6 @@ is_module_name() { # letters, digits, _ and -, starting with a letter or digit
 }
 is_flag_word() { # a word of KubeSolo's command line: letters, digits, ._:/,=@+-
     case $1 in ''|*[!A-Za-z0-9._:/,=@+-]*) return 1 ;; esac
-}
-is_edge_value() { # a Portainer Edge ID or key: 1 to 512 of letters, digits and ._+/=-
-    case $1 in ''|*[!A-Za-z0-9._+/=-]*) return 1 ;; esac
-    [ "${#1}" -le 512 ]
 }
 is_device_spec() { # /dev/NAME, LABEL=NAME or UUID=HEX
     case $1 in
@@ -227,21 +224,24 @@ resolve_device() {
 # strings). The same set as every modalias under /sys/devices (a boot test
 # compares them), without walking /sys/devices: that walk cost 0.6 s a pass
 # under TCG (docs/boot-flow.md "Stage 00 — Early Mount").
-MODALIAS_FILES="/sys/bus/*/devices/*/modalias /sys/class/input/*/modalias /sys/devices/system/cpu/modalias /sys/devices/virtual/dmi/id/modalias"
+MODALIAS_FILES="/sys/bus/*/devices/*/modalias /sys/class/input/*/modalias"
+MODALIAS_FILES="$MODALIAS_FILES /sys/devices/system/cpu/modalias"
+MODALIAS_FILES="$MODALIAS_FILES /sys/devices/virtual/dmi/id/modalias"
 
 # read_modaliases: set DEVICE_MODALIASES to the modaliases of the devices
 # present, blank-separated. The shell reads each file itself: no process
 # (each costs about 10 ms under TCG). Modaliases hold no blanks. The globs
 # of MODALIAS_FILES expand even under the caller's set -f, kept as it was.
 read_modaliases() {
-    case $- in *f*) rm_noglob=1; set +f ;; *) rm_noglob="" ;; esac
+    local noglob file alias
+    case $- in *f*) noglob=1; set +f ;; *) noglob="" ;; esac
     DEVICE_MODALIASES=""
     # shellcheck disable=SC2086 # the globs are meant to expand
-    for rm_file in $MODALIAS_FILES; do
-        [ -r "$rm_file" ] && read -r rm_alias < "$rm_file" 2>/dev/null &&
-            DEVICE_MODALIASES="$DEVICE_MODALIASES $rm_alias"
+    for file in $MODALIAS_FILES; do
+        [ -r "$file" ] && read -r alias < "$file" 2>/dev/null &&
+            DEVICE_MODALIASES="$DEVICE_MODALIASES $alias"
     done
-    [ -z "$rm_noglob" ] || set -f
+    [ -z "$noglob" ] || set -f
 }
 
 # load_device_drivers: modprobe the driver of every device present, unless
@@ -249,18 +249,19 @@ read_modaliases() {
 # There is no udev: this is how devices that appear after stage 00
 # (hot-plugged, slow USB) get their drivers.
 load_device_drivers() {
-    ldd_seen=$DEVICE_MODALIASES
+    local seen="$DEVICE_MODALIASES" noglob
     read_modaliases
-    [ "$DEVICE_MODALIASES" != "$ldd_seen" ] || return 1
-    case $- in *f*) ldd_noglob=1 ;; *) ldd_noglob="" ;; esac
+    [ "$DEVICE_MODALIASES" != "$seen" ] || return 1
+    case $- in *f*) noglob=1 ;; *) noglob="" ;; esac
     set -f  # split, never globbed; the caller's setting comes back
     # shellcheck disable=SC2086 # one word per modalias
     modprobe -qa $DEVICE_MODALIASES 2>/dev/null
-    [ -n "$ldd_noglob" ] || set +f
+    [ -n "$noglob" ] || set +f
 }
 
 # uptime_cs: centiseconds since boot (a clock that never jumps).
 uptime_cs() {
+    local up
     read -r up _ < /proc/uptime
     echo "${up%.*}${up#*.}"
 }
@@ -269,7 +270,8 @@ uptime_cs() {
 # run from the "Waiting" line by the clock, however long each driver load
 # takes; the last look, with drivers loaded, comes after the deadline.
 wait_for_device() {
-    spec=$1 deadline="" DEVICE_MODALIASES=""  # the first look loads every driver
+    local spec="$1" deadline="" dev
+    DEVICE_MODALIASES=""  # the first look loads every driver
     while :; do
         dev=$(resolve_device "$spec") && [ -n "$dev" ] && { echo "$dev"; return 0; }
         if [ -z "$deadline" ]; then
@@ -292,9 +294,11 @@ get_ip() {
 # tabs and carriage returns made blanks, blanks trimmed at both ends and
 # empty lines dropped; a missing file has no lines.
 config_lines() {
+    local file
     for file in "$@"; do
         [ -f "$file" ] || continue
-        awk '{ sub(/#.*/, ""); gsub(/[\t\r]/, " "); sub(/^ +/, ""); sub(/ +$/, "") } $0 != ""' "$file"
+        awk '{ sub(/#.*/, ""); gsub(/[\t\r]/, " "); sub(/^ +/, ""); sub(/ +$/, "") }
+            $0 != ""' "$file"
     done
 }
 
@@ -302,9 +306,12 @@ config_lines() {
 # line, separated by single blanks. Most nodes have none of the files: then
 # no awk starts (each process costs about 10 ms under emulation).
 read_config_words() {
-    for rcw_file in "$@"; do
-        [ -f "$rcw_file" ] || continue
-        config_lines "$@" | awk '{ for (i = 1; i <= NF; i++) printf "%s%s", (n++ ? " " : ""), $i } END { if (n) print "" }'
+    local file
+    for file in "$@"; do
+        [ -f "$file" ] || continue
+        config_lines "$@" | awk '
+            { for (i = 1; i <= NF; i++) printf "%s%s", (n++ ? " " : ""), $i }
+            END { if (n) print "" }'
         return
     done
 }
@@ -312,132 +319,17 @@ read_config_words() {
 # is_mounted PATH: something is mounted on PATH (false while /proc is not).
 is_mounted() {
     [ -r /proc/mounts ] || return 1
-    while read -r _ im_path _; do
-        [ "$im_path" = "$1" ] && return 0
+    local path
+    while read -r _ path _; do
+        [ "$path" = "$1" ] && return 0
     done < /proc/mounts
     return 1
 }
-
-# KubeSolo's flags and their kinds (docs/kubesolo.md "Command line"): a
-# bool never takes a value and has a --no- form; a list's values add up
-# (comma-separated); every other flag takes one value.
-KUBESOLO_FLAGS_TABLE=${KUBESOLO_FLAGS_TABLE:-/usr/lib/kubesolo-os/kubesolo-flags}
 
 # The cloud-init file stages 50 and 90 read, and its flattener
 # (fixtures/cloud-init/README.md).
 CLOUDINIT_DEFAULT=/etc/kubesolo/cloud-init.yaml
 CLOUD_INIT_AWK=${CLOUD_INIT_AWK:-/usr/lib/kubesolo-os/cloud-init.awk}
-
-# cloud_init_portainer FILE: PORTAINER_FLAGS, KubeSolo's Portainer Edge flags
-# from the file's portainer.edge-id, portainer.edge-key and
-# portainer.edge-async (docs/boot-flow.md "Stage 90 — KubeSolo"). A value
-# outside its grammar is one warning and is not used (a bad key's warning
-# shows <redacted>). The flattener's lines are read as data, never evaluated.
-cloud_init_portainer() {
-    PORTAINER_FLAGS=""
-    [ -f "$1" ] || return 0
-    while IFS= read -r cp_line; do
-        cp_key=${cp_line%%=*} cp_value=${cp_line#*=}
-        case $cp_key in
-            portainer.edge-id|portainer.edge-key)
-                if is_edge_value "$cp_value"; then
-                    PORTAINER_FLAGS="$PORTAINER_FLAGS --portainer-${cp_key#portainer.}=$cp_value"
-                else
-                    # the key is a secret, even when it is a bad one
-                    [ "$cp_key" = portainer.edge-key ] && cp_value="<redacted>"
-                    warn_bad "$1" "$cp_key" "$cp_value" "is not 1 to 512 letters, digits and ._+/=-"
-                fi ;;
-            portainer.edge-async)
-                case $cp_value in
-                    true) PORTAINER_FLAGS="$PORTAINER_FLAGS --portainer-edge-async" ;;
-                    false) PORTAINER_FLAGS="$PORTAINER_FLAGS --no-portainer-edge-async" ;;
-                    *) warn_bad "$1" "$cp_key" "$cp_value" "is not true or false" ;;
-                esac ;;
-        esac
-    done <<FLAT
-$(awk -f "$CLOUD_INIT_AWK" "$1")
-FLAT
-}
-
-# redact_flags WORD...: the words, with the value of a secret flag
-# (--portainer-edge-key) replaced, for the console log.
-redact_flags() {
-    printf '%s\n' "$@" | awk '
-        function put(word) { printf "%s%s", (NR > 1 ? " " : ""), word }
-        secret { put("<redacted>"); secret = 0; next }
-        /^--portainer-edge-key=/ { put("--portainer-edge-key=<redacted>"); next }
-        $0 == "--portainer-edge-key" { secret = 1 }
-        { put($0) }'
-}
-
-# merge_flags: read command-line words, one per line, and print them merged
-# by flag name, one per line. A flag given again, or negated with --no-,
-# replaces the earlier one and takes its place in the order; the values of
-# a list flag are joined (comma-separated, duplicates dropped, order kept).
-# A value is `--flag=value`, or the next word unless it starts with `-` (as
-# kingpin reads it); the kinds come from KUBESOLO_FLAGS_TABLE. Words and the
-# table are only data: nothing is evaluated. Without the table the words
-# pass unmerged, for KubeSolo to judge (an image without it is a build bug).
-merge_flags() {
-    if [ ! -r "$KUBESOLO_FLAGS_TABLE" ]; then
-        log_error "$KUBESOLO_FLAGS_TABLE missing: KubeSolo's flags are passed unmerged"
-        cat
-        return 0
-    fi
-    awk -v table="$KUBESOLO_FLAGS_TABLE" '
-        BEGIN {
-            while ((getline line < table) > 0) {
-                sub(/#.*/, "", line)
-                if (split(line, f, " ") < 2) continue
-                if (f[2] == "bool") is_bool[f[1]] = 1
-                if (f[2] == "list") is_list[f[1]] = 1
-            }
-        }
-        { word[NR] = $0 }
-        function place(key, text) {
-            if (key in slot) delete owner[slot[key]]
-            slot[key] = ++slots; owner[slots] = key; words_of[key] = text
-        }
-        function add_to_list(key, value,    n, parts, i) {
-            n = split(value, parts, ",")
-            for (i = 1; i <= n; i++) {
-                if (parts[i] == "" || (key SUBSEP parts[i]) in listed) continue
-                listed[key, parts[i]] = 1
-                joined[key] = joined[key] (joined[key] == "" ? "" : ",") parts[i]
-            }
-            place(key, "--" key "\n" joined[key])
-        }
-        END {
-            for (i = 1; i <= NR; i++) {
-                w = word[i]
-                if (w !~ /^--[^=]/) { place("\001" i, w); continue }  # not a flag: kept where it is
-                name = substr(w, 3); text = w; has_value = 0
-                if ((eq = index(name, "=")) > 0) {
-                    value = substr(name, eq + 1); name = substr(name, 1, eq - 1); has_value = 1
-                }
-                key = name
-                if (name ~ /^no-/ && is_bool[substr(name, 4)]) key = substr(name, 4)
-                if (!has_value && !is_bool[key] && i < NR && word[i + 1] !~ /^-/) {
-                    value = word[++i]; text = text "\n" value; has_value = 1
-                }
-                if (is_list[key] && has_value) add_to_list(key, value)
-                else place(key, text)
-            }
-            for (s = 1; s <= slots; s++) if (s in owner) print words_of[owner[s]]
-        }'
-}
-
-# kubesolo_args HOSTNAME FILE_FLAGS CMDLINE_FLAGS: KubeSolo's arguments, one
-# per line (stage 90): the defaults, then the flags file's, then the boot
-# parameter's, merged by flag name (merge_flags), so the later source wins.
-# Booleans take no value in KubeSolo's grammar: `--local-storage`, never
-# `--local-storage true`.
-kubesolo_args() (
-    set -f  # the flag lists are split on blanks, never globbed
-    # shellcheck disable=SC2086 # word splitting of the flag lists is intended
-    printf '%s\n' --path /var/lib/kubesolo --local-storage --apiserver-extra-sans "$1" $2 $3 |
-        merge_flags
-)
 
 # hostname_from_mac MAC: kubesolo- and the last six hex digits, lowercase
 # (stage 60).
@@ -473,7 +365,8 @@ emergency_shell() {
         return 0
     fi
     log_error "Boot failed: emergency shell on the console; type 'exit' to retry the boot sequence"
-    log "Useful: dmesg | tail -50; cat /proc/cmdline; cat /proc/mounts; findfs LABEL=KSOLODATA; ip addr"
+    log "Useful: dmesg | tail -50; cat /proc/cmdline; cat /proc/mounts;" \
+        "findfs LABEL=KSOLODATA; ip addr"
     console_shell kubesolo-emergency
 }
 

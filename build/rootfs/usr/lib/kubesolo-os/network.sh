@@ -1,4 +1,4 @@
-# shellcheck shell=sh
+# shellcheck shell=sh disable=SC3043 # busybox ash, the guest's sh, has local
 # Network helpers of stage 50 (docs/boot-flow.md "Stage 50 — Network"):
 # interface detection, static and DHCP configuration, and the saved
 # configuration.
@@ -18,6 +18,7 @@ is_virtual_iface() {
 # physical_ifaces: non-virtual interfaces in ifindex order, so "first" means
 # the NIC the firmware enumerated first.
 physical_ifaces() {
+    local dev name
     for dev in /sys/class/net/*; do
         name=${dev##*/}
         is_virtual_iface "$name" && continue
@@ -35,7 +36,7 @@ write_resolv_conf() ( # "DNS..." (blank-separated)
 
 # apply_static IFACE ADDRESS/PREFIX [GATEWAY] ["DNS..."]
 apply_static() {
-    iface=$1 address=$2 gateway=${3:-} dns=${4:-}
+    local iface="$1" address="$2" gateway="${3:-}" dns="${4:-}"
     ip link set "$iface" up || return 1
     ip addr flush dev "$iface" 2>/dev/null
     ip addr add "$address" dev "$iface" || return 1
@@ -68,7 +69,9 @@ NETWORK_VARS="NET_IFACE NET_MODE NET_ADDRESS NET_GATEWAY NET_DNS"
 # boot: NAME='value' lines, read back as data (read_saved_network).
 save_network_config() {
     [ -d "${NETWORK_SAVED%/*}" ] || return 0
-    if ! { echo "# Network configuration saved by KubeSolo OS stage 50; edit to change it (NAME='value' lines, docs/boot-flow.md \"Node configuration is data\")." > "$NETWORK_SAVED.tmp" &&
+    if ! { echo "# Network configuration saved by KubeSolo OS stage 50; edit to change it" \
+            "(NAME='value' lines, docs/boot-flow.md \"Node configuration is data\")." \
+            > "$NETWORK_SAVED.tmp" &&
         save_var NET_IFACE "$NET_IFACE" "$NETWORK_SAVED.tmp" &&
         save_var NET_MODE "$NET_MODE" "$NETWORK_SAVED.tmp" &&
         save_var NET_ADDRESS "$NET_ADDRESS" "$NETWORK_SAVED.tmp" &&
@@ -76,7 +79,8 @@ save_network_config() {
         save_var NET_DNS "$NET_DNS" "$NETWORK_SAVED.tmp" &&
         mv "$NETWORK_SAVED.tmp" "$NETWORK_SAVED"; }; then
         rm -f "$NETWORK_SAVED.tmp"  # a full data partition: a warning, not a failed source
-        log_warn "cannot save the network configuration to $NETWORK_SAVED (data partition full?): it is read from cloud-init again on the next boot"
+        log_warn "cannot save the network configuration to $NETWORK_SAVED" \
+            "(data partition full?): it is read from cloud-init again on the next boot"
     fi
 }
 
@@ -101,24 +105,24 @@ read_saved_network() {
 # the NET_* values follow their grammar; one warning per bad value, naming
 # ORIGIN and the key (docs/boot-flow.md "Node configuration is data").
 check_network() {
-    cn_ok=0 cn_skip="network settings of $1 ignored"
+    local ok=0 skip="network settings of $1 ignored" dns
     if [ -n "$NET_IFACE" ] && ! is_iface_name "$NET_IFACE"; then
-        warn_bad "$1" "$2" "$NET_IFACE" "is not an interface name" "$cn_skip"; cn_ok=1
+        warn_bad "$1" "$2" "$NET_IFACE" "is not an interface name" "$skip"; ok=1
     fi
     case $NET_MODE in
         ''|static|dhcp) ;;
-        *) warn_bad "$1" "$3" "$NET_MODE" "is not static or dhcp" "$cn_skip"; cn_ok=1 ;;
+        *) warn_bad "$1" "$3" "$NET_MODE" "is not static or dhcp" "$skip"; ok=1 ;;
     esac
     if [ -n "$NET_ADDRESS" ] || [ "${NET_MODE:-static}" = static ]; then
         is_ipv4_cidr "$NET_ADDRESS" ||
-            { warn_bad "$1" "$4" "$NET_ADDRESS" "is not an IPv4 address/prefix" "$cn_skip"; cn_ok=1; }
+            { warn_bad "$1" "$4" "$NET_ADDRESS" "is not an IPv4 address/prefix" "$skip"; ok=1; }
     fi
     if [ -n "$NET_GATEWAY" ] && ! is_ipv4 "$NET_GATEWAY"; then
-        warn_bad "$1" "$5" "$NET_GATEWAY" "is not an IPv4 address" "$cn_skip"; cn_ok=1
+        warn_bad "$1" "$5" "$NET_GATEWAY" "is not an IPv4 address" "$skip"; ok=1
     fi
-    cn_dns=$(bad_dns_server "$NET_DNS") ||
-        { warn_bad "$1" "$6" "$cn_dns" "is not an IPv4 address" "$cn_skip"; cn_ok=1; }
-    return "$cn_ok"
+    dns=$(bad_dns_server "$NET_DNS") ||
+        { warn_bad "$1" "$6" "$dns" "is not an IPv4 address" "$skip"; ok=1; }
+    return "$ok"
 }
 
 # bad_dns_server "DNS...": print the first server that is not IPv4, and fail.
@@ -147,13 +151,14 @@ apply_network_vars() {
 # so kubesolo.debug's trace never shows another key's value (a secret).
 cloud_init_network() {
     NET_IFACE="" NET_MODE=static NET_ADDRESS="" NET_GATEWAY="" NET_DNS=""
-    while IFS= read -r ci_line; do
-        ci_value=${ci_line#*=}
-        case $ci_line in
-            network.interface=*) NET_IFACE=$ci_value ;;
-            network.address=*) NET_ADDRESS=$ci_value ;;
-            network.gateway=*) NET_GATEWAY=$ci_value ;;
-            network.dns=*) NET_DNS=${NET_DNS:+$NET_DNS }$ci_value ;;
+    local line value
+    while IFS= read -r line; do
+        value=${line#*=}
+        case $line in
+            network.interface=*) NET_IFACE=$value ;;
+            network.address=*) NET_ADDRESS=$value ;;
+            network.gateway=*) NET_GATEWAY=$value ;;
+            network.dns=*) NET_DNS=${NET_DNS:+$NET_DNS }$value ;;
         esac
     done <<FLAT
 $(awk -f "$CLOUD_INIT_AWK" "$1" | grep '^network\.')

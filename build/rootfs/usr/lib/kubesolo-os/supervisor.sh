@@ -182,7 +182,8 @@ shutdown_node() {
     if [ -n "$KUBESOLO_PID" ]; then
         kill -TERM "$KUBESOLO_PID" 2>/dev/null
         wait_gone "$KUBESOLO_STOP_SECONDS" "$KUBESOLO_PID" ||
-            log_warn "KubeSolo still runs after ${KUBESOLO_STOP_SECONDS}s: it is killed with the rest"
+            log_warn "KubeSolo still runs after ${KUBESOLO_STOP_SECONDS}s:" \
+                "it is killed with the rest"
     fi
     flush_logger  # KubeSolo's last lines reach the console before its logger is stopped
     kill -TERM -1 2>/dev/null

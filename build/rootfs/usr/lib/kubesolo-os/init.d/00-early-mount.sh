@@ -1,4 +1,4 @@
-# shellcheck shell=sh
+# shellcheck shell=sh disable=SC3043 # busybox ash, the guest's sh, has local
 # Stage 00 (docs/boot-flow.md "Stage 00 — Early Mount"): virtual filesystems,
 # then the drivers of the devices present (coldplug), so that stage 20 finds
 # its disk. Every mount is skipped when already there: the emergency shell's
@@ -24,8 +24,9 @@ mount_once devpts devpts /dev/pts gid=5,mode=620,ptmxmode=666
 mount_once tmpfs tmpfs /dev/shm mode=1777,nosuid,nodev
 
 has_cgroup2() {
-    while read -r fs_first fs_second; do
-        [ "$fs_first" = cgroup2 ] || [ "$fs_second" = cgroup2 ] && return 0
+    local first second
+    while read -r first second; do
+        [ "$first" = cgroup2 ] || [ "$second" = cgroup2 ] && return 0
     done < /proc/filesystems
     return 1
 }
@@ -60,8 +61,9 @@ ln -sf /proc/self/fd /dev/fd 2>/dev/null
 # while new devices appear (virtio_pci brings the virtio devices); file
 # systems load on demand at mount time (the kernel asks modprobe for fs-*).
 coldplug() {
+    local pass=0
     # shellcheck disable=SC2034 # load_device_drivers reads it
-    DEVICE_MODALIASES="" pass=0
+    DEVICE_MODALIASES=""
     while [ "$pass" -lt 4 ] && load_device_drivers; do
         pass=$((pass + 1))
     done

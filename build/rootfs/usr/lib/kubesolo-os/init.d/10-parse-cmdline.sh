@@ -13,16 +13,19 @@ while IFS= read -r word; do
     case $word in
         kubesolo.data=*)
             if is_device_spec "$value"; then KUBESOLO_DATA_DEV=$value
-            else warn_bad "$CMDLINE_FILE" kubesolo.data "$value" "is not /dev/NAME, LABEL=NAME or UUID=HEX"
+            else warn_bad "$CMDLINE_FILE" kubesolo.data "$value" \
+                "is not /dev/NAME, LABEL=NAME or UUID=HEX"
             fi ;;
         kubesolo.debug)       KUBESOLO_DEBUG=1 ;;
         kubesolo.shell)       KUBESOLO_SHELL=1 ;;
         kubesolo.nopersist)   KUBESOLO_NOPERSIST=1 ;;
         kubesolo.cloudinit=*)
             if is_abs_path "$value"; then KUBESOLO_CLOUDINIT=$value
-            else warn_bad "$CMDLINE_FILE" kubesolo.cloudinit "$value" "is not an absolute path of letters, digits and ._/+-"
+            else warn_bad "$CMDLINE_FILE" kubesolo.cloudinit "$value" \
+                "is not an absolute path of letters, digits and ._/+-"
             fi ;;
-        kubesolo.flags=*)     KUBESOLO_EXTRA_FLAGS=$(flag_words "$CMDLINE_FILE" "kubesolo.flags ignored" "$value") ;;
+        kubesolo.flags=*)
+            KUBESOLO_EXTRA_FLAGS=$(flag_words "$CMDLINE_FILE" "kubesolo.flags ignored" "$value") ;;
         kubesolo.testshell=*) ;;  # the test flavour's shell line, read by its early hook
         kubesolo.*)           warn_bad "$CMDLINE_FILE" "boot parameter" "$word" "is unknown" ;;
     esac
@@ -49,4 +52,6 @@ save_var KUBESOLO_SHELL "$KUBESOLO_SHELL" "$KUBESOLO_BOOT_ENV"
 save_var KUBESOLO_NOPERSIST "$KUBESOLO_NOPERSIST" "$KUBESOLO_BOOT_ENV"
 save_var KUBESOLO_CLOUDINIT "$KUBESOLO_CLOUDINIT" "$KUBESOLO_BOOT_ENV"
 save_var KUBESOLO_EXTRA_FLAGS "$KUBESOLO_EXTRA_FLAGS" "$KUBESOLO_BOOT_ENV"
-log "data=${KUBESOLO_DATA_DEV:-none} debug=$KUBESOLO_DEBUG shell=$KUBESOLO_SHELL nopersist=$KUBESOLO_NOPERSIST cloudinit=${KUBESOLO_CLOUDINIT:-none} flags=${KUBESOLO_EXTRA_FLAGS:-none}"
+log "data=${KUBESOLO_DATA_DEV:-none} debug=$KUBESOLO_DEBUG shell=$KUBESOLO_SHELL" \
+    "nopersist=$KUBESOLO_NOPERSIST cloudinit=${KUBESOLO_CLOUDINIT:-none}" \
+    "flags=${KUBESOLO_EXTRA_FLAGS:-none}"

@@ -1,4 +1,4 @@
-# shellcheck shell=sh
+# shellcheck shell=sh disable=SC3043 # busybox ash, the guest's sh, has local
 # Stage 30 (docs/boot-flow.md "Stage 30 — Kernel Modules"): load the image's
 # module list and a node's own additions from /etc/kubesolo/modules.list (data
 # partition). A module that fails is a warning: it may be built in.
@@ -8,13 +8,14 @@
 # in one modprobe: under emulation, starting modprobe costs more than most
 # modules' own load. A module the batch did not bring is then tried alone.
 load_module_list() {
+    local names="" module
     set -f  # the list is split, never globbed
-    names=""
     for module in $(read_config_words "$1"); do
         if is_module_name "$module"; then
             names="$names $module"
         else
-            warn_bad "$1" "module name" "$module" "is not letters, digits, _ and - (starting with a letter or digit)"
+            warn_bad "$1" "module name" "$module" \
+                "is not letters, digits, _ and - (starting with a letter or digit)"
         fi
     done
     # shellcheck disable=SC2086 # names are split, each a checked module name

@@ -26,7 +26,8 @@ if [ -z "$name" ]; then
     name=$(hostname_from_mac "$mac")
     if [ -d "${HOSTNAME_SAVED%/*}" ] && ! echo "$name" > "$HOSTNAME_SAVED"; then
         rm -f "$HOSTNAME_SAVED"  # a full data partition: no empty file for the next boot
-        log_warn "cannot save the hostname to $HOSTNAME_SAVED (data partition full?): it is made again on the next boot"
+        log_warn "cannot save the hostname to $HOSTNAME_SAVED (data partition full?):" \
+            "it is made again on the next boot"
     fi
 fi
 hostname "$name" || die "cannot set hostname $name"

@@ -9,7 +9,8 @@ CONTAINERD_CUSTOM=/etc/kubesolo/containerd/config.toml
 # (docs/kubesolo.md "Runtime").
 CONTAINERD_DROPIN=/etc/containerd/config.d/50-node.toml
 
-CONTAINERD_DIRS="/run/containerd /var/lib/containerd /etc/cni/net.d /opt/cni/bin ${CONTAINERD_DROPIN%/*}"
+CONTAINERD_DIRS="/run/containerd /var/lib/containerd /etc/cni/net.d /opt/cni/bin"
+CONTAINERD_DIRS="$CONTAINERD_DIRS ${CONTAINERD_DROPIN%/*}"
 
 # One process makes them all (each costs about 10 ms under TCG); if it
 # fails, one at a time, to name the directory that cannot be made.
@@ -18,6 +19,7 @@ mkdir -p $CONTAINERD_DIRS 2>/dev/null || for dir in $CONTAINERD_DIRS; do
     mkdir -p "$dir" || die "cannot create $dir"
 done
 if [ -f "$CONTAINERD_CUSTOM" ]; then
-    cp "$CONTAINERD_CUSTOM" "$CONTAINERD_DROPIN" || die "cannot install $CONTAINERD_CUSTOM as $CONTAINERD_DROPIN"
+    cp "$CONTAINERD_CUSTOM" "$CONTAINERD_DROPIN" ||
+        die "cannot install $CONTAINERD_CUSTOM as $CONTAINERD_DROPIN"
     log "Custom containerd config installed from $CONTAINERD_CUSTOM as $CONTAINERD_DROPIN"
 fi

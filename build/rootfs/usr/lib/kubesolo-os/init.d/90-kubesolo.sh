@@ -9,6 +9,8 @@
 # kubesolo.flags= are merged by flag name (kubesolo_args). The Portainer
 # Edge settings of the cloud-init file come first, so the flags file and
 # kubesolo.flags= override them.
+# shellcheck source=../kubesolo.sh
+. /usr/lib/kubesolo-os/kubesolo.sh
 
 KUBESOLO_BIN=/usr/local/bin/kubesolo
 KUBESOLO_FLAGS_FILE=/etc/kubesolo/extra-flags
@@ -27,7 +29,10 @@ file_flags=$(flag_words "$KUBESOLO_FLAGS_FILE" "all flags of this file ignored" 
     "$(read_config_words "$KUBESOLO_FLAGS_FILE")")
 # The Edge key is a secret: kubesolo.debug's trace (set -x) stops here, and
 # the command line is logged with the key redacted instead.
-case $- in *x*) set +x; log "kubesolo.debug: trace off for stage 90's command line (it may hold a secret)" ;; esac
+case $- in
+    *x*) set +x; log "kubesolo.debug: trace off for stage 90's command line" \
+        "(it may hold a secret)" ;;
+esac
 cloud_init_portainer "${KUBESOLO_CLOUDINIT:-$CLOUDINIT_DEFAULT}"
 set -f  # no argument is a glob
 read -r host_name < /proc/sys/kernel/hostname  # stage 60's, without a process
