@@ -5,6 +5,7 @@ fails in seconds instead of at a timeout."""
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import re
 import socket
@@ -17,6 +18,19 @@ from pathlib import Path
 from harness.errors import GuestAssertion, HarnessTimeout, MachineNotRunning, UserError
 from harness.guest import ERROR_MARKER, KUBESOLO_GAVE_UP, KUBESOLO_RESTART
 from harness.vm.shell import ByteStream
+
+# Console text keeps one character per byte that is not UTF-8 (a firmware's
+# box drawing): U+FFFD for each, so that a character's place in the text is
+# its byte's place in the log as surrogateescape counts it (byte_offset).
+ONE_PER_BYTE = "kubesolo-one-per-byte"
+
+
+def _one_per_byte(err: UnicodeError) -> tuple[str, int]:
+    assert isinstance(err, UnicodeDecodeError)
+    return "\ufffd" * (err.end - err.start), err.end
+
+
+codecs.register_error(ONE_PER_BYTE, _one_per_byte)
 
 
 @dataclass(frozen=True)
@@ -177,7 +191,15 @@ class Console:
 
     def text(self, since: int = 0) -> str:
         with self._cond:
-            return self._buf[since:].decode(errors="replace")
+            return self._buf[since:].decode(errors=ONE_PER_BYTE)
+
+    def byte_offset(self, since: int, chars: int) -> int:
+        """The log offset of character `chars` of text(since): a match's end as
+        a cursor (a U+FFFD in the text stood for one byte, not three)."""
+        with self._cond:
+            raw = bytes(self._buf[since:])
+        prefix = raw.decode(errors="surrogateescape")[:chars]
+        return since + len(prefix.encode(errors="surrogateescape"))
 
     def tail(self, lines: int = 40, since: int = 0) -> str:
         return "\n".join(self.text(since).replace("\r", "").splitlines()[-lines:])
@@ -216,7 +238,7 @@ class Console:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                text = self._buf[since:].decode(errors="replace")
+                text = self._buf[since:].decode(errors=ONE_PER_BYTE)
                 match = pattern.search(text)
                 failure = find_failure(text, failures)
                 if failure and (not match or failure[1].start() < match.start()):

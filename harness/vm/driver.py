@@ -244,7 +244,7 @@ class GuestDriver(ShellCommands):
         start = max(self._expect_cursor, self.boots.cursor)
         with self._step(f"expect {patterns} on the console"):
             match = self.console.wait_for(combined, timeout, start, ())
-        self._expect_cursor = start + len(self.console.text(start)[: match.end()].encode())
+        self._expect_cursor = self.console.byte_offset(start, match.end())
         index = next(i for i in range(len(patterns)) if match.group(f"p{i}") is not None)
         return index, match
 

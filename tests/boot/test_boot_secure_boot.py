@@ -24,7 +24,6 @@ pytestmark = [pytest.mark.boot, pytest.mark.qemu_only("QEMU's OVMF and a disk im
 KERNEL_VERSION_POINTER = 0x20E  # the x86 boot protocol's kernel_version field
 REFUSED = r"error: bad shim signature"
 KERNEL_STARTED = "Linux version"
-ANY_KEY = r"Press any key to continue"  # GRUB pauses after each error
 
 
 def changed_kernel(kernel: bytes) -> bytes:
@@ -64,14 +63,7 @@ def test_a_changed_kernel_is_refused_under_secure_boot(machine_factory, changed_
     vm = machine_factory(boot="disk", firmware="secure-boot", data_disk=changed_disk)
     vm.start()
     vm.expect_console([REFUSED], timeout=vm.config.boot_timeout)
-    # GRUB's two pauses (the refusal, then no fallback) end with a key, as a
-    # person's; left to GRUB's 10 s clock they took over a minute under load
-    for _ in range(3):
-        index, _match = vm.expect_console([guest.GRUB_MENU, ANY_KEY], timeout=60)
-        if index == 0:
-            break  # the menu after the refusal
-        vm.send_console(" ")
-    assert index == 0, "GRUB kept pausing: no menu after the refusal"
+    vm.expect_console([guest.GRUB_MENU], timeout=60)  # the menu after the refusal
     assert KERNEL_STARTED not in vm.console_text()
 
 

@@ -114,3 +114,21 @@ def test_the_log_file_gets_every_byte(tmp_path):
     qemus.close()
     console.close()
     assert (tmp_path / "console.log").read_bytes() == b"\x00binary\xffbytes\r\n"
+
+
+# GRUB's menu frame in its code page, a truncated UTF-8 sequence, and real UTF-8
+NOT_UTF8 = b"\xda\xc4\xc4\xbf menu \xe2\x82 \xe2\x94\x80 "
+
+
+def test_a_match_end_is_its_byte_in_the_log_whatever_the_bytes(console):
+    """docs/architecture.md "Console": expects read on from where the last one
+    matched; bytes that are not UTF-8 (each one character) must not move that
+    cursor past what it has not read yet (once, it skipped GRUB's menu)."""
+    console.feed(NOT_UTF8 + b"error: refused\n" + NOT_UTF8 + b"Use the keys\n")
+    match = console.wait_for(r"error: refused\n", timeout=1)
+    cursor = console.byte_offset(0, match.end())
+    assert bytes(console.snapshot()[0][:cursor]).endswith(b"error: refused\n")
+    assert cursor == len(NOT_UTF8) + len(b"error: refused\n")
+    assert console.wait_for("Use the keys", timeout=1, since=cursor)
+    # per copy: da and c4 (c4 bf is UTF-8), and the truncated e2 82 as two, not one
+    assert console.text().count("\ufffd") == 8
